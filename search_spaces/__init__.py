@@ -1,0 +1,91 @@
+"""Elastic search spaces as pure data: no torch import.
+
+A :class:`Space` says which subnetworks exist; an :class:`Arch` is one of them. Spaces are
+frozen dataclasses, loaded from YAML/JSON (the built-in ones too), and offer exact size,
+validation that names the bad field, seeded sampling, fixed-length encodings, genomes for
+strategies, and analytical FLOPs and parameter counts.
+"""
+
+from __future__ import annotations
+
+from search_spaces.arch import Arch, StageArch
+from search_spaces.cost import (
+    BlockShape,
+    LayerShapes,
+    conv_output_size,
+    flops,
+    layer_shapes,
+    params,
+)
+from search_spaces.errors import ArchError, SpaceError
+from search_spaces.genome import (
+    GenomeLayout,
+    active_genes,
+    canonicalize,
+    crossover_genomes,
+    decode_genome,
+    downsample_counts,
+    encode_genomes,
+    genome_layout,
+    mutate_genomes,
+    repair_genomes,
+    sample_genomes,
+    to_genome,
+)
+from search_spaces.io import load_space, save_space, space_from_dict, space_to_dict
+from search_spaces.operators import crossover, mutate
+from search_spaces.registry import DEFAULT_SPACE, SPACE_NAMES, get_space
+from search_spaces.spec import (
+    ACTIVATIONS,
+    Choice,
+    HeadSpec,
+    Space,
+    StageSpec,
+    StemSpec,
+    make_divisible,
+)
+from search_spaces.validate import downsamples, size, validate
+
+__all__ = [
+    "ACTIVATIONS",
+    "Arch",
+    "ArchError",
+    "BlockShape",
+    "Choice",
+    "DEFAULT_SPACE",
+    "GenomeLayout",
+    "HeadSpec",
+    "LayerShapes",
+    "SPACE_NAMES",
+    "Space",
+    "SpaceError",
+    "StageArch",
+    "StageSpec",
+    "StemSpec",
+    "active_genes",
+    "canonicalize",
+    "conv_output_size",
+    "crossover",
+    "crossover_genomes",
+    "decode_genome",
+    "downsample_counts",
+    "downsamples",
+    "encode_genomes",
+    "flops",
+    "genome_layout",
+    "get_space",
+    "layer_shapes",
+    "load_space",
+    "make_divisible",
+    "mutate",
+    "mutate_genomes",
+    "params",
+    "repair_genomes",
+    "sample_genomes",
+    "save_space",
+    "size",
+    "space_from_dict",
+    "space_to_dict",
+    "to_genome",
+    "validate",
+]

@@ -1,0 +1,282 @@
+"""Fixed-length integer genomes: the array form of architectures that strategies work on.
+
+A genome holds one choice index per gene: the resolution, the number of stages, then for every
+stage of the space its depth, width multiplier and stride, and for every block it could have its
+kernel size and expand ratio. Genes a subnet does not use (blocks past its depth, stages past its
+number of stages) are inactive; a *canonical* genome has them set to 0, so that canonical genomes
+and architectures correspond one to one. Every function here works on a batch of genomes, a
+``(n, genome_length)`` integer array, with numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from search_spaces.arch import Arch, StageArch
+from search_spaces.spec import Space
+
+__all__ = [
+    "GenomeLayout",
+    "active_genes",
+    "canonicalize",
+    "crossover_genomes",
+    "decode_genome",
+    "downsample_counts",
+    "encode_genomes",
+    "genome_layout",
+    "mutate_genomes",
+    "repair_genomes",
+    "sample_genomes",
+    "to_genome",
+]
+
+_RESOLUTION = 0
+_NUM_STAGES = 1
+
+
+@dataclass(frozen=True)
+class GenomeLayout:
+    """Where each gene of a space lives in a genome, and what values it takes."""
+
+    cardinalities: np.ndarray  # (length,) number of choices per gene
+    value_table: np.ndarray  # (length, max cardinality) value of each choice, NaN-padded
+    names: tuple[str, ...]  # a readable name per gene, e.g. "stages[1].kernel_size[2]"
+    stage_genes: tuple[tuple[int, int, int], ...]  # (depth, width_mult, stride) per stage
+    block_genes: tuple[tuple[tuple[int, int], ...], ...]  # (kernel_size, expand_ratio) per block
+
+    @property
+    def length(self) -> int:
+        return int(self.cardinalities.shape[0])
+
+
+@lru_cache(maxsize=64)
+def genome_layout(space: Space) -> GenomeLayout:
+    """The gene layout of ``space`` (computed once per space)."""
+    choices: list[tuple[str, tuple[float, ...]]] = [
+        ("resolution", space.resolution.values),
+        ("num_stages", space.num_stages.values),
+    ]
+    stage_genes: list[tuple[int, int, int]] = []
+    block_genes: list[tuple[tuple[int, int], ...]] = []
+    for s, stage in enumerate(space.stages):
+        start = len(choices)
+        choices += [
+            (f"stages[{s}].depth", stage.depth.values),
+            (f"stages[{s}].width_mult", stage.width_mult.values),
+            (f"stages[{s}].stride", stage.stride.values),
+        ]
+        stage_genes.append((start, start + 1, start + 2))
+        blocks = []
+        for b in range(stage.max_depth):
+            blocks.append((len(choices), len(choices) + 1))
+            choices += [
+                (f"stages[{s}].kernel_size[{b}]", stage.kernel_size.values),
+                (f"stages[{s}].expand_ratio[{b}]", stage.expand_ratio.values),
+            ]
+        block_genes.append(tuple(blocks))
+    widest = max(len(values) for _, values in choices)
+    table = np.full((len(choices), widest), np.nan)
+    for gene, (_, values) in enumerate(choices):
+        table[gene, : len(values)] = values
+    return GenomeLayout(
+        cardinalities=np.array([len(values) for _, values in choices], dtype=np.int64),
+        value_table=table,
+        names=tuple(name for name, _ in choices),
+        stage_genes=tuple(stage_genes),
+        block_genes=tuple(block_genes),
+    )
+
+
+def _values(layout: GenomeLayout, genomes: np.ndarray, gene: int) -> np.ndarray:
+    return layout.value_table[gene, genomes[:, gene]]
+
+
+def _as_batch(genomes: np.ndarray, layout: GenomeLayout) -> np.ndarray:
+    batch = np.asarray(genomes, dtype=np.int64)
+    if batch.ndim != 2 or batch.shape[1] != layout.length:
+        raise ValueError(
+            f"genomes must have shape (n, {layout.length}) for this space, got {batch.shape}"
+        )
+    if (batch < 0).any() or (batch >= layout.cardinalities).any():
+        raise ValueError("genomes hold a choice index outside the space's choices")
+    return batch
+
+
+def active_genes(space: Space, genomes: np.ndarray) -> np.ndarray:
+    """Boolean ``(n, length)`` mask of the genes each genome uses."""
+    layout = genome_layout(space)
+    batch = _as_batch(genomes, layout)
+    mask = np.zeros(batch.shape, dtype=bool)
+    mask[:, [_RESOLUTION, _NUM_STAGES]] = True
+    num_stages = _values(layout, batch, _NUM_STAGES)
+    for s, (depth_gene, width_gene, stride_gene) in enumerate(layout.stage_genes):
+        stage_on = num_stages > s
+        mask[:, [depth_gene, width_gene, stride_gene]] = stage_on[:, None]
+        depth = _values(layout, batch, depth_gene)
+        for b, block in enumerate(layout.block_genes[s]):
+            mask[:, list(block)] = (stage_on & (depth > b))[:, None]
+    return mask
+
+
+def canonicalize(space: Space, genomes: np.ndarray) -> np.ndarray:
+    """Set every inactive gene to 0, so equal subnets have equal genomes."""
+    batch = _as_batch(genomes, genome_layout(space))
+    return np.where(active_genes(space, batch), batch, 0)
+
+
+def downsample_counts(space: Space, genomes: np.ndarray) -> np.ndarray:
+    """How many used stages have stride 2, per genome."""
+    layout = genome_layout(space)
+    batch = _as_batch(genomes, layout)
+    num_stages = _values(layout, batch, _NUM_STAGES)
+    counts = np.zeros(batch.shape[0], dtype=np.int64)
+    for s, (_, _, stride_gene) in enumerate(layout.stage_genes):
+        counts += (num_stages > s) & (_values(layout, batch, stride_gene) == 2)
+    return counts
+
+
+def repair_genomes(space: Space, genomes: np.ndarray) -> np.ndarray:
+    """Fix the stride genes of genomes whose number of downsamples is out of bounds.
+
+    Too many: the last downsampling stages that may have stride 1 get it. Too few: the first
+    stride-1 stages that may downsample get stride 2. Deterministic; valid genomes are unchanged.
+    """
+    layout = genome_layout(space)
+    batch = _as_batch(genomes, layout).copy()
+    num_stages = _values(layout, batch, _NUM_STAGES)
+    counts = downsample_counts(space, batch)
+    excess = counts - space.max_downsamples
+    deficit = space.min_downsamples - counts
+    order = list(enumerate(layout.stage_genes))
+    for s, (_, _, gene) in reversed(order):
+        stride_choice = space.stages[s].stride
+        if 1 not in stride_choice:
+            continue
+        fix = (excess > 0) & (num_stages > s) & (_values(layout, batch, gene) == 2)
+        batch[fix, gene] = stride_choice.index(1)
+        excess -= fix
+    for s, (_, _, gene) in order:
+        stride_choice = space.stages[s].stride
+        if 2 not in stride_choice:
+            continue
+        fix = (deficit > 0) & (num_stages > s) & (_values(layout, batch, gene) == 1)
+        batch[fix, gene] = stride_choice.index(2)
+        deficit -= fix
+    return batch
+
+
+def _valid(space: Space, genomes: np.ndarray) -> np.ndarray:
+    counts = downsample_counts(space, genomes)
+    return (counts >= space.min_downsamples) & (counts <= space.max_downsamples)
+
+
+def _random_genomes(space: Space, rng: np.random.Generator, count: int) -> np.ndarray:
+    layout = genome_layout(space)
+    return rng.integers(0, layout.cardinalities, size=(count, layout.length))
+
+
+def sample_genomes(space: Space, rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` canonical genomes, each gene uniform over its choices.
+
+    Stride genes are redrawn until the number of downsamples is valid, so among the valid stride
+    patterns each is equally likely.
+    """
+    layout = genome_layout(space)
+    batch = _random_genomes(space, rng, count)
+    stride_genes = [gene for _, _, gene in layout.stage_genes]
+    for _ in range(100):
+        bad = ~_valid(space, batch)
+        if not bad.any():
+            break
+        redraw = rng.integers(
+            0, layout.cardinalities[stride_genes], size=(int(bad.sum()), len(stride_genes))
+        )
+        rows = np.flatnonzero(bad)
+        batch[np.ix_(rows, np.array(stride_genes))] = redraw
+    return canonicalize(space, repair_genomes(space, batch))
+
+
+def _with_hidden_genes_random(
+    space: Space, genomes: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Inactive genes drawn at random, so genes that become active are not biased to index 0."""
+    batch = _as_batch(genomes, genome_layout(space))
+    return np.where(active_genes(space, batch), batch, _random_genomes(space, rng, batch.shape[0]))
+
+
+def mutate_genomes(
+    space: Space, genomes: np.ndarray, rng: np.random.Generator, probability: float
+) -> np.ndarray:
+    """Redraw each gene with ``probability``; returns repaired canonical genomes."""
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"mutation probability must be in [0, 1], got {probability}")
+    batch = _with_hidden_genes_random(space, genomes, rng)
+    redraw = rng.random(batch.shape) < probability
+    batch = np.where(redraw, _random_genomes(space, rng, batch.shape[0]), batch)
+    return canonicalize(space, repair_genomes(space, batch))
+
+
+def crossover_genomes(
+    space: Space, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Uniform crossover of paired parents; returns repaired canonical children."""
+    a = _with_hidden_genes_random(space, first, rng)
+    b = _with_hidden_genes_random(space, second, rng)
+    if a.shape != b.shape:
+        raise ValueError(f"parents must have the same shape, got {a.shape} and {b.shape}")
+    take_b = rng.random(a.shape) < 0.5
+    return canonicalize(space, repair_genomes(space, np.where(take_b, b, a)))
+
+
+def encode_genomes(space: Space, genomes: np.ndarray) -> np.ndarray:
+    """Numeric features for predictors: each gene's value, 0 where the gene is inactive."""
+    layout = genome_layout(space)
+    batch = _as_batch(genomes, layout)
+    values = layout.value_table[np.arange(layout.length), batch]
+    return np.where(active_genes(space, batch), values, 0.0)
+
+
+def to_genome(space: Space, arch: Arch) -> np.ndarray:
+    """The canonical genome of an arch (which must be valid in ``space``)."""
+    from search_spaces.validate import validate
+
+    validate(space, arch)
+    layout = genome_layout(space)
+    genome = np.zeros(layout.length, dtype=np.int64)
+    genome[_RESOLUTION] = space.resolution.index(arch.resolution)
+    genome[_NUM_STAGES] = space.num_stages.index(arch.num_stages)
+    for s, stage in enumerate(arch.stages):
+        spec = space.stages[s]
+        depth_gene, width_gene, stride_gene = layout.stage_genes[s]
+        genome[depth_gene] = spec.depth.index(stage.depth)
+        genome[width_gene] = spec.width_mult.index(stage.width_mult)
+        genome[stride_gene] = spec.stride.index(stage.stride)
+        for b, (kernel_gene, expand_gene) in enumerate(layout.block_genes[s][: stage.depth]):
+            genome[kernel_gene] = spec.kernel_size.index(stage.kernel_size[b])
+            genome[expand_gene] = spec.expand_ratio.index(stage.expand_ratio[b])
+    return genome
+
+
+def decode_genome(space: Space, genome: np.ndarray) -> Arch:
+    """The arch a genome describes (inactive genes ignored; stride genes repaired if needed)."""
+    layout = genome_layout(space)
+    row = repair_genomes(space, np.asarray(genome).reshape(1, -1))[0]
+    num_stages = int(space.num_stages.values[row[_NUM_STAGES]])
+    stages = []
+    for s in range(num_stages):
+        spec = space.stages[s]
+        depth_gene, width_gene, stride_gene = layout.stage_genes[s]
+        depth = int(spec.depth.values[row[depth_gene]])
+        blocks = layout.block_genes[s][:depth]
+        stages.append(
+            StageArch(
+                width_mult=spec.width_mult.values[row[width_gene]],
+                stride=spec.stride.values[row[stride_gene]],
+                kernel_size=tuple(spec.kernel_size.values[row[k]] for k, _ in blocks),
+                expand_ratio=tuple(spec.expand_ratio.values[row[e]] for _, e in blocks),
+            )
+        )
+    return Arch(resolution=space.resolution.values[row[_RESOLUTION]], stages=tuple(stages))
