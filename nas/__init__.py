@@ -1,0 +1,3 @@
+"""NAS toolkit."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,262 @@
+"""The ``nas`` command: parses arguments, builds configs, calls the library, owns the terminal.
+
+Every input mistake ends in one line on stderr and exit code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from tqdm import tqdm
+
+import nas
+from nas.errors import UserError
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit with code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _fail(message: str) -> int:
+    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    print(f"nas: error: {first_line}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+# ---------------------------------------------------------------------------------- commands
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    import numpy
+    import onnxruntime
+    import torch
+
+    print(f"nas {nas.__version__}")
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, numpy "
+        f"{numpy.__version__}, onnxruntime {onnxruntime.__version__}"
+    )
+    return 0
+
+
+def _format_count(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return f"{value:.0f}"
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    import search_spaces as ss
+
+    if args.space is None:
+        rows = [(name, ss.get_space(name)) for name in ss.SPACE_NAMES]
+        if args.json:
+            print(json.dumps({name: space.size() for name, space in rows}, indent=2))
+            return 0
+        print(f"{'space':<16}{'subnets':>14}  description")
+        for name, space in rows:
+            default = " (default)" if name == ss.DEFAULT_SPACE else ""
+            print(f"{name:<16}{space.size():>14.3e}  {space.description}{default}")
+        return 0
+    space = ss.get_space(args.space)
+    if args.json:
+        print(json.dumps({**ss.space_to_dict(space), "size": space.size()}, indent=2))
+        return 0
+    small, large = space.smallest(), space.largest()
+    print(f"space {space.name}: {space.description}")
+    print(f"  subnets      {space.size()} ({space.size():.3e})")
+    print(
+        f"  input        {space.in_channels} channel(s), resolution {list(space.resolution.values)}"
+    )
+    print(f"  classes      {space.num_classes}")
+    print(
+        f"  stages       {list(space.num_stages.values)} of {len(space.stages)}, "
+        f"{space.min_downsamples}-{space.max_downsamples} of them with stride 2"
+    )
+    print(
+        f"  stem         {space.stem.channels} channels, kernel {space.stem.kernel_size}, "
+        f"stride {space.stem.stride}"
+    )
+    header = f"  {'stage':<6}{'channels':<14}{'depth':<11}{'width':<18}{'stride':<8}"
+    print(header + f"{'kernel':<11}{'expand':<11}se  act")
+    for index, stage in enumerate(space.stages):
+        channels = [space.stage_channels(index, w) for w in stage.width_mult.values]
+        print(
+            f"  {index:<6}{str(channels):<14}{str(list(stage.depth.values)):<11}"
+            f"{str(list(stage.width_mult.values)):<18}{str(list(stage.stride.values)):<8}"
+            f"{str(list(stage.kernel_size.values)):<11}{str(list(stage.expand_ratio.values)):<11}"
+            f"{'yes' if stage.se else 'no ':<4}{stage.activation}"
+        )
+    feature = f", features {space.head.feature_channels}" if space.head.feature_channels else ""
+    print(f"  head         {space.head.channels} channels{feature}, dropout {space.head.dropout}")
+    print(
+        f"  FLOPs (MACs) {_format_count(space.flops(small))} (smallest) to "
+        f"{_format_count(space.flops(large))} (largest)"
+    )
+    print(
+        f"  params       {_format_count(space.params(small))} (smallest) to "
+        f"{_format_count(space.params(large))} (largest)"
+    )
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from nas.data import load_dataset
+
+    dataset = load_dataset(args.source, resolution=args.resolution, seed=args.seed)
+    print(
+        f"{dataset.name}: {dataset.num_classes} classes, {dataset.in_channels} channel(s), "
+        f"{dataset.resolution}x{dataset.resolution}; train {len(dataset.y_train)}, "
+        f"val {len(dataset.y_val)}, test {len(dataset.y_test)}"
+    )
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    import search_spaces as ss
+    from nas.constraints import parse_constraints
+    from nas.data import load_dataset
+    from nas.measure import MeasureConfig, measure_arch
+
+    constraints = parse_constraints(args.target)
+    space = ss.get_space(args.space)
+    config = MeasureConfig(runtime=args.runtime, threads=args.threads, batch_size=args.batch_size)
+    dataset = load_dataset(args.data, resolution=max(space.resolution.values), seed=args.seed)
+    if dataset.in_channels != space.in_channels or dataset.num_classes != space.num_classes:
+        raise UserError(
+            f"data {args.data!r} has {dataset.in_channels} channel(s) and {dataset.num_classes} "
+            f"classes but space {space.name!r} expects {space.in_channels} and "
+            f"{space.num_classes}; pick a matching --space or --data"
+        )
+    print(f"targets: {', '.join(str(c) for c in constraints)}")
+    print(
+        f"space {space.name}: {space.size():.3e} subnets; data {dataset.name}: "
+        f"{len(dataset.y_train)} train images"
+    )
+    extremes = {"smallest": space.smallest(), "largest": space.largest()}
+    latency = {}
+    for label, arch in tqdm(extremes.items(), desc="measuring extremes", unit="subnet"):
+        latency[label] = measure_arch(space, arch, config).median_ms
+    print(
+        f"measured latency ({config.runtime}, {config.threads} thread(s), batch "
+        f"{config.batch_size}): smallest {latency['smallest']:.3f} ms, largest "
+        f"{latency['largest']:.3f} ms ({latency['largest'] / latency['smallest']:.1f}x range)"
+    )
+    for constraint in constraints:
+        if constraint.metric != "latency":
+            continue
+        low, high = latency["smallest"], latency["largest"]
+        if constraint.is_upper_bound and constraint.satisfied(high):
+            print(f"  {constraint}: every subnet meets it; it does not bind on this machine")
+        elif constraint.is_upper_bound and not constraint.satisfied(low):
+            print(f"  {constraint}: no subnet meets it; the closest is the smallest ({low:.3f} ms)")
+        else:
+            print(f"  {constraint}: binds: it splits the space on this machine")
+    print(
+        "nas search stops here: supernet training, latency predictors and the search "
+        "strategies are not built yet, so no subnet is chosen."
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------- parser
+
+
+def _add_measure_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runtime",
+        default="onnxruntime",
+        choices=("onnxruntime", "torch"),
+        help="runtime that latency is measured on (default: onnxruntime)",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (default: 1)")
+    parser.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nas",
+        description="Neural architecture search and compression for PyTorch.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    version = commands.add_parser("version", help="print the toolkit and library versions")
+    version.set_defaults(handler=_cmd_version)
+
+    spaces = commands.add_parser("spaces", help="list the search spaces, or describe one")
+    spaces.add_argument("space", nargs="?", help="a built-in space name or a .yaml/.json file")
+    spaces.add_argument("--json", action="store_true", help="print JSON")
+    spaces.set_defaults(handler=_cmd_spaces)
+
+    data = commands.add_parser("data", help="load a data set and describe its splits")
+    data.add_argument(
+        "source",
+        nargs="?",
+        default="digits",
+        help="digits (default), or a CIFAR-10/MNIST directory, image folder or .npz",
+    )
+    data.add_argument("--resolution", type=int, default=32, help="image size (default: 32)")
+    data.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
+    data.set_defaults(handler=_cmd_data)
+
+    search = commands.add_parser(
+        "search",
+        help="search subnets under targets such as latency<10ms",
+        description="Search the space for subnets that meet every --target.",
+    )
+    search.add_argument(
+        "--target",
+        action="append",
+        required=True,
+        metavar="TARGET",
+        help="a target such as latency<10ms, params<1M, flops<=50M, size<2MB, "
+        "accuracy>0.95; repeat or separate with commas",
+    )
+    search.add_argument("--space", default="mbv3-small", help="space name or file")
+    search.add_argument("--data", default="digits", help="data set (default: digits)")
+    search.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _add_measure_options(search)
+    search.set_defaults(handler=_cmd_search)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import search_spaces as ss
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except (UserError, ss.SpaceError, ss.ArchError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""The one place that times things.
+
+Latency is measured on ONNX Runtime (the deployment path, the default) or torch eager, with a
+given number of threads, batch size and input resolution, after warm-up, as the median of
+repeated runs with its interquartile range. Every :class:`Measurement` carries the settings,
+the machine and the library versions it was taken with. Thread settings are restored after
+measuring.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.errors import UserError
+from search_spaces import Arch, Space
+
+__all__ = [
+    "RUNTIMES",
+    "MeasureConfig",
+    "Measurement",
+    "export_onnx",
+    "library_versions",
+    "machine_info",
+    "measure_arch",
+    "measure_latency",
+    "time_callable",
+    "torch_threads",
+]
+
+logger = logging.getLogger(__name__)
+RUNTIMES = ("onnxruntime", "torch")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasureConfig:
+    """How to measure: runtime, threads, batch size, warm-up runs and timed repeats."""
+
+    runtime: str = "onnxruntime"
+    threads: int = 1
+    batch_size: int = 1
+    warmup: int = 10
+    repeats: int = 50
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise UserError(
+                f"unknown runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}"
+            )
+        for name in ("threads", "batch_size", "repeats"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise UserError(f"warmup must be a non-negative integer, got {self.warmup!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measurement:
+    """A latency figure with everything needed to interpret it."""
+
+    median_ms: float
+    iqr_ms: float
+    min_ms: float
+    samples_ms: tuple[float, ...]
+    runtime: str
+    threads: int
+    batch_size: int
+    input_shape: tuple[int, ...]
+    machine: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["samples_ms"] = list(self.samples_ms)
+        data["input_shape"] = list(self.input_shape)
+        return data
+
+
+@lru_cache(maxsize=1)
+def machine_info() -> dict[str, Any]:
+    """CPU model, core counts and operating system of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose speed is measured."""
+    versions = {"torch": torch.__version__, "numpy": np.__version__}
+    try:
+        import onnxruntime
+
+        versions["onnxruntime"] = onnxruntime.__version__
+    except ImportError:  # pragma: no cover - onnxruntime is a dependency
+        pass
+    return versions
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run torch with ``threads`` intra-op threads, restoring the previous setting after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def time_callable(run: Callable[[], object], *, warmup: int, repeats: int) -> list[float]:
+    """Wall-clock milliseconds of ``repeats`` calls of ``run`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        run()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return samples
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
+    """The model as an ONNX graph (one self-contained byte string, batch dimension dynamic)."""
+    buffer = io.BytesIO()
+    was_training = model.training
+    model.eval()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (example,),
+                buffer,  # type: ignore[arg-type]  # file objects are accepted
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+    finally:
+        model.train(was_training)
+    return buffer.getvalue()
+
+
+def _onnx_runner(graph: bytes, example: np.ndarray, threads: int) -> Callable[[], object]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda: session.run(None, {name: example})
+
+
+def measure_latency(
+    model: nn.Module | bytes,
+    input_shape: tuple[int, int, int],
+    config: MeasureConfig | None = None,
+) -> Measurement:
+    """Latency of one forward pass of ``model`` on a batch of ``input_shape`` (C, H, W) inputs.
+
+    ``model`` is a torch module, or an ONNX graph as bytes (then the runtime must be
+    ``onnxruntime``).
+    """
+    config = config or MeasureConfig()
+    shape = (config.batch_size, *input_shape)
+    generator = torch.Generator().manual_seed(0)
+    example = torch.randn(shape, generator=generator)
+    if config.runtime == "onnxruntime":
+        graph = model if isinstance(model, bytes) else export_onnx(model, example)
+        run = _onnx_runner(graph, example.numpy(), config.threads)
+        samples = time_callable(run, warmup=config.warmup, repeats=config.repeats)
+    else:
+        if isinstance(model, bytes):
+            raise UserError("an ONNX graph can only be measured with runtime onnxruntime")
+        was_training = model.training
+        model.eval()
+        try:
+            with torch_threads(config.threads), torch.inference_mode():
+                samples = time_callable(
+                    lambda: model(example), warmup=config.warmup, repeats=config.repeats
+                )
+        finally:
+            model.train(was_training)
+    quartiles = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
+    measurement = Measurement(
+        median_ms=statistics.median(samples),
+        iqr_ms=quartiles[2] - quartiles[0],
+        min_ms=min(samples),
+        samples_ms=tuple(samples),
+        runtime=config.runtime,
+        threads=config.threads,
+        batch_size=config.batch_size,
+        input_shape=shape,
+        machine=machine_info(),
+        versions=library_versions(),
+    )
+    logger.debug(
+        "measured %.3f ms (IQR %.3f) on %s",
+        measurement.median_ms,
+        measurement.iqr_ms,
+        config.runtime,
+    )
+    return measurement
+
+
+def measure_arch(space: Space, arch: Arch, config: MeasureConfig | None = None) -> Measurement:
+    """Latency of the static network of ``arch`` (randomly initialised: weights do not change
+    the latency of these dense networks) at the arch's resolution."""
+    from nas.models import build_network
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        network = build_network(space, arch).eval()
+    return measure_latency(network, (space.in_channels, arch.resolution, arch.resolution), config)

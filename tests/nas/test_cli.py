@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import search_spaces as ss
+from nas.cli import build_parser, main
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse exits for --help and usage errors
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    return sorted(actions[0].choices)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run([command, "--help"], capsys)
+    assert code == 0 and "usage: nas" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["version"], capsys)
+    assert code == 0 and out.startswith("nas ") and "torch 2.13" in out
+
+
+def test_spaces_lists_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["spaces"], capsys)
+    assert code == 0
+    for name in ss.SPACE_NAMES:
+        assert name in out
+    code, out, _ = _run(["spaces", "--json"], capsys)
+    assert json.loads(out)["mbv3-small"] == ss.get_space("mbv3-small").size()
+
+
+def test_spaces_describes_one_with_exact_size(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = _run(["spaces", "mbv3-small"], capsys)
+    assert code == 0 and str(ss.get_space("mbv3-small").size()) in out
+    path = tmp_path / "tiny.json"
+    ss.save_space(ss.get_space("tiny"), path)
+    code, out, _ = _run(["spaces", str(path), "--json"], capsys)
+    assert code == 0 and json.loads(out)["size"] == ss.get_space("tiny").size()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["spaces", "nope"], "unknown space 'nope'"),
+        (["search", "--target", "latency<"], "malformed"),
+        (["search", "--target", "latency<10parsecs"], "unknown unit"),
+        (["search", "--target", "latency<1ms,latency>5ms"], "contradict"),
+        (["search"], "--target"),
+        (["search", "--target", "latency<1ms", "--space", "nope"], "unknown space"),
+        (["search", "--target", "latency<1ms", "--threads", "0"], "threads"),
+        (["search", "--target", "latency<1ms", "--space", "mbv3-imagenet"], "expects 3"),
+        (["data", "/no/such/data"], "/no/such/data"),
+        (["data", "--resolution", "2"], "resolution"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(args, capsys)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_search_reports_whether_targets_bind(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(
+        ["search", "--space", "tiny", "--target", "latency<10s", "--target", "latency<1us"], capsys
+    )
+    assert code == 0
+    assert "latency<10s: every subnet meets it" in out
+    assert "latency<1us: no subnet meets it" in out
+    assert "stops here" in out
+
+
+def test_data_describes_digits(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["data", "--resolution", "16"], capsys)
+    assert code == 0 and "10 classes" in out and "16x16" in out
+
+
+def test_console_script_entry_point_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nas.cli", "spaces", "nope"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "nas: error: unknown space 'nope'; choose one of "
+        f"{', '.join(ss.SPACE_NAMES)} or give a .yaml/.json file"
+    )
