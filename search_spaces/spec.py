@@ -236,12 +236,6 @@ class Space:
                     f"channel counts {widths} with channel_divisor={self.channel_divisor}; "
                     "use other multipliers or a smaller divisor"
                 )
-        smallest = min(self.resolution.values)
-        if smallest < 2 ** (self.max_downsamples + (self.stem.stride == 2)):
-            raise SpaceError(
-                f"resolution {smallest} is too small for {self.max_downsamples} downsampling "
-                "stages; raise the smallest resolution or lower max_downsamples"
-            )
 
     def downsample_range(self, num_stages: int) -> tuple[int, int]:
         """The fewest and most stride-2 stages possible among the first ``num_stages``."""
