@@ -19,6 +19,7 @@ from search_spaces.cost import (
 )
 from search_spaces.errors import ArchError, SpaceError
 from search_spaces.genome import (
+    DIMENSIONS,
     GenomeLayout,
     active_genes,
     canonicalize,
@@ -29,7 +30,9 @@ from search_spaces.genome import (
     genome_layout,
     mutate_genomes,
     repair_genomes,
+    restrict_genomes,
     sample_genomes,
+    smallest_in,
     to_genome,
 )
 from search_spaces.io import load_space, save_space, space_from_dict, space_to_dict
@@ -53,6 +56,7 @@ __all__ = [
     "BlockShape",
     "Choice",
     "DEFAULT_SPACE",
+    "DIMENSIONS",
     "GenomeLayout",
     "HeadSpec",
     "LayerShapes",
@@ -81,7 +85,9 @@ __all__ = [
     "mutate_genomes",
     "params",
     "repair_genomes",
+    "restrict_genomes",
     "sample_genomes",
+    "smallest_in",
     "save_space",
     "size",
     "space_from_dict",

@@ -10,6 +10,7 @@ and architectures correspond one to one. Every function here works on a batch of
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -19,6 +20,7 @@ from search_spaces.arch import Arch, StageArch
 from search_spaces.spec import Space
 
 __all__ = [
+    "DIMENSIONS",
     "GenomeLayout",
     "active_genes",
     "canonicalize",
@@ -29,7 +31,9 @@ __all__ = [
     "genome_layout",
     "mutate_genomes",
     "repair_genomes",
+    "restrict_genomes",
     "sample_genomes",
+    "smallest_in",
     "to_genome",
 ]
 
@@ -44,12 +48,29 @@ class GenomeLayout:
     cardinalities: np.ndarray  # (length,) number of choices per gene
     value_table: np.ndarray  # (length, max cardinality) value of each choice, NaN-padded
     names: tuple[str, ...]  # a readable name per gene, e.g. "stages[1].kernel_size[2]"
+    dimensions: tuple[str, ...]  # the elastic dimension of each gene, e.g. "kernel_size"
     stage_genes: tuple[tuple[int, int, int], ...]  # (depth, width_mult, stride) per stage
     block_genes: tuple[tuple[tuple[int, int], ...], ...]  # (kernel_size, expand_ratio) per block
 
     @property
     def length(self) -> int:
         return int(self.cardinalities.shape[0])
+
+
+DIMENSIONS = (
+    "resolution",
+    "num_stages",
+    "depth",
+    "width_mult",
+    "stride",
+    "kernel_size",
+    "expand_ratio",
+)
+
+
+def _dimension(gene_name: str) -> str:
+    last = gene_name.split(".")[-1]
+    return last.split("[")[0]
 
 
 @lru_cache(maxsize=64)
@@ -85,6 +106,7 @@ def genome_layout(space: Space) -> GenomeLayout:
         cardinalities=np.array([len(values) for _, values in choices], dtype=np.int64),
         value_table=table,
         names=tuple(name for name, _ in choices),
+        dimensions=tuple(_dimension(name) for name, _ in choices),
         stage_genes=tuple(stage_genes),
         block_genes=tuple(block_genes),
     )
@@ -178,16 +200,46 @@ def _random_genomes(space: Space, rng: np.random.Generator, count: int) -> np.nd
     return rng.integers(0, layout.cardinalities, size=(count, layout.length))
 
 
-def sample_genomes(space: Space, rng: np.random.Generator, count: int) -> np.ndarray:
+def restrict_genomes(space: Space, genomes: np.ndarray, elastic: Collection[str]) -> np.ndarray:
+    """Genomes whose genes outside the ``elastic`` dimensions take the largest subnet's values
+    (not canonicalised nor repaired)."""
+    unknown = sorted(set(elastic) - set(DIMENSIONS))
+    if unknown:
+        raise ValueError(f"unknown elastic dimensions {unknown}; use {list(DIMENSIONS)}")
+    layout = genome_layout(space)
+    batch = _as_batch(genomes, layout).copy()
+    fixed = np.array([dim not in elastic for dim in layout.dimensions])
+    batch[:, fixed] = to_genome(space, space.largest())[fixed]
+    return batch
+
+
+def smallest_in(space: Space, elastic: Collection[str]) -> Arch:
+    """The smallest subnet when only the ``elastic`` dimensions may shrink."""
+    genome = restrict_genomes(space, to_genome(space, space.smallest())[None, :], elastic)
+    return decode_genome(space, canonicalize(space, repair_genomes(space, genome))[0])
+
+
+def sample_genomes(
+    space: Space,
+    rng: np.random.Generator,
+    count: int,
+    elastic: Collection[str] | None = None,
+) -> np.ndarray:
     """``count`` canonical genomes, each gene uniform over its choices.
 
     Stride genes are redrawn until the number of downsamples is valid, so among the valid stride
-    patterns each is equally likely.
+    patterns each is equally likely. ``elastic`` limits sampling to some dimensions (names in
+    :data:`DIMENSIONS`); the others keep the largest subnet's values, as progressive shrinking
+    needs.
     """
     layout = genome_layout(space)
     batch = _random_genomes(space, rng, count)
+    if elastic is not None:
+        batch = restrict_genomes(space, batch, elastic)
     stride_genes = [gene for _, _, gene in layout.stage_genes]
-    for _ in range(100):
+    if elastic is not None and "stride" not in elastic:
+        stride_genes = []
+    for _ in range(100 if stride_genes else 0):
         bad = ~_valid(space, batch)
         if not bad.any():
             break

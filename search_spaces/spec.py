@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from search_spaces.errors import SpaceError
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     import numpy as np
 
     from search_spaces.arch import Arch
@@ -270,11 +272,12 @@ class Space:
 
         return size(self)
 
-    def sample(self, rng: np.random.Generator) -> Arch:
-        """One subnet, each gene uniform over its choices."""
+    def sample(self, rng: np.random.Generator, elastic: Collection[str] | None = None) -> Arch:
+        """One subnet, each gene uniform over its choices (only ``elastic`` dimensions vary
+        when given; see :func:`~search_spaces.sample_genomes`)."""
         from search_spaces.genome import decode_genome, sample_genomes
 
-        return decode_genome(self, sample_genomes(self, rng, 1)[0])
+        return decode_genome(self, sample_genomes(self, rng, 1, elastic)[0])
 
     def largest(self) -> Arch:
         """The subnet with the largest value of every choice (fewest downsamples)."""

@@ -221,3 +221,34 @@ def test_extremes_bound_flops_and_params(space: Space) -> None:
 def test_default_space_flops_span() -> None:
     space = ss.get_space("mbv3-small")
     assert space.flops(space.largest()) / space.flops(space.smallest()) > 50
+
+
+def test_restricted_sampling_keeps_fixed_dimensions_at_the_largest(space: Space) -> None:
+    rng = np.random.default_rng(4)
+    largest = space.largest()
+    kernels_only = [
+        ss.decode_genome(space, g)
+        for g in ss.sample_genomes(space, rng, 40, elastic={"kernel_size"})
+    ]
+    for arch in kernels_only:
+        space.validate(arch)
+        assert arch.resolution == largest.resolution and arch.depths == largest.depths
+        assert [s.width_mult for s in arch.stages] == [s.width_mult for s in largest.stages]
+        assert [s.expand_ratio for s in arch.stages] == [s.expand_ratio for s in largest.stages]
+    if len(space.stages[1].kernel_size) > 1:
+        assert len({a.stages[1].kernel_size for a in kernels_only}) > 1
+    nothing = ss.sample_genomes(space, rng, 5, elastic=set())
+    assert all(ss.decode_genome(space, g) == largest for g in nothing)
+    everything = ss.sample_genomes(space, rng, 5, elastic=ss.DIMENSIONS)
+    assert everything.shape == (5, ss.genome_layout(space).length)
+    with pytest.raises(ValueError, match="unknown elastic dimensions"):
+        ss.sample_genomes(space, rng, 1, elastic={"colour"})
+
+
+def test_smallest_in_a_restricted_space(space: Space) -> None:
+    assert ss.smallest_in(space, ss.DIMENSIONS) == space.smallest()
+    assert ss.smallest_in(space, ()) == space.largest()
+    kernels = ss.smallest_in(space, {"kernel_size"})
+    space.validate(kernels)
+    assert kernels.depths == space.largest().depths
+    assert all(k == space.stages[0].kernel_size.min for k in kernels.stages[0].kernel_size)
