@@ -1,0 +1,40 @@
+"""Training the elastic supernet once, and evaluating its subnets.
+
+The schedule is data (:class:`Schedule` of :class:`Phase`), consumed by one trainer
+(:func:`train_supernet`); progressive shrinking, the sandwich rule, in-place distillation and
+delayed shrinking are options. Checkpoints are safetensors plus JSON.
+"""
+
+from __future__ import annotations
+
+from nas.train.checkpoint import (
+    CHECKPOINT_FILE,
+    Checkpoint,
+    load_checkpoint,
+    load_supernet,
+    load_weights,
+    save_checkpoint,
+)
+from nas.train.evaluate import accuracy, evaluate, recalibrate_batch_norm
+from nas.train.schedule import SCHEDULES, Phase, Schedule, make_schedule
+from nas.train.trainer import EpochResult, StepResult, TrainConfig, train_supernet
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "SCHEDULES",
+    "Checkpoint",
+    "EpochResult",
+    "Phase",
+    "Schedule",
+    "StepResult",
+    "TrainConfig",
+    "accuracy",
+    "evaluate",
+    "load_checkpoint",
+    "load_supernet",
+    "load_weights",
+    "make_schedule",
+    "recalibrate_batch_norm",
+    "save_checkpoint",
+    "train_supernet",
+]

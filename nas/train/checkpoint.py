@@ -1,0 +1,212 @@
+"""Supernet checkpoints: safetensors weights plus a JSON description; loading never unpickles.
+
+A checkpoint directory holds ``checkpoint.json`` (format, space, schedule, training config,
+completed epochs, per-epoch history, library versions, and the names of the weight files) and
+the safetensors files it names. Each save writes new weight files first and replaces
+``checkpoint.json`` last, by rename, so a run killed at any moment leaves the previous complete
+checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from nas.errors import UserError
+from nas.measure import library_versions
+from search_spaces import Space, SpaceError, space_from_dict, space_to_dict
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "FORMAT",
+    "Checkpoint",
+    "load_checkpoint",
+    "load_supernet",
+    "load_weights",
+    "save_checkpoint",
+    "write_json_atomic",
+]
+
+logger = logging.getLogger(__name__)
+CHECKPOINT_FILE = "checkpoint.json"
+FORMAT = "nas-supernet/1"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file beside ``path``, flush it to disk, then rename."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(temporary))
+    temporary.replace(path)
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for index, entry in state["state"].items():
+        for name, value in entry.items():
+            key = f"{index}/{name}"
+            if torch.is_tensor(value):
+                tensors[key] = value
+            else:
+                scalars[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _optimizer_state(tensors: dict[str, torch.Tensor], description: Any) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in [*tensors.items(), *description["scalars"].items()]:
+        index, name = key.split("/", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": description["param_groups"]}
+
+
+class Checkpoint:
+    """What a checkpoint directory holds, read without unpickling anything."""
+
+    def __init__(self, directory: Path, metadata: dict[str, Any]) -> None:
+        self.directory = directory
+        self.metadata = metadata
+
+    @property
+    def space(self) -> Space:
+        try:
+            return space_from_dict(self.metadata["space"])
+        except (KeyError, SpaceError) as exc:
+            raise UserError(f"{self.directory / CHECKPOINT_FILE}: bad space: {exc}") from None
+
+    @property
+    def epoch(self) -> int:
+        return int(self.metadata["epoch"])
+
+    def weights(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        return self._tensors(self.metadata["weights"], device)
+
+    def optimizer_state(self, device: torch.device | str = "cpu") -> dict[str, Any] | None:
+        name = self.metadata.get("optimizer")
+        if not name:
+            return None
+        return _optimizer_state(self._tensors(name, device), self.metadata["optimizer_state"])
+
+    def _tensors(self, name: str, device: torch.device | str) -> dict[str, torch.Tensor]:
+        path = self.directory / name
+        if not path.is_file():
+            raise UserError(f"{path}: missing; the checkpoint in {self.directory} is incomplete")
+        try:
+            return load_file(str(path), device=str(device))
+        except (SafetensorError, OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"{path}: not a readable safetensors file ({reason})") from None
+
+
+def save_checkpoint(
+    directory: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    space: Space,
+    epoch: int,
+    extra: dict[str, Any],
+) -> None:
+    """Save ``model`` (and ``optimizer``) after ``epoch`` completed epochs, atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    previous = _read_metadata(directory) if (directory / CHECKPOINT_FILE).exists() else None
+    weights = f"weights-{epoch:04d}.safetensors"
+    _save_tensors(model.state_dict(), directory / weights)
+    metadata: dict[str, Any] = {
+        "format": FORMAT,
+        "epoch": epoch,
+        "weights": weights,
+        "space": space_to_dict(space),
+        "versions": library_versions(),
+        **extra,
+    }
+    if optimizer is not None:
+        tensors, description = _optimizer_tensors(optimizer)
+        metadata["optimizer"] = f"optimizer-{epoch:04d}.safetensors"
+        metadata["optimizer_state"] = description
+        _save_tensors(tensors, directory / metadata["optimizer"])
+    write_json_atomic(directory / CHECKPOINT_FILE, metadata)
+    if previous is not None:
+        for key in ("weights", "optimizer"):
+            stale = previous.get(key)
+            if stale and stale != metadata.get(key):
+                (directory / stale).unlink(missing_ok=True)
+    logger.info("checkpoint after epoch %d saved in %s", epoch, directory)
+
+
+def _read_metadata(directory: Path) -> dict[str, Any]:
+    path = directory / CHECKPOINT_FILE
+    if not path.is_file():
+        raise UserError(
+            f"no checkpoint in {directory} ({CHECKPOINT_FILE} is missing); train one with "
+            f"`nas train --out {directory}`"
+        )
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: corrupt checkpoint description ({reason})") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise UserError(f"{path}: not a supernet checkpoint (expected format {FORMAT})")
+    for key in ("epoch", "weights", "space"):
+        if key not in metadata:
+            raise UserError(f"{path}: corrupt checkpoint description (no {key!r})")
+    return metadata
+
+
+def load_checkpoint(directory: str | Path) -> Checkpoint:
+    """Read a checkpoint directory's description (weights are read on demand)."""
+    path = Path(directory)
+    return Checkpoint(path, _read_metadata(path))
+
+
+def load_supernet(directory: str | Path, device: torch.device | str = "cpu") -> tuple[Any, Checkpoint]:
+    """The trained :class:`~nas.supernet.Supernet` of a checkpoint directory, in eval mode."""
+    from nas.supernet import Supernet
+
+    checkpoint = load_checkpoint(directory)
+    supernet = Supernet(checkpoint.space).to(device)
+    load_weights(supernet, checkpoint.weights(device), checkpoint.directory)
+    return supernet.eval(), checkpoint
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    """Load ``weights`` strictly; a mismatch is a one-line :class:`UserError`."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(weights) if expected[k].shape != weights[k].shape)
+    if missing or unexpected or wrong:
+        details = []
+        if missing:
+            details.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            key = wrong[0]
+            details.append(
+                f"{len(wrong)} of another shape (e.g. {key}: {tuple(weights[key].shape)} vs "
+                f"{tuple(expected[key].shape)})"
+            )
+        raise UserError(
+            f"{source}: weights do not match the space's supernet: {'; '.join(details)}"
+        )
+    model.load_state_dict(weights)

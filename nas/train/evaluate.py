@@ -1,0 +1,101 @@
+"""Accuracy of subnets taken from a supernet, after batch-norm recalibration.
+
+Running statistics inherited from the supernet are those of whichever subnets it last trained,
+which are wrong for most others (small subnets most of all). :func:`evaluate` therefore takes
+the subnet out of the supernet as a static network, re-estimates its batch-norm statistics on a
+few training batches, and only then measures accuracy; the supernet itself is untouched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.data import Dataset, resize_images
+from search_spaces import Arch
+
+__all__ = ["accuracy", "evaluate", "recalibrate_batch_norm"]
+
+_SPLITS = ("train", "val", "test")
+
+
+def _batches(x: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    return [x[start : start + batch_size] for start in range(0, len(x), batch_size)]
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(
+    network: nn.Module,
+    images: np.ndarray,
+    *,
+    batch_size: int = 100,
+    device: torch.device | str = "cpu",
+) -> None:
+    """Re-estimate every batch norm's running statistics as an exact average over ``images``."""
+    norms = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.training) for m in norms]
+    was_training = network.training
+    network.eval()
+    for module in norms:
+        module.reset_running_stats()
+        module.momentum = None  # cumulative moving average: every batch counts equally
+        module.train()
+    try:
+        for batch in _batches(images, batch_size):
+            network(torch.as_tensor(batch, device=device))
+    finally:
+        for module, (momentum, training) in zip(norms, saved, strict=True):
+            module.momentum = momentum
+            module.train(training)
+        network.train(was_training)
+
+
+@torch.no_grad()
+def accuracy(
+    network: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Top-1 accuracy of ``network`` (in eval mode) on ``x``/``y``."""
+    was_training = network.training
+    network.eval()
+    correct = 0
+    try:
+        for start in range(0, len(x), batch_size):
+            logits = network(torch.as_tensor(x[start : start + batch_size], device=device))
+            labels = torch.as_tensor(y[start : start + batch_size], device=device)
+            correct += int((logits.argmax(dim=1) == labels).sum())
+    finally:
+        network.train(was_training)
+    return correct / max(len(x), 1)
+
+
+def evaluate(
+    supernet: nn.Module,
+    arch: Arch,
+    dataset: Dataset,
+    *,
+    split: str = "val",
+    calibration_size: int = 500,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Accuracy of ``arch`` on ``split`` after recalibrating its batch norm on training images.
+
+    ``supernet`` is a :class:`nas.supernet.Supernet`; images are resized to the arch's
+    resolution. The calibration images are a seeded random subset of the training split.
+    """
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
+    network = supernet.extract(arch)  # type: ignore[operator]
+    rng = np.random.default_rng(seed)
+    count = min(calibration_size, len(dataset.x_train))
+    chosen = rng.choice(len(dataset.x_train), size=count, replace=False)
+    calibration = resize_images(dataset.x_train[np.sort(chosen)], arch.resolution)
+    recalibrate_batch_norm(network, calibration, device=device)
+    x = resize_images(getattr(dataset, f"x_{split}"), arch.resolution)
+    return accuracy(network, x, getattr(dataset, f"y_{split}"), device=device)

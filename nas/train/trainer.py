@@ -1,0 +1,346 @@
+"""One trainer for every schedule and policy: sandwich rule, in-place distillation, shrinking.
+
+Each step trains several subnets on the same batch and takes one optimizer step on the sum of
+their gradients. With the sandwich rule they are the phase's largest subnet, its smallest and
+``num_random`` random ones; the largest learns from the labels and, with in-place distillation,
+the others learn from the largest's predictions. The phase decides which dimensions may vary.
+Every epoch ends with a checkpoint; a killed run resumes from the last one, and since batch
+order and subnet draws depend only on the seed and the epoch, a resumed run matches an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional
+
+from nas.data import Dataset, batches, resize_images
+from nas.errors import UserError
+from nas.measure import torch_threads
+from nas.supernet import Supernet, reorder_channels
+from nas.train.checkpoint import (
+    CHECKPOINT_FILE,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
+from nas.train.evaluate import evaluate
+from nas.train.schedule import Phase, Schedule
+from search_spaces import Arch, Space, sample_genomes, decode_genome, smallest_in, space_to_dict
+
+__all__ = ["EpochResult", "StepResult", "TrainConfig", "train_supernet"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Optimisation settings and policies (the schedule is separate)."""
+
+    batch_size: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 5e-5
+    label_smoothing: float = 0.1
+    sandwich: bool = True
+    num_random: int = 2
+    inplace_distillation: bool = True
+    distill_temperature: float = 1.0
+    calibration_size: int = 500
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise UserError(f"batch size must be positive, got {self.batch_size}")
+        if self.num_random < 0:
+            raise UserError(f"num_random must be >= 0, got {self.num_random}")
+        if not self.sandwich and self.num_random < 1:
+            raise UserError("without the sandwich rule, num_random must be >= 1")
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.distill_temperature <= 0:
+            raise UserError("distillation temperature must be positive")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"threads must be positive, got {self.threads}")
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            raise UserError(f"unknown device {self.device!r}; use cpu, cuda or cuda:N") from None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    epoch: int
+    step: int
+    steps: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int  # 1-based count of completed epochs
+    phase: str
+    loss: float
+    largest_accuracy: float
+    smallest_accuracy: float
+    seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def _subnets(space: Space, phase: Phase, config: TrainConfig, rng: np.random.Generator) -> list[Arch]:
+    """The subnets one step trains; the largest first when it is among them."""
+    if not phase.elastic:
+        return [space.largest()]
+    randoms = [
+        decode_genome(space, genome)
+        for genome in sample_genomes(space, rng, config.num_random, phase.elastic)
+    ]
+    if config.sandwich:
+        return [space.largest(), smallest_in(space, phase.elastic), *randoms]
+    return randoms
+
+
+def _cosine(lr: float, step: int, total: int) -> float:
+    return 0.5 * lr * (1 + math.cos(math.pi * step / max(total, 1)))
+
+
+def _distill(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    log_student = functional.log_softmax(student / temperature, dim=1)
+    soft_teacher = functional.softmax(teacher / temperature, dim=1)
+    kl = functional.kl_div(log_student, soft_teacher, reduction="batchmean")
+    return kl * temperature**2
+
+
+def _train_step(
+    supernet: Supernet,
+    optimizer: torch.optim.Optimizer,
+    subnets: list[Arch],
+    images: np.ndarray,
+    labels: torch.Tensor,
+    config: TrainConfig,
+    device: torch.device,
+) -> float:
+    optimizer.zero_grad(set_to_none=True)
+    teacher: torch.Tensor | None = None
+    total = 0.0
+    resized: dict[int, torch.Tensor] = {}
+    for index, arch in enumerate(subnets):
+        if arch.resolution not in resized:
+            resized[arch.resolution] = torch.as_tensor(
+                resize_images(images, arch.resolution), device=device
+            )
+        supernet.set_active(arch)
+        logits = supernet(resized[arch.resolution])
+        is_largest = index == 0 and arch == supernet.space.largest()
+        if teacher is not None and config.inplace_distillation:
+            loss = _distill(logits, teacher, config.distill_temperature)
+        else:
+            loss = functional.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+        loss.backward()  # type: ignore[no-untyped-call]
+        if is_largest:
+            teacher = logits.detach()
+        total += float(loss)
+    optimizer.step()
+    return total / len(subnets)
+
+
+def _make_optimizer(supernet: nn.Module, config: TrainConfig, lr: float) -> torch.optim.SGD:
+    decay, no_decay = [], []
+    for name, parameter in supernet.named_parameters():
+        (no_decay if parameter.ndim <= 1 or "transform" in name else decay).append(parameter)
+    return torch.optim.SGD(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=lr,
+        momentum=config.momentum,
+        nesterov=True,
+    )
+
+
+def _check_resumable(directory: Path, space: Space, schedule: Schedule, config: TrainConfig) -> int:
+    checkpoint = load_checkpoint(directory)
+    if checkpoint.metadata["space"] != space_to_dict(space):
+        raise UserError(
+            f"{directory / CHECKPOINT_FILE} was trained on space "
+            f"{checkpoint.metadata['space'].get('name')!r}, not {space.name!r}; pass the same "
+            "--space or another --out"
+        )
+    if checkpoint.metadata.get("schedule") != schedule.to_dict():
+        raise UserError(
+            f"{directory / CHECKPOINT_FILE} was trained with another schedule; resume with the "
+            "same schedule options or use another --out"
+        )
+    saved = dict(checkpoint.metadata.get("config", {}))
+    current = asdict(config)
+    for key in ("device", "threads"):  # where it runs may change between runs
+        saved.pop(key, None)
+        current.pop(key, None)
+    if saved != current:
+        changed = sorted(k for k in current if saved.get(k) != current[k])
+        raise UserError(
+            f"{directory / CHECKPOINT_FILE} was trained with other settings ({', '.join(changed)}); "
+            "resume with the same options or use another --out"
+        )
+    return checkpoint.epoch
+
+
+def train_supernet(
+    space: Space,
+    dataset: Dataset,
+    schedule: Schedule,
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    on_step: Callable[[StepResult], None] | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> Supernet:
+    """Train the supernet of ``space`` on ``dataset`` following ``schedule``; checkpoints in
+    ``out`` after every epoch. With ``resume``, continue from the checkpoint in ``out``."""
+    directory = Path(out)
+    if dataset.in_channels != space.in_channels or dataset.num_classes != space.num_classes:
+        raise UserError(
+            f"data {dataset.name!r} has {dataset.in_channels} channel(s) and "
+            f"{dataset.num_classes} classes but space {space.name!r} expects "
+            f"{space.in_channels} and {space.num_classes}; pick a matching space or data set"
+        )
+    if dataset.resolution < max(space.resolution.values):
+        raise UserError(
+            f"data {dataset.name!r} is stored at {dataset.resolution}px but space "
+            f"{space.name!r} needs up to {max(space.resolution.values)}px; load it at that size"
+        )
+    device = torch.device(config.device)
+    start_epoch = 0
+    has_checkpoint = (directory / CHECKPOINT_FILE).exists()
+    if has_checkpoint and not resume:
+        raise UserError(
+            f"{directory} already holds a checkpoint; pass --resume to continue it or choose "
+            "another --out"
+        )
+    if resume and has_checkpoint:
+        start_epoch = _check_resumable(directory, space, schedule, config)
+
+    torch.manual_seed(config.seed)
+    supernet = Supernet(space).to(device)
+    optimizer = _make_optimizer(supernet, config, schedule.phases[0].lr)
+    history: list[dict[str, Any]] = []
+    if start_epoch:
+        checkpoint = load_checkpoint(directory)
+        load_weights(supernet, checkpoint.weights(device), directory)
+        state = checkpoint.optimizer_state(device)
+        if state is not None:
+            optimizer.load_state_dict(state)
+        history = list(checkpoint.metadata.get("history", []))
+        logger.info("resuming %s after epoch %d", directory, start_epoch)
+
+    threads = config.threads or torch.get_num_threads()
+    with torch_threads(threads):
+        for epoch in range(start_epoch, schedule.total_epochs):
+            phase, phase_epoch = schedule.phase_at(epoch)
+            if phase.reorder_channels and phase_epoch == 0:
+                reorder_channels(supernet)
+                optimizer.state.clear()  # momentum no longer lines up with permuted channels
+            result = _run_epoch(
+                supernet, optimizer, space, dataset, phase, phase_epoch, epoch, config, device,
+                on_step,
+            )
+            history.append(asdict(result))
+            save_checkpoint(
+                directory,
+                model=supernet,
+                optimizer=optimizer,
+                space=space,
+                epoch=epoch + 1,
+                extra={
+                    "schedule": schedule.to_dict(),
+                    "config": asdict(config),
+                    "history": history,
+                    "data": dataset.name,
+                },
+            )
+            if on_epoch is not None:
+                on_epoch(result)
+    return supernet.eval()
+
+
+def _run_epoch(
+    supernet: Supernet,
+    optimizer: torch.optim.Optimizer,
+    space: Space,
+    dataset: Dataset,
+    phase: Phase,
+    phase_epoch: int,
+    epoch: int,
+    config: TrainConfig,
+    device: torch.device,
+    on_step: Callable[[StepResult], None] | None,
+) -> EpochResult:
+    from nas.measure import time_callable
+
+    rng = np.random.default_rng([config.seed, epoch])
+    torch.manual_seed(config.seed * 100_003 + epoch)  # dropout, the same on resume
+    steps = math.ceil(len(dataset.y_train) / config.batch_size)
+    total_steps = steps * phase.epochs
+    losses: list[float] = []
+
+    def run() -> None:
+        supernet.train()
+        order = batches(
+            dataset.x_train,
+            dataset.y_train,
+            batch_size=config.batch_size,
+            seed=int(rng.integers(2**31)),
+        )
+        for step, (images, labels) in enumerate(order):
+            global_step = phase_epoch * steps + step
+            for group in optimizer.param_groups:
+                group["lr"] = _cosine(phase.lr, global_step, total_steps)
+            subnets = _subnets(space, phase, config, rng)
+            loss = _train_step(
+                supernet,
+                optimizer,
+                subnets,
+                images,
+                torch.as_tensor(labels, device=device),
+                config,
+                device,
+            )
+            losses.append(loss)
+            if on_step is not None:
+                on_step(StepResult(epoch=epoch, step=step + 1, steps=steps, loss=loss))
+
+    (milliseconds,) = time_callable(run, warmup=0, repeats=1)
+    largest = evaluate(
+        supernet, space.largest(), dataset, calibration_size=config.calibration_size,
+        seed=config.seed, device=device,
+    )
+    smallest = evaluate(
+        supernet, smallest_in(space, phase.elastic), dataset,
+        calibration_size=config.calibration_size, seed=config.seed, device=device,
+    )
+    supernet.set_max()
+    result = EpochResult(
+        epoch=epoch + 1,
+        phase=phase.name,
+        loss=float(np.mean(losses)) if losses else float("nan"),
+        largest_accuracy=largest,
+        smallest_accuracy=smallest,
+        seconds=milliseconds / 1e3,
+    )
+    logger.info(
+        "epoch %d (%s): loss %.4f, largest %.4f, smallest %.4f",
+        result.epoch, result.phase, result.loss, largest, smallest,
+    )
+    return result
