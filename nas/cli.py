@@ -21,6 +21,8 @@ from nas.errors import UserError
 __all__ = ["main"]
 
 EXIT_USAGE = 2
+DEFAULT_EPOCHS = 16
+DEFAULT_WARMUP = 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -173,6 +175,64 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import search_spaces as ss
+    from nas.data import load_dataset
+    from nas.train import EpochResult, StepResult, TrainConfig, make_schedule, train_supernet
+
+    space = ss.get_space(args.space)
+    schedule = make_schedule(args.schedule, epochs=args.epochs, lr=args.lr, warmup=args.warmup)
+    config = TrainConfig(
+        batch_size=args.batch_size,
+        sandwich=not args.no_sandwich,
+        num_random=args.num_random,
+        inplace_distillation=not args.no_distill,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+    )
+    out = args.out or f"runs/supernet-{space.name}"
+    dataset = load_dataset(args.data, resolution=max(space.resolution.values), seed=args.seed)
+    print(
+        f"training the {space.name} supernet on {dataset.name} ({len(dataset.y_train)} images): "
+        f"{schedule.total_epochs} epochs in phases "
+        + ", ".join(f"{p.name}x{p.epochs}" for p in schedule.phases)
+        + f"; checkpoints in {out}"
+    )
+    bar: tqdm | None = None
+
+    def on_step(step: StepResult) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=step.steps, desc=f"epoch {step.epoch + 1}", unit="step", leave=False)
+        bar.update(1)
+        bar.set_postfix(loss=f"{step.loss:.3f}")
+
+    def on_epoch(result: EpochResult) -> None:
+        nonlocal bar
+        if bar is not None:
+            bar.close()
+            bar = None
+        tqdm.write(
+            f"epoch {result.epoch}/{schedule.total_epochs} ({result.phase}): loss "
+            f"{result.loss:.4f}, largest {result.largest_accuracy:.2%}, smallest "
+            f"{result.smallest_accuracy:.2%} (val), {result.seconds:.1f} s"
+        )
+
+    train_supernet(
+        space,
+        dataset,
+        schedule,
+        config,
+        out,
+        resume=args.resume,
+        on_step=on_step,
+        on_epoch=on_epoch,
+    )
+    print(f"supernet saved in {out}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------- parser
 
 
@@ -215,6 +275,57 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--resolution", type=int, default=32, help="image size (default: 32)")
     data.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
     data.set_defaults(handler=_cmd_data)
+
+    train = commands.add_parser(
+        "train",
+        help="train the elastic supernet of a space once",
+        description="Train the supernet; a checkpoint is written after every epoch.",
+    )
+    train.add_argument("--space", default="mbv3-small", help="space name or file")
+    train.add_argument("--data", default="digits", help="data set (default: digits)")
+    train.add_argument("--out", help="checkpoint directory (default: runs/supernet-SPACE)")
+    train.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    train.add_argument(
+        "--schedule",
+        default="progressive",
+        choices=("progressive", "all"),
+        help="progressive shrinking or every dimension at once",
+    )
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=DEFAULT_EPOCHS,
+        help=f"total epochs, warm-up included (default: {DEFAULT_EPOCHS})",
+    )
+    train.add_argument(
+        "--warmup",
+        type=int,
+        default=DEFAULT_WARMUP,
+        help="epochs of the largest subnet alone before shrinking (delayed "
+        f"shrinking; default: {DEFAULT_WARMUP})",
+    )
+    train.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default: 0.1)")
+    train.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
+    train.add_argument(
+        "--num-random",
+        type=int,
+        default=2,
+        help="random subnets per step besides the largest and smallest (default: 2)",
+    )
+    train.add_argument(
+        "--no-sandwich",
+        action="store_true",
+        help="train only random subnets each step (no largest/smallest)",
+    )
+    train.add_argument(
+        "--no-distill",
+        action="store_true",
+        help="learn from labels only (no in-place distillation from the largest)",
+    )
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    train.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    train.set_defaults(handler=_cmd_train)
 
     search = commands.add_parser(
         "search",

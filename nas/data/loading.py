@@ -118,9 +118,7 @@ def read_source(source: str, *, options: LoadOptions) -> tuple[RawData, str]:
 
 def _read_path(path: Path, *, options: LoadOptions) -> tuple[RawData, str]:
     if not path.exists():
-        raise DataError(
-            f"{path}: no such file or directory; pass {ACCEPTED_FORMATS}"
-        )
+        raise DataError(f"{path}: no such file or directory; pass {ACCEPTED_FORMATS}")
     name = path.stem if path.is_file() else path.resolve().name
     name = name or str(path)
     if path.is_file():

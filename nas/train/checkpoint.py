@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -23,6 +23,9 @@ from torch import nn
 from nas.errors import UserError
 from nas.measure import library_versions
 from search_spaces import Space, SpaceError, space_from_dict, space_to_dict
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -178,7 +181,9 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     return Checkpoint(path, _read_metadata(path))
 
 
-def load_supernet(directory: str | Path, device: torch.device | str = "cpu") -> tuple[Any, Checkpoint]:
+def load_supernet(
+    directory: str | Path, device: torch.device | str = "cpu"
+) -> tuple[Any, Checkpoint]:
     """The trained :class:`~nas.supernet.Supernet` of a checkpoint directory, in eval mode."""
     from nas.supernet import Supernet
 

@@ -35,7 +35,7 @@ from nas.train.checkpoint import (
 )
 from nas.train.evaluate import evaluate
 from nas.train.schedule import Phase, Schedule
-from search_spaces import Arch, Space, sample_genomes, decode_genome, smallest_in, space_to_dict
+from search_spaces import Arch, Space, decode_genome, sample_genomes, smallest_in, space_to_dict
 
 __all__ = ["EpochResult", "StepResult", "TrainConfig", "train_supernet"]
 
@@ -97,7 +97,9 @@ class EpochResult:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def _subnets(space: Space, phase: Phase, config: TrainConfig, rng: np.random.Generator) -> list[Arch]:
+def _subnets(
+    space: Space, phase: Phase, config: TrainConfig, rng: np.random.Generator
+) -> list[Arch]:
     """The subnets one step trains; the largest first when it is among them."""
     if not phase.elastic:
         return [space.largest()]
@@ -146,16 +148,17 @@ def _train_step(
             loss = _distill(logits, teacher, config.distill_temperature)
         else:
             loss = functional.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         if is_largest:
             teacher = logits.detach()
-        total += float(loss)
+        total += float(loss.detach())
     optimizer.step()
     return total / len(subnets)
 
 
 def _make_optimizer(supernet: nn.Module, config: TrainConfig, lr: float) -> torch.optim.SGD:
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, parameter in supernet.named_parameters():
         (no_decay if parameter.ndim <= 1 or "transform" in name else decay).append(parameter)
     return torch.optim.SGD(
@@ -190,8 +193,8 @@ def _check_resumable(directory: Path, space: Space, schedule: Schedule, config: 
     if saved != current:
         changed = sorted(k for k in current if saved.get(k) != current[k])
         raise UserError(
-            f"{directory / CHECKPOINT_FILE} was trained with other settings ({', '.join(changed)}); "
-            "resume with the same options or use another --out"
+            f"{directory / CHECKPOINT_FILE} was trained with other settings "
+            f"({', '.join(changed)}); resume with the same options or use another --out"
         )
     return checkpoint.epoch
 
@@ -253,7 +256,15 @@ def train_supernet(
                 reorder_channels(supernet)
                 optimizer.state.clear()  # momentum no longer lines up with permuted channels
             result = _run_epoch(
-                supernet, optimizer, space, dataset, phase, phase_epoch, epoch, config, device,
+                supernet,
+                optimizer,
+                space,
+                dataset,
+                phase,
+                phase_epoch,
+                epoch,
+                config,
+                device,
                 on_step,
             )
             history.append(asdict(result))
@@ -323,12 +334,20 @@ def _run_epoch(
 
     (milliseconds,) = time_callable(run, warmup=0, repeats=1)
     largest = evaluate(
-        supernet, space.largest(), dataset, calibration_size=config.calibration_size,
-        seed=config.seed, device=device,
+        supernet,
+        space.largest(),
+        dataset,
+        calibration_size=config.calibration_size,
+        seed=config.seed,
+        device=device,
     )
     smallest = evaluate(
-        supernet, smallest_in(space, phase.elastic), dataset,
-        calibration_size=config.calibration_size, seed=config.seed, device=device,
+        supernet,
+        smallest_in(space, phase.elastic),
+        dataset,
+        calibration_size=config.calibration_size,
+        seed=config.seed,
+        device=device,
     )
     supernet.set_max()
     result = EpochResult(
@@ -341,6 +360,10 @@ def _run_epoch(
     )
     logger.info(
         "epoch %d (%s): loss %.4f, largest %.4f, smallest %.4f",
-        result.epoch, result.phase, result.loss, largest, smallest,
+        result.epoch,
+        result.phase,
+        result.loss,
+        largest,
+        smallest,
     )
     return result

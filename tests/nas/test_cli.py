@@ -46,7 +46,9 @@ def test_spaces_lists_sizes(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(out)["mbv3-small"] == ss.get_space("mbv3-small").size()
 
 
-def test_spaces_describes_one_with_exact_size(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_spaces_describes_one_with_exact_size(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, out, _ = _run(["spaces", "mbv3-small"], capsys)
     assert code == 0 and str(ss.get_space("mbv3-small").size()) in out
     path = tmp_path / "tiny.json"
@@ -105,3 +107,32 @@ def test_console_script_entry_point_runs() -> None:
         "nas: error: unknown space 'nope'; choose one of "
         f"{', '.join(ss.SPACE_NAMES)} or give a .yaml/.json file"
     )
+
+
+def test_train_writes_a_checkpoint_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--space",
+        "tiny",
+        "--schedule",
+        "all",
+        "--epochs",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--batch-size",
+        "128",
+        "--out",
+        str(out),
+    ]
+    code, stdout, _ = _run(args, capsys)
+    assert code == 0 and "epoch 1/1 (all)" in stdout and (out / "checkpoint.json").exists()
+    code, _, err = _run(args, capsys)
+    assert code == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run(args[:-2] + ["--out", str(out), "--epochs", "0"], capsys)
+    assert code == 2 and "epochs" in err

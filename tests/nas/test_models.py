@@ -23,7 +23,9 @@ def _count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
             total += module.in_features * module.out_features
 
     handles = [
-        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
     ]
     model.eval()
     with torch.no_grad():

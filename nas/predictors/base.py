@@ -1,0 +1,80 @@
+"""The predictor protocol and what its implementations share.
+
+Every predictor follows scikit-learn's shape: ``fit(archs, y)`` returns the predictor,
+``predict(archs)`` returns one float per arch, and ``predict_genomes(genomes)`` does the same for
+a ``(n, genome_length)`` batch. A predictor keeps its training data, so ``to_dict`` holds
+everything needed to refit it and ``from_dict(data, space)`` refits it deterministically: saved
+predictors are plain JSON and are never unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+import numpy as np
+
+from nas.errors import UserError
+from search_spaces import Arch, Space
+
+__all__ = ["Predictor", "TARGETS", "as_targets", "training_data", "training_from_dict"]
+
+TARGETS = ("latency", "accuracy")
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """Predicts a metric of subnets of one space from their architecture."""
+
+    kind: ClassVar[str]  # the name files record, e.g. "learned"
+    space: Space
+    target: str  # what it predicts: "latency" (milliseconds) or "accuracy"
+
+    def fit(self, archs: Sequence[Arch], y: Sequence[float] | np.ndarray) -> Self:
+        """Fit to measured values ``y`` of ``archs``; returns ``self``."""
+        ...
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        """One prediction per arch, as a float array."""
+        ...
+
+    def predict_genomes(self, genomes: np.ndarray) -> np.ndarray:
+        """One prediction per genome of a ``(n, genome_length)`` batch."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """Hyper-parameters and training data, JSON-ready."""
+        ...
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], space: Space) -> Self:
+        """Rebuild and refit from :meth:`to_dict`'s output."""
+        ...
+
+
+def as_targets(archs: Sequence[Arch], y: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``y`` as a finite float vector with one value per arch."""
+    values = np.asarray(y, dtype=np.float64)
+    if values.ndim != 1 or len(values) != len(archs):
+        raise UserError(
+            f"need one target per arch: got {len(archs)} archs and targets of shape {values.shape}"
+        )
+    if len(values) == 0:
+        raise UserError("cannot fit a predictor on no archs")
+    if not np.isfinite(values).all():
+        raise UserError("targets must be finite numbers (found NaN or infinity)")
+    return values
+
+
+def training_data(archs: Sequence[Arch], y: np.ndarray | None) -> dict[str, Any]:
+    """The training set as JSON-ready lists (empty when not fitted)."""
+    if y is None:
+        return {"archs": [], "y": []}
+    return {"archs": [arch.to_dict() for arch in archs], "y": [float(v) for v in y]}
+
+
+def training_from_dict(data: Mapping[str, Any]) -> tuple[list[Arch], np.ndarray | None]:
+    """The inverse of :func:`training_data`; ``y`` is None when there is no training set."""
+    archs = [Arch.from_dict(item) for item in data["archs"]]
+    y = np.asarray(data["y"], dtype=np.float64)
+    return archs, (y if len(archs) else None)

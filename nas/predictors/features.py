@@ -1,0 +1,136 @@
+"""Vectorised analytical costs and predictor features of whole batches of genomes.
+
+:func:`genome_costs` computes, with numpy over a ``(n, genome_length)`` batch, exactly what
+:func:`search_spaces.flops` and :func:`search_spaces.params` compute one arch at a time from
+:func:`search_spaces.layer_shapes` (the tests check equality), plus per-stage FLOPs and block
+counts. That lets predictors score tens of thousands of genomes without decoding them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from search_spaces import Arch, Space, encode_genomes, genome_layout, to_genome
+
+__all__ = ["GenomeCosts", "arch_genomes", "feature_matrix", "genome_costs"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenomeCosts:
+    """Per-genome costs; every array has one entry (or row) per genome."""
+
+    flops: np.ndarray  # (n,) multiply-adds at batch 1
+    params: np.ndarray  # (n,) learnable parameters
+    stage_flops: np.ndarray  # (n, stages) multiply-adds of each stage's blocks (0 when unused)
+    blocks: np.ndarray  # (n,) number of inverted-residual blocks
+    se_blocks: np.ndarray  # (n,) number of blocks with squeeze-excitation
+
+
+def _make_divisible(value: np.ndarray, divisor: int) -> np.ndarray:
+    """:func:`search_spaces.make_divisible` on an array of non-negative values."""
+    rounded = np.maximum(divisor, np.floor(value + divisor / 2) // divisor * divisor)
+    return np.where(rounded < 0.9 * value, rounded + divisor, rounded)
+
+
+def _out_size(size: np.ndarray, kernel: np.ndarray, stride: np.ndarray) -> np.ndarray:
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+def arch_genomes(space: Space, archs: Sequence[Arch]) -> np.ndarray:
+    """The canonical genomes of ``archs`` as one ``(n, genome_length)`` batch (validated)."""
+    length = genome_layout(space).length
+    if not archs:
+        return np.zeros((0, length), dtype=np.int64)
+    return np.stack([to_genome(space, arch) for arch in archs])
+
+
+def genome_costs(space: Space, genomes: np.ndarray) -> GenomeCosts:
+    """Analytical FLOPs, parameters, per-stage FLOPs and block counts of a batch of genomes."""
+    return _costs(space, encode_genomes(space, genomes))
+
+
+def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
+    """Costs from the encoded genomes (gene values, 0 where a gene is inactive)."""
+    layout = genome_layout(space)
+    count = values.shape[0]
+    divisor = space.channel_divisor
+    stem = space.stem
+    resolution = values[:, 0]
+    num_stages = values[:, 1]
+    size = _out_size(resolution, np.full(count, stem.kernel_size), np.full(count, stem.stride))
+    channels = np.full(count, float(stem.channels))
+    flops = size**2 * space.in_channels * stem.channels * stem.kernel_size**2
+    params = np.full(count, float(space.in_channels * stem.channels * stem.kernel_size**2))
+    params += 2 * stem.channels
+    stage_flops = np.zeros((count, len(space.stages)))
+    blocks = np.zeros(count)
+    se_blocks = np.zeros(count)
+    for s, (depth_gene, width_gene, stride_gene) in enumerate(layout.stage_genes):
+        spec = space.stages[s]
+        stage_on = num_stages > s
+        width = values[:, width_gene]
+        out_channels = _make_divisible(spec.base_channels * width, divisor)
+        for b, (kernel_gene, expand_gene) in enumerate(layout.block_genes[s]):
+            on = stage_on & (values[:, depth_gene] > b)
+            kernel = np.where(on, values[:, kernel_gene], 1.0)
+            expand = np.where(on, values[:, expand_gene], 1.0)
+            stride = np.where(on & (b == 0), values[:, stride_gene], 1.0)
+            has_expand = expand != 1
+            hidden = np.where(
+                has_expand, _make_divisible(np.round(channels * expand), divisor), channels
+            )
+            se = _make_divisible(hidden // 4, divisor) if spec.se else np.zeros(count)
+            out_size = _out_size(size, kernel, stride)
+            block_flops = np.where(has_expand, size**2 * channels * hidden, 0.0)
+            block_flops += out_size**2 * hidden * kernel**2
+            block_flops += 2 * hidden * se
+            block_flops += out_size**2 * hidden * out_channels
+            block_params = np.where(has_expand, channels * hidden + 2 * hidden, 0.0)
+            block_params += hidden * kernel**2 + 2 * hidden
+            block_params += 2 * hidden * se + se + hidden if spec.se else 0.0
+            block_params += hidden * out_channels + 2 * out_channels
+            flops = flops + np.where(on, block_flops, 0.0)
+            params = params + np.where(on, block_params, 0.0)
+            stage_flops[:, s] += np.where(on, block_flops, 0.0)
+            blocks += on
+            if spec.se:
+                se_blocks += on
+            size = np.where(on, out_size, size)
+            channels = np.where(on, out_channels, channels)
+    head = space.head
+    flops = flops + size**2 * channels * head.channels
+    params = params + channels * head.channels + 2 * head.channels
+    classifier_in = head.channels
+    if head.feature_channels is not None:
+        flops = flops + head.channels * head.feature_channels
+        params = params + head.channels * head.feature_channels
+        classifier_in = head.feature_channels
+    flops = flops + classifier_in * space.num_classes
+    params = params + classifier_in * space.num_classes + space.num_classes
+    return GenomeCosts(
+        flops=flops,
+        params=params,
+        stage_flops=stage_flops,
+        blocks=blocks,
+        se_blocks=se_blocks,
+    )
+
+
+def feature_matrix(space: Space, genomes: np.ndarray) -> np.ndarray:
+    """Predictor features: the genome encoding (gene values, 0 when inactive), then log FLOPs,
+    log parameters, log(1 + FLOPs) of each stage, and the numbers of blocks and SE blocks."""
+    encoded = encode_genomes(space, genomes)
+    costs = _costs(space, encoded)
+    derived = np.column_stack(
+        [
+            np.log(costs.flops),
+            np.log(costs.params),
+            np.log1p(costs.stage_flops),
+            costs.blocks,
+            costs.se_blocks,
+        ]
+    )
+    return np.hstack([encoded, derived])

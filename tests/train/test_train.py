@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import search_spaces as ss
+from nas.data import Dataset, load_dataset
+from nas.errors import UserError
+from nas.train import (
+    EpochResult,
+    StepResult,
+    TrainConfig,
+    evaluate,
+    load_checkpoint,
+    load_supernet,
+    make_schedule,
+    recalibrate_batch_norm,
+    train_supernet,
+)
+
+
+@pytest.fixture(scope="module")
+def small_digits() -> Dataset:
+    data = load_dataset("digits", resolution=20, seed=0)
+    return dataclasses.replace(data, x_train=data.x_train[:512], y_train=data.y_train[:512])
+
+
+@pytest.fixture(autouse=True)
+def one_thread():  # type: ignore[no-untyped-def]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+SPACE = ss.get_space("tiny")
+CONFIG = TrainConfig(batch_size=64, num_random=1, calibration_size=64, threads=1)
+
+
+def _schedule():  # type: ignore[no-untyped-def]
+    return make_schedule("all", epochs=3, lr=0.1, warmup=1)
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_schedules_are_data() -> None:
+    schedule = make_schedule("progressive", epochs=10, lr=0.05, warmup=2)
+    assert [p.name for p in schedule.phases] == ["full", "kernel", "depth", "width", "pyramid"]
+    assert schedule.total_epochs == 10
+    assert schedule.phases[0].elastic == frozenset()
+    assert schedule.phases[1].elastic == {"kernel_size"}
+    assert schedule.phases[-1].elastic == set(ss.DIMENSIONS)
+    assert [p.reorder_channels for p in schedule.phases] == [False, False, False, True, False]
+    assert schedule.phase_at(0) == (schedule.phases[0], 0)
+    assert schedule.phase_at(9)[0].name == "pyramid"
+    assert type(schedule).from_dict(json.loads(json.dumps(schedule.to_dict()))) == schedule
+    with pytest.raises(UserError, match="at least 6 epochs"):
+        make_schedule("progressive", epochs=5, lr=0.1, warmup=2)
+    with pytest.raises(UserError, match="unknown schedule"):
+        make_schedule("cyclic", epochs=5, lr=0.1)
+
+
+def test_training_learns_checkpoints_and_reports(tmp_path: Path, small_digits: Dataset) -> None:
+    steps: list[StepResult] = []
+    epochs: list[EpochResult] = []
+    supernet = train_supernet(
+        SPACE,
+        small_digits,
+        _schedule(),
+        CONFIG,
+        tmp_path / "run",
+        on_step=steps.append,
+        on_epoch=epochs.append,
+    )
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    assert [e.phase for e in epochs] == ["full", "all", "all"]
+    assert len(steps) == 3 * 8 and steps[-1].step == steps[-1].steps == 8
+    assert epochs[-1].largest_accuracy > 0.5  # ten classes: chance is 0.1
+    checkpoint = load_checkpoint(tmp_path / "run")
+    assert checkpoint.epoch == 3 and len(checkpoint.metadata["history"]) == 3
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert files == ["checkpoint.json", "optimizer-0003.safetensors", "weights-0003.safetensors"]
+    loaded, _ = load_supernet(tmp_path / "run")
+    weights = load_file(str(tmp_path / "run" / "weights-0003.safetensors"))
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(value, weights[key])
+    x = torch.as_tensor(small_digits.x_val[:8])
+    supernet.set_max()
+    assert torch.allclose(loaded(x), supernet.eval()(x))
+
+
+def _final_weights(directory: Path) -> dict[str, torch.Tensor]:
+    checkpoint = load_checkpoint(directory)
+    return checkpoint.weights()
+
+
+@pytest.mark.parametrize("kill_at", ["epoch", "step"])
+def test_killed_run_resumes_to_the_same_weights(
+    tmp_path: Path, small_digits: Dataset, kill_at: str
+) -> None:
+    train_supernet(SPACE, small_digits, _schedule(), CONFIG, tmp_path / "straight")
+
+    def kill_after_epoch(result: EpochResult) -> None:
+        if result.epoch == 2:
+            raise _Kill
+
+    def kill_mid_epoch(step: StepResult) -> None:
+        if step.epoch == 2 and step.step == 2:  # third epoch, second step
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        train_supernet(
+            SPACE,
+            small_digits,
+            _schedule(),
+            CONFIG,
+            tmp_path / "killed",
+            on_epoch=kill_after_epoch if kill_at == "epoch" else None,
+            on_step=kill_mid_epoch if kill_at == "step" else None,
+        )
+    assert load_checkpoint(tmp_path / "killed").epoch == 2
+    train_supernet(SPACE, small_digits, _schedule(), CONFIG, tmp_path / "killed", resume=True)
+    straight, resumed = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "killed")
+    assert load_checkpoint(tmp_path / "killed").epoch == 3
+    for key in straight:
+        assert torch.allclose(straight[key], resumed[key], atol=1e-6), key
+
+
+def test_resume_refuses_mismatches(tmp_path: Path, small_digits: Dataset) -> None:
+    out = tmp_path / "run"
+    schedule = make_schedule("all", epochs=1, lr=0.1)
+    train_supernet(SPACE, small_digits, schedule, CONFIG, out)
+    with pytest.raises(UserError, match="already holds a checkpoint"):
+        train_supernet(SPACE, small_digits, schedule, CONFIG, out)
+    with pytest.raises(UserError, match="another schedule"):
+        train_supernet(SPACE, small_digits, _schedule(), CONFIG, out, resume=True)
+    with pytest.raises(UserError, match="other settings.*seed"):
+        train_supernet(
+            SPACE, small_digits, schedule, dataclasses.replace(CONFIG, seed=3), out, resume=True
+        )
+    other = dataclasses.replace(SPACE, name="tiny-copy")
+    with pytest.raises(UserError, match="trained on space 'tiny'"):
+        train_supernet(other, small_digits, schedule, CONFIG, out, resume=True)
+
+
+def test_bad_checkpoints_are_one_line_errors(tmp_path: Path, small_digits: Dataset) -> None:
+    with pytest.raises(UserError, match="no checkpoint in"):
+        load_supernet(tmp_path / "nothing")
+    out = tmp_path / "run"
+    train_supernet(SPACE, small_digits, make_schedule("all", epochs=1, lr=0.1), CONFIG, out)
+    weights = out / "weights-0001.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(UserError, match="not a readable safetensors file") as error:
+        load_supernet(out)
+    assert "\n" not in str(error.value)
+    weights.write_bytes(original)
+    metadata = json.loads((out / "checkpoint.json").read_text())
+    metadata["space"] = ss.space_to_dict(ss.get_space("mbv3-small"))
+    (out / "checkpoint.json").write_text(json.dumps(metadata))
+    with pytest.raises(UserError, match="weights do not match"):
+        load_supernet(out)
+    (out / "checkpoint.json").write_text("{not json")
+    with pytest.raises(UserError, match="corrupt checkpoint description"):
+        load_supernet(out)
+
+
+def test_data_must_fit_the_space(small_digits: Dataset, tmp_path: Path) -> None:
+    low = small_digits.at_resolution(16)
+    with pytest.raises(UserError, match="needs up to 20px"):
+        train_supernet(SPACE, low, _schedule(), CONFIG, tmp_path / "x")
+    imagenet = ss.get_space("mbv3-imagenet")
+    with pytest.raises(UserError, match="expects 3"):
+        train_supernet(imagenet, small_digits, _schedule(), CONFIG, tmp_path / "x")
+
+
+def test_batch_norm_recalibration_uses_the_given_images(small_digits: Dataset) -> None:
+    from nas.models import build_network
+
+    network = build_network(SPACE, SPACE.smallest())
+    images = small_digits.x_train[:64]
+    recalibrate_batch_norm(network, images)
+    stem_conv, stem_bn = network.stem[0], network.stem[1]
+    with torch.no_grad():
+        activations = stem_conv(torch.as_tensor(images))
+    expected_mean = activations.mean(dim=(0, 2, 3))
+    assert torch.allclose(stem_bn.running_mean, expected_mean, atol=1e-5)
+    assert stem_bn.momentum == 0.1 and network.training  # settings restored
+
+
+def test_evaluate_does_not_touch_the_supernet(tmp_path: Path, small_digits: Dataset) -> None:
+    supernet = train_supernet(
+        SPACE, small_digits, make_schedule("all", epochs=1, lr=0.1), CONFIG, tmp_path / "r"
+    )
+    before = {k: v.clone() for k, v in supernet.state_dict().items()}
+    rng = np.random.default_rng(0)
+    scores = [
+        evaluate(supernet, SPACE.sample(rng), small_digits, calibration_size=64) for _ in range(3)
+    ]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    for key, value in supernet.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_train_config_validation() -> None:
+    with pytest.raises(UserError, match="num_random"):
+        TrainConfig(sandwich=False, num_random=0)
+    with pytest.raises(UserError, match="unknown device"):
+        TrainConfig(device="tpu9")
+    with pytest.raises(UserError, match="batch size"):
+        TrainConfig(batch_size=0)
