@@ -17,6 +17,7 @@ from nas.train.checkpoint import (
 )
 from nas.train.evaluate import accuracy, evaluate, recalibrate_batch_norm
 from nas.train.schedule import SCHEDULES, Phase, Schedule, make_schedule
+from nas.train.standalone import train_network
 from nas.train.trainer import EpochResult, StepResult, TrainConfig, train_supernet
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "make_schedule",
     "recalibrate_batch_norm",
     "save_checkpoint",
+    "train_network",
     "train_supernet",
 ]

@@ -1,0 +1,223 @@
+"""Train the default supernet once and check what it gives, against training subnets alone.
+
+1. Trains the supernet of the space with the same defaults as `nas train` (wall time).
+2. Evaluates the largest, the smallest and 50 random subnets on the test split, each after
+   batch-norm recalibration: the spread of their accuracies.
+3. Train once vs train each: 12 random subnets trained alone from scratch for as many epochs
+   as the supernet had (same optimiser, learning rate schedule, batch size); the mean accuracy
+   gap and the Kendall tau between the two rankings, and the cost ratio.
+4. Sandwich-rule step time vs a step of the largest subnet alone, measured side by side.
+
+Writes ``experiments/results/supernet_training-<space>.json`` and prints Markdown.
+
+    python experiments/supernet_training.py                # the defaults of `nas train`
+    python experiments/supernet_training.py --schedule all --warmup 4 --tag all
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from scipy.stats import kendalltau
+
+import search_spaces as ss
+from nas.cli import DEFAULT_EPOCHS, DEFAULT_WARMUP
+from nas.data import Dataset, load_dataset, resize_images
+from nas.measure import library_versions, machine_info, time_callable, torch_threads
+from nas.models import build_network
+from nas.train import (
+    TrainConfig,
+    accuracy,
+    evaluate,
+    load_supernet,
+    make_schedule,
+    train_network,
+    train_supernet,
+)
+from nas.train.trainer import _subnets, _train_step
+
+
+def step_times(
+    space: ss.Space, dataset: Dataset, config: TrainConfig, repeats: int
+) -> dict[str, float]:
+    """Median milliseconds of a sandwich step (every dimension elastic) and of a step of the
+    largest subnet alone."""
+    from nas.supernet import Supernet
+
+    torch.manual_seed(0)
+    supernet = Supernet(space).train()
+    optimizer = torch.optim.SGD(supernet.parameters(), lr=0.01, momentum=0.9)
+    images = dataset.x_train[: config.batch_size]
+    labels = torch.as_tensor(dataset.y_train[: config.batch_size])
+    schedule = make_schedule("all", epochs=1, lr=0.1)
+    rng = np.random.default_rng(0)
+    phase = schedule.phases[0]
+    results = {}
+    for label, pick in (
+        ("largest_ms", lambda: [space.largest()]),
+        ("sandwich_ms", lambda: _subnets(space, phase, config, rng)),
+    ):
+        samples = time_callable(
+            lambda pick=pick: _train_step(  # type: ignore[misc]
+                supernet, optimizer, pick(), images, labels, config, torch.device("cpu")
+            ),
+            warmup=2,
+            repeats=repeats,
+        )
+        results[label] = statistics.median(samples)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="mbv3-small")
+    parser.add_argument("--schedule", default="progressive")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--num-random", type=int, default=2)
+    parser.add_argument("--no-sandwich", action="store_true")
+    parser.add_argument("--no-distill", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--random-subnets", type=int, default=50)
+    parser.add_argument("--standalone", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="default")
+    parser.add_argument("--checkpoint", help="reuse a trained checkpoint instead of training")
+    args = parser.parse_args()
+
+    space = ss.get_space(args.space)
+    dataset = load_dataset("digits", resolution=max(space.resolution.values), seed=args.seed)
+    config = TrainConfig(
+        num_random=args.num_random,
+        sandwich=not args.no_sandwich,
+        inplace_distillation=not args.no_distill,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    schedule = make_schedule(args.schedule, epochs=args.epochs, lr=args.lr, warmup=args.warmup)
+    report: dict = {
+        "space": space.name,
+        "schedule": schedule.to_dict(),
+        "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+        "machine": machine_info(),
+        "versions": library_versions(),
+    }
+
+    with torch_threads(args.threads):
+        if args.checkpoint:
+            supernet, checkpoint = load_supernet(args.checkpoint)
+            train_seconds = sum(e["seconds"] for e in checkpoint.metadata["history"])
+            history = checkpoint.metadata["history"]
+        else:
+            out = Path(tempfile.mkdtemp(prefix="supernet-")) / "run"
+            epochs_done: list = []
+            (milliseconds,) = time_callable(
+                lambda: train_supernet(
+                    space, dataset, schedule, config, out, on_epoch=epochs_done.append
+                ),
+                warmup=0,
+                repeats=1,
+            )
+            train_seconds = milliseconds / 1e3
+            supernet, checkpoint = load_supernet(out)
+            history = checkpoint.metadata["history"]
+            print(f"checkpoint: {out}", file=sys.stderr)
+        report["train_seconds"] = train_seconds
+        report["history"] = history
+        print(f"trained in {train_seconds:.0f} s", file=sys.stderr)
+
+        rng = np.random.default_rng(1000 + args.seed)
+        test = {
+            "largest": evaluate(supernet, space.largest(), dataset, split="test"),
+            "smallest": evaluate(supernet, space.smallest(), dataset, split="test"),
+        }
+        randoms = [space.sample(rng) for _ in range(args.random_subnets)]
+        random_scores = [evaluate(supernet, a, dataset, split="test") for a in randoms]
+        report["test_accuracy"] = {
+            **test,
+            "random_min": min(random_scores),
+            "random_median": statistics.median(random_scores),
+            "random_max": max(random_scores),
+            "random": random_scores,
+        }
+        print(f"test accuracy: {report['test_accuracy']}", file=sys.stderr)
+
+        pairs = []
+        standalone_seconds = 0.0
+        for index, arch in enumerate(randoms[: args.standalone]):
+            torch.manual_seed(args.seed + index)
+            network = build_network(space, arch)
+            seed = args.seed + index
+
+            def run(network: nn.Module = network, arch: ss.Arch = arch, seed: int = seed) -> None:
+                train_network(
+                    network,
+                    dataset,
+                    epochs=schedule.total_epochs,
+                    lr=args.lr,
+                    resolution=arch.resolution,
+                    seed=seed,
+                )
+
+            (ms,) = time_callable(run, warmup=0, repeats=1)
+            standalone_seconds += ms / 1e3
+            alone = accuracy(
+                network, resize_images(dataset.x_test, arch.resolution), dataset.y_test
+            )
+            pairs.append((random_scores[index], alone))
+            print(
+                f"subnet {index}: supernet {random_scores[index]:.4f} alone {alone:.4f}",
+                file=sys.stderr,
+            )
+        inherited = np.array([p[0] for p in pairs])
+        alone_scores = np.array([p[1] for p in pairs])
+        tau = kendalltau(inherited, alone_scores).statistic if len(pairs) > 1 else float("nan")
+        report["train_once_vs_each"] = {
+            "pairs": pairs,
+            "mean_gap_points": float(100 * np.mean(alone_scores - inherited)),
+            "kendall_tau": float(tau),
+            "supernet_seconds": train_seconds,
+            "standalone_seconds": standalone_seconds,
+            "cost_ratio_each_over_once": standalone_seconds / train_seconds,
+        }
+        report["step_ms"] = step_times(space, dataset, config, repeats=10)
+
+    out_file = (
+        Path(__file__).with_name("results") / f"supernet_training-{space.name}-{args.tag}.json"
+    )
+    out_file.parent.mkdir(exist_ok=True)
+    out_file.write_text(json.dumps(report, indent=2))
+    acc = report["test_accuracy"]
+    once = report["train_once_vs_each"]
+    steps = report["step_ms"]
+    print(f"## supernet training ({args.tag}): {space.name}, {args.threads} threads")
+    print(f"- training: {train_seconds / 60:.1f} min for {schedule.total_epochs} epochs")
+    print(
+        f"- test accuracy after BN recalibration: largest {acc['largest']:.2%}, smallest "
+        f"{acc['smallest']:.2%}, {args.random_subnets} random: min {acc['random_min']:.2%}, "
+        f"median {acc['random_median']:.2%}, max {acc['random_max']:.2%}"
+    )
+    print(
+        f"- train once vs each ({len(pairs)} subnets): mean gap {once['mean_gap_points']:.2f} "
+        f"points (alone minus inherited), Kendall tau {once['kendall_tau']:.2f}, cost of "
+        f"training each / once = {once['cost_ratio_each_over_once']:.2f}"
+    )
+    print(
+        f"- step: sandwich {steps['sandwich_ms']:.0f} ms vs largest alone "
+        f"{steps['largest_ms']:.0f} ms ({steps['sandwich_ms'] / steps['largest_ms']:.2f}x)"
+    )
+    print(f"written: {out_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
