@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 from scipy.stats import kendalltau
+from torch import nn
 
 import search_spaces as ss
 from nas.cli import DEFAULT_EPOCHS, DEFAULT_WARMUP

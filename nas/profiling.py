@@ -91,7 +91,12 @@ def _reusable(
 
 
 def _record(
-    kind: str, key: str, space: Space, measurement: Measurement, settings: dict[str, Any]
+    kind: str,
+    key: str,
+    space: Space,
+    measurement: Measurement,
+    settings: dict[str, Any],
+    arch: Arch | None = None,
 ) -> LatencyRecord:
     return LatencyRecord(
         kind=kind,
@@ -104,6 +109,7 @@ def _record(
         settings=settings,
         machine=dict(measurement.machine),
         versions=dict(measurement.versions),
+        arch=arch.to_dict() if arch is not None else None,
     )
 
 
@@ -136,9 +142,7 @@ def profile_latency(
         record = known.get(key)
         if record is None:
             measurement = measure_arch(space, arch, config)
-            record = dataclasses.replace(
-                _record("arch", key, space, measurement, settings), arch=arch.to_dict()
-            )
+            record = _record("arch", key, space, measurement, settings, arch)
             append_records(file, [record])
             known[key] = record
             measured += 1

@@ -25,6 +25,7 @@ from sklearn.model_selection import KFold
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from nas.errors import UserError
 from nas.predictors.base import TARGETS, as_targets, training_data, training_from_dict
@@ -64,16 +65,21 @@ class LearnedConfig:
     """Candidate models and target transforms, cross-validation folds and the seed."""
 
     models: tuple[str, ...] = MODELS
-    transforms: tuple[str, ...] = TRANSFORMS
+    # None: by target, ("log", "identity") for latency and ("identity",) for accuracy.
+    transforms: tuple[str, ...] | None = None
     folds: int = 5
     seed: int = 0
-    relative: bool = True  # score by relative (log-ratio) error when targets are positive
+    # Score by relative (log-ratio) error; None: for latency yes, for accuracy no (RMSE).
+    relative: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
-        object.__setattr__(self, "transforms", tuple(self.transforms))
+        if self.transforms is not None:
+            object.__setattr__(self, "transforms", tuple(self.transforms))
         for name, allowed in (("models", MODELS), ("transforms", TRANSFORMS)):
             chosen = getattr(self, name)
+            if chosen is None and name == "transforms":
+                continue
             if not chosen or any(item not in allowed for item in chosen):
                 raise UserError(f"{name} must be a non-empty subset of {list(allowed)}")
         if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
@@ -83,7 +89,8 @@ class LearnedConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["models"], data["transforms"] = list(self.models), list(self.transforms)
+        data["models"] = list(self.models)
+        data["transforms"] = None if self.transforms is None else list(self.transforms)
         return data
 
     @classmethod
@@ -141,8 +148,22 @@ class LearnedPredictor:
         self._archs: list[Arch] = []
         self._y: np.ndarray | None = None
 
+    @property
+    def transforms(self) -> tuple[str, ...]:
+        """The candidate target transforms (the config's, or the target's default)."""
+        if self.config.transforms is not None:
+            return self.config.transforms
+        return TRANSFORMS if self.target == "latency" else ("identity",)
+
+    @property
+    def relative(self) -> bool:
+        """Whether cross-validation scores relative (log-ratio) errors."""
+        if self.config.relative is not None:
+            return self.config.relative
+        return self.target == "latency"
+
     def _candidates(self, y: np.ndarray) -> list[tuple[str, str]]:
-        transforms = [t for t in self.config.transforms if t != "log" or (y > 0).all()]
+        transforms = [t for t in self.transforms if t != "log" or (y > 0).all()]
         if not transforms:
             transforms = ["identity"]
         return [(model, transform) for model in self.config.models for transform in transforms]
@@ -151,7 +172,7 @@ class LearnedPredictor:
         folds = KFold(
             n_splits=min(self.config.folds, len(y)), shuffle=True, random_state=self.config.seed
         )
-        relative = self.config.relative and bool((y > 0).all())
+        relative = self.relative and bool((y > 0).all())
         scores = {}
         for model, transform in self._candidates(y):
             predicted = np.empty_like(y)
@@ -170,6 +191,18 @@ class LearnedPredictor:
         y: Sequence[float] | np.ndarray,
         selected: tuple[str, str] | None = None,
         cv_scores: Mapping[str, float] | None = None,
+    ) -> Self:
+        # One BLAS thread: these matrices are small, and threads fighting over busy cores
+        # make fitting many times slower; it also keeps results independent of the machine.
+        with threadpool_limits(limits=1):
+            return self._fit_single_threaded(archs, y, selected, cv_scores)
+
+    def _fit_single_threaded(
+        self,
+        archs: Sequence[Arch],
+        y: Sequence[float] | np.ndarray,
+        selected: tuple[str, str] | None,
+        cv_scores: Mapping[str, float] | None,
     ) -> Self:
         values = as_targets(archs, y)
         features = feature_matrix(self.space, arch_genomes(self.space, archs))
@@ -192,7 +225,9 @@ class LearnedPredictor:
     def predict_genomes(self, genomes: np.ndarray) -> np.ndarray:
         if self._fitted is None:
             raise UserError(f"the {self.kind} predictor is not fitted; call fit(archs, y) first")
-        return self._fitted.predict(feature_matrix(self.space, genomes))
+        features = feature_matrix(self.space, genomes)
+        with threadpool_limits(limits=1):
+            return self._fitted.predict(features)
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         return self.predict_genomes(arch_genomes(self.space, archs))
@@ -221,15 +256,13 @@ class LearnedPredictor:
         return predictor._fit(archs, y, selected, hyper.get("cv_scores"))
 
 
-ACCURACY_CONFIG = LearnedConfig(transforms=("identity",), relative=False)
-
-
 class AccuracyPredictor(LearnedPredictor):
-    """The learned machinery fit on (arch, accuracy) pairs: no log transform, RMSE score."""
+    """The learned machinery fit on (arch, accuracy) pairs: by default no log transform, and
+    cross-validation scores RMSE."""
 
     kind: ClassVar[str] = "accuracy"
 
     def __init__(
         self, space: Space, config: LearnedConfig | None = None, *, target: str = "accuracy"
     ) -> None:
-        super().__init__(space, config or ACCURACY_CONFIG, target=target)
+        super().__init__(space, config, target=target)
