@@ -73,19 +73,21 @@ def _reusable(
     None), by key; the first one of a key wins."""
     here = machine_info()
     found: dict[str, LatencyRecord] = {}
-    others = 0
+    foreign: list[LatencyRecord] = []
     for record in records:
         if record.settings != settings or (digest is not None and record.space_digest != digest):
             continue
         if not same_machine(record.machine, here):
-            others += 1
+            foreign.append(record)
             continue
         found.setdefault(record.key, record)
-    if others:
+    if foreign:
         logger.warning(
-            "%d records with the same settings come from another machine (%s); not reused",
-            others,
-            records[0].machine.get("cpu"),
+            "%d records with the same settings come from another machine (%s, %s cores); "
+            "they are not reused",
+            len(foreign),
+            foreign[0].machine.get("cpu"),
+            foreign[0].machine.get("logical_cores"),
         )
     return found
 

@@ -2,7 +2,8 @@
 
 Unfitted, :class:`FlopsPredictor` returns the exact multiply-adds and :class:`ParamsPredictor`
 the exact parameter count. Fitted to measured values ``y``, each becomes a one-dimensional
-least-squares line ``y = intercept + slope * count``: FLOPs-as-proxy latency prediction.
+line ``y = intercept + slope * count`` (least squares of the relative error when every ``y`` is
+positive, see :func:`nas.predictors.base.fit_line`): FLOPs-as-proxy latency prediction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from nas.errors import UserError
-from nas.predictors.base import TARGETS, as_targets, training_data, training_from_dict
+from nas.predictors.base import TARGETS, as_targets, fit_line, training_data, training_from_dict
 from nas.predictors.features import arch_genomes, genome_costs
 from search_spaces import Arch, Space
 
@@ -45,13 +46,7 @@ class _CountPredictor:
     def fit(self, archs: Sequence[Arch], y: Sequence[float] | np.ndarray) -> Self:
         values = as_targets(archs, y)
         counts = self._counts(arch_genomes(self.space, archs))
-        if len(values) == 1 or np.ptp(counts) == 0:
-            # One distinct count: a line through the origin and the mean.
-            self.intercept, self.slope = 0.0, float(values.mean() / counts.mean())
-        else:
-            design = np.column_stack([np.ones_like(counts), counts])
-            (intercept, slope), *_ = np.linalg.lstsq(design, values, rcond=None)
-            self.intercept, self.slope = float(intercept), float(slope)
+        self.intercept, self.slope = fit_line(counts, values)
         self._archs, self._y = list(archs), values
         return self
 

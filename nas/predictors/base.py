@@ -17,7 +17,14 @@ import numpy as np
 from nas.errors import UserError
 from search_spaces import Arch, Space
 
-__all__ = ["Predictor", "TARGETS", "as_targets", "training_data", "training_from_dict"]
+__all__ = [
+    "Predictor",
+    "TARGETS",
+    "as_targets",
+    "fit_line",
+    "training_data",
+    "training_from_dict",
+]
 
 TARGETS = ("latency", "accuracy")
 
@@ -64,6 +71,22 @@ def as_targets(archs: Sequence[Arch], y: Sequence[float] | np.ndarray) -> np.nda
     if not np.isfinite(values).all():
         raise UserError("targets must be finite numbers (found NaN or infinity)")
     return values
+
+
+def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Intercept and slope of ``y ~ intercept + slope * x``.
+
+    When every ``y`` is positive the squared *relative* errors are minimised (weights
+    ``1 / y**2``), which is what "within 10%" rewards and keeps the largest values and timing
+    outliers among them from dominating; otherwise plain least squares. With a single distinct
+    ``x``, the line goes through the origin and the mean.
+    """
+    if len(y) == 1 or np.ptp(x) == 0:
+        return 0.0, float(y.mean() / x.mean())
+    weights = 1.0 / y if (y > 0).all() else np.ones_like(y)
+    design = np.column_stack([np.ones_like(x), x]) * weights[:, None]
+    (intercept, slope), *_ = np.linalg.lstsq(design, y * weights, rcond=None)
+    return float(intercept), float(slope)
 
 
 def training_data(archs: Sequence[Arch], y: np.ndarray | None) -> dict[str, Any]:

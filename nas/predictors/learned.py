@@ -253,6 +253,8 @@ class LearnedPredictor:
         if y is None:
             return predictor
         selected = (str(hyper["model"]), str(hyper["transform"]))
+        if selected[1] not in TRANSFORMS:
+            raise UserError(f"unknown transform {selected[1]!r}; expected one of {TRANSFORMS}")
         return predictor._fit(archs, y, selected, hyper.get("cv_scores"))
 
 

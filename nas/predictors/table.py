@@ -5,7 +5,8 @@ The table maps each operator key (stem, block configuration, head; see
 :func:`nas.profiling.profile_blocks`. Every standalone measurement also pays the runtime's fixed
 per-call cost once, measured as the ``overhead()`` operator; a network pays it once in all, so
 the raw estimate of a subnet is ``overhead + sum(operator - overhead)``. Fitting to measured
-whole-network latencies calibrates ``intercept + scale * raw`` by least squares, which absorbs
+whole-network latencies calibrates ``intercept + scale * raw`` by least squares of the relative
+error (so the few slowest subnets, and timing outliers among them, do not dominate), which absorbs
 what standalone timing misses (caches warm across layers, fused graphs, memory traffic).
 """
 
@@ -17,7 +18,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from nas.errors import UserError
-from nas.predictors.base import as_targets, training_data, training_from_dict
+from nas.predictors.base import as_targets, fit_line, training_data, training_from_dict
 from nas.predictors.operators import OVERHEAD_KEY, arch_operators
 from nas.predictors.records import LatencyRecord
 from search_spaces import Arch, Space, decode_genome
@@ -92,18 +93,14 @@ class LatencyTable:
         return totals
 
     def fit(self, archs: Sequence[Arch], y: Sequence[float] | np.ndarray) -> Self:
-        """Calibrate ``intercept + scale * raw`` to measured latencies ``y`` (least squares;
-        a scale alone with one arch; nothing when ``calibrate`` is False)."""
+        """Calibrate ``intercept + scale * raw`` to measured latencies ``y`` by least squares of
+        the relative error (see :func:`fit_line`); nothing when ``calibrate`` is False."""
         values = as_targets(archs, y)
         raw = self.raw(archs)
         if not self.calibrate:
             self.intercept, self.scale = 0.0, 1.0
-        elif len(values) == 1 or np.ptp(raw) == 0:
-            self.intercept, self.scale = 0.0, float(values.mean() / raw.mean())
         else:
-            design = np.column_stack([np.ones_like(raw), raw])
-            (intercept, scale), *_ = np.linalg.lstsq(design, values, rcond=None)
-            self.intercept, self.scale = float(intercept), float(scale)
+            self.intercept, self.scale = fit_line(raw, values)
         self._archs, self._y = list(archs), values
         return self
 
