@@ -1,0 +1,244 @@
+"""Latency predictors for the user's own device: profile, fit, report.
+
+The workflow behind ``nas latency``: :func:`profile` measures subnets chosen to cover the
+space (and, for a lookup table, the operators they use) into a profile directory, resumably;
+:func:`fit` builds a predictor from those measurements and saves it as portable JSON;
+:func:`report` scores predictors on held-out measured subnets and draws predicted against
+measured latency.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.errors import UserError
+from nas.measure import MeasureConfig, library_versions, machine_info
+from nas.predictors import (
+    FlopsPredictor,
+    LatencyRecord,
+    LatencyTable,
+    LearnedPredictor,
+    Predictor,
+    read_records,
+    save_predictor,
+    summarize,
+)
+from nas.profiling import (
+    BLOCKS_FILE,
+    MEASUREMENTS_FILE,
+    profile_blocks,
+    profile_latency,
+    sample_for_coverage,
+)
+from search_spaces import Arch, Space
+
+__all__ = [
+    "LATENCY_KINDS",
+    "ProfileConfig",
+    "fit",
+    "predictor_path",
+    "profile",
+    "profiled_archs",
+    "report",
+]
+
+logger = logging.getLogger(__name__)
+LATENCY_KINDS = ("learned", "table", "flops")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileConfig:
+    """Which subnets to measure, how, and where the measurements go."""
+
+    measure: MeasureConfig
+    subnets: int = 150
+    seed: int = 0
+    table: bool = False  # also measure the operators of the measured subnets
+
+    def __post_init__(self) -> None:
+        if self.subnets < 2:
+            raise UserError(f"profile at least 2 subnets, got {self.subnets}")
+
+
+def profile(
+    space: Space,
+    config: ProfileConfig,
+    directory: str | Path,
+    *,
+    progress: Progress | None = None,
+) -> list[LatencyRecord]:
+    """Measure ``config.subnets`` subnets (smallest, largest, the rest stratified by FLOPs) and,
+    with ``config.table``, their operators. Rerun on the same directory, it measures only what
+    is missing."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    archs = sample_for_coverage(space, np.random.default_rng(config.seed), config.subnets)
+    records = profile_latency(space, archs, config.measure, folder, progress=progress)
+    if config.table:
+        profile_blocks(space, config.measure, folder, archs=archs, progress=progress)
+    return records
+
+
+def profiled_archs(space: Space, directory: str | Path) -> tuple[list[Arch], np.ndarray]:
+    """The measured subnets of a profile directory and their median latencies (ms)."""
+    file = Path(directory) / MEASUREMENTS_FILE
+    records = [r for r in read_records(file) if r.kind == "arch" and r.space == space.name]
+    if not records:
+        raise UserError(
+            f"no measurements of space {space.name!r} in {file}; run `nas latency profile "
+            f"--space {space.name} --out {directory}` first"
+        )
+    archs = [Arch.from_dict(r.arch) for r in records if r.arch is not None]
+    return archs, np.array([r.median_ms for r in records])
+
+
+def _settings(directory: Path) -> dict[str, Any]:
+    records = read_records(directory / MEASUREMENTS_FILE)
+    return dict(records[0].settings) if records else {}
+
+
+def _build(kind: str, space: Space, directory: Path, seed: int) -> Predictor:
+    if kind == "learned":
+        from nas.predictors import LearnedConfig
+
+        return LearnedPredictor(space, LearnedConfig(seed=seed))
+    if kind == "flops":
+        return FlopsPredictor(space)
+    if kind == "table":
+        operators = [r for r in read_records(directory / BLOCKS_FILE) if r.space == space.name]
+        if not operators:
+            raise UserError(
+                f"no operator measurements in {directory / BLOCKS_FILE}; profile with --table"
+            )
+        return LatencyTable(space, operators)
+    raise UserError(f"unknown predictor kind {kind!r}; choose one of {', '.join(LATENCY_KINDS)}")
+
+
+def predictor_path(directory: str | Path, kind: str) -> Path:
+    return Path(directory) / f"latency-{kind}.json"
+
+
+def fit(space: Space, directory: str | Path, *, kind: str = "learned", seed: int = 0) -> Path:
+    """Fit a latency predictor on a profile directory and save it there as JSON."""
+    folder = Path(directory)
+    archs, latency = profiled_archs(space, folder)
+    predictor = _build(kind, space, folder, seed)
+    predictor.fit(archs, latency)
+    records = read_records(folder / MEASUREMENTS_FILE)
+    machine = records[0].machine if records else machine_info()
+    versions = records[0].versions if records else library_versions()
+    return save_predictor(
+        predictor,
+        predictor_path(folder, kind),
+        settings=_settings(folder),
+        machine=machine,
+        versions=versions,
+    )
+
+
+def report(
+    space: Space,
+    directory: str | Path,
+    *,
+    kinds: Sequence[str] = LATENCY_KINDS,
+    holdout: float = 0.25,
+    seed: int = 0,
+    plot: str | Path | None = None,
+) -> dict[str, dict[str, float]]:
+    """Fit each kind of predictor on part of the measured subnets and score it on the rest
+    (share within 10%, Kendall tau, RMSE); optionally save a predicted-vs-measured PNG."""
+    if not 0 < holdout < 1:
+        raise UserError(f"holdout must be in (0, 1), got {holdout}")
+    folder = Path(directory)
+    archs, latency = profiled_archs(space, folder)
+    if len(archs) < 8:
+        raise UserError(f"only {len(archs)} subnets measured in {folder}; profile at least 8")
+    order = np.random.default_rng(seed).permutation(len(archs))
+    cut = max(2, int(round(len(archs) * (1 - holdout))))
+    train, test = order[:cut], order[cut:]
+    scores: dict[str, dict[str, float]] = {}
+    predictions: dict[str, np.ndarray] = {}
+    for kind in kinds:
+        if kind == "table" and not (folder / BLOCKS_FILE).exists():
+            logger.info("no operator measurements: skipping the lookup table")
+            continue
+        predictor = _build(kind, space, folder, seed)
+        predictor.fit([archs[i] for i in train], latency[train])
+        predicted = predictor.predict([archs[i] for i in test])
+        predictions[kind] = predicted
+        scores[kind] = summarize(predicted, latency[test])
+    if plot is not None:
+        _scatter(predictions, latency[test], Path(plot), space, folder)
+    return scores
+
+
+def _scatter(
+    predictions: dict[str, np.ndarray], measured: np.ndarray, path: Path, space: Space, folder: Path
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 5))
+    for kind, predicted in predictions.items():
+        axes.scatter(measured, predicted, s=12, label=kind, alpha=0.7)
+    low, high = float(measured.min()) * 0.9, float(measured.max()) * 1.1
+    axes.plot([low, high], [low, high], color="black", linewidth=0.8)
+    axes.fill_between(
+        [low, high],
+        [low * 0.9, high * 0.9],
+        [low * 1.1, high * 1.1],
+        color="grey",
+        alpha=0.15,
+        label="±10%",
+    )
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("measured latency (ms)")
+    axes.set_ylabel("predicted latency (ms)")
+    settings = _settings(folder)
+    axes.set_title(f"{space.name}: held-out subnets\n{settings}", fontsize=8)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=120)
+    plt.close(figure)
+    temporary.replace(path)
+
+
+def describe(path: str | Path) -> list[str]:
+    """Readable lines about a saved predictor file (it is loaded, so it is also checked)."""
+    import json
+
+    from nas.predictors import load_predictor
+
+    predictor = load_predictor(path)
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    state = data.get("predictor", {})
+    hyper = state.get("hyper", {})
+    train = state.get("train") or {}
+    lines = [
+        f"kind        {data.get('kind')} ({predictor.target})",
+        f"space       {predictor.space.name}",
+        f"settings    {data.get('settings')}",
+        f"machine     {data.get('machine')}",
+        f"versions    {data.get('versions')}",
+    ]
+    if hyper.get("model"):
+        lines.append(f"model       {hyper['model']} on {hyper.get('transform')} target")
+    if hyper.get("cv_scores"):
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in hyper["cv_scores"].items())
+        lines.append(f"CV error    {scores}")
+    if isinstance(state.get("table"), list):
+        lines.append(f"operators   {len(state['table'])}")
+    if isinstance(train, dict) and isinstance(train.get("archs"), list):
+        lines.append(f"trained on  {len(train['archs'])} measured subnets")
+    return lines
