@@ -11,18 +11,17 @@ import logging
 import platform
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from tqdm import tqdm
 
 import nas
+from nas.defaults import DEFAULT_EPOCHS, DEFAULT_WARMUP
 from nas.errors import UserError
 
 __all__ = ["main"]
 
 EXIT_USAGE = 2
-DEFAULT_EPOCHS = 16
-DEFAULT_WARMUP = 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -128,15 +127,68 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+class _TerminalReporter:
+    """Progress bars and notes for the search workflow."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm | None = None
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def stage(self, name: str, total: int | None = None) -> Callable[[int, int], None]:
+        def progress(done: int, count: int) -> None:
+            if self._bar is None or self._bar.desc != name:
+                self._close()
+                self._bar = tqdm(total=count, desc=name, unit="item", leave=False)
+            self._bar.total = count
+            self._bar.n = done
+            self._bar.refresh()
+            if done >= count:
+                self._close()
+
+        return progress
+
+    def note(self, text: str) -> None:
+        self._close()
+        tqdm.write(text)
+
+    def step(self, result: Any) -> None:
+        self.stage(f"training epoch {result.epoch + 1}")(result.step, result.steps)
+
+    def epoch(self, result: Any) -> None:
+        self._close()
+        tqdm.write(
+            f"  epoch {result.epoch} ({result.phase}): loss {result.loss:.4f}, largest "
+            f"{result.largest_accuracy:.2%}, smallest {result.smallest_accuracy:.2%} (val)"
+        )
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
     import search_spaces as ss
     from nas.constraints import parse_constraints
     from nas.data import load_dataset
-    from nas.measure import MeasureConfig, measure_arch
+    from nas.measure import MeasureConfig
+    from nas.search import SearchConfig
+    from nas.workflow import SearchRequest, search
 
     constraints = parse_constraints(args.target)
     space = ss.get_space(args.space)
-    config = MeasureConfig(runtime=args.runtime, threads=args.threads, batch_size=args.batch_size)
+    measure = MeasureConfig(runtime=args.runtime, threads=args.threads, batch_size=args.batch_size)
+    config = SearchConfig(
+        strategy=args.strategy,
+        evaluations=args.evaluations,
+        objectives=tuple(args.objective or ("accuracy", "latency")),
+        seed=args.seed,
+    )
+    if args.resume and not args.out:
+        raise UserError("--resume needs the --out of the search to continue")
+    out = Path(args.out or f"runs/search-{space.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     dataset = load_dataset(args.data, resolution=max(space.resolution.values), seed=args.seed)
     if dataset.in_channels != space.in_channels or dataset.num_classes != space.num_classes:
         raise UserError(
@@ -144,34 +196,89 @@ def _cmd_search(args: argparse.Namespace) -> int:
             f"classes but space {space.name!r} expects {space.in_channels} and "
             f"{space.num_classes}; pick a matching --space or --data"
         )
-    print(f"targets: {', '.join(str(c) for c in constraints)}")
     print(
-        f"space {space.name}: {space.size():.3e} subnets; data {dataset.name}: "
-        f"{len(dataset.y_train)} train images"
+        f"targets: {', '.join(str(c) for c in constraints)}; space {space.name} "
+        f"({space.size():.3e} subnets); data {dataset.name}; results in {out}"
     )
-    extremes = {"smallest": space.smallest(), "largest": space.largest()}
-    latency = {}
-    for label, arch in tqdm(extremes.items(), desc="measuring extremes", unit="subnet"):
-        latency[label] = measure_arch(space, arch, config).median_ms
+    request = SearchRequest(
+        space=space,
+        dataset=dataset,
+        constraints=constraints,
+        measure=measure,
+        search=config,
+        workdir=Path(args.workdir),
+        out=out,
+        resume=args.resume,
+        device=args.device,
+    )
+    outcome = search(request, _TerminalReporter())
+    result, chosen = outcome.result, outcome.chosen
     print(
-        f"measured latency ({config.runtime}, {config.threads} thread(s), batch "
-        f"{config.batch_size}): smallest {latency['smallest']:.3f} ms, largest "
-        f"{latency['largest']:.3f} ms ({latency['largest'] / latency['smallest']:.1f}x range)"
+        f"{len(result.genomes)} subnets scored by the predictors, {int(result.feasible.sum())} "
+        f"feasible; front of {len(result.front)} points, hypervolume {result.hypervolume:.4g}"
     )
-    for constraint in constraints:
-        if constraint.metric != "latency":
-            continue
-        low, high = latency["smallest"], latency["largest"]
-        if constraint.is_upper_bound and constraint.satisfied(high):
-            print(f"  {constraint}: every subnet meets it; it does not bind on this machine")
-        elif constraint.is_upper_bound and not constraint.satisfied(low):
-            print(f"  {constraint}: no subnet meets it; the closest is the smallest ({low:.3f} ms)")
-        else:
-            print(f"  {constraint}: binds: it splits the space on this machine")
     print(
-        "nas search stops here: supernet training, latency predictors and the search "
-        "strategies are not built yet, so no subnet is chosen."
+        f"{'point':>5} {'pred acc':>9} {'pred ms':>8} {'meas ms':>8} {'test acc':>9} "
+        f"{'MACs':>8} {'params':>8}"
     )
+    for row in outcome.rows[:12]:
+        measured = row["measured_latency_ms"]
+        test = row["test_accuracy"]
+        print(
+            f"{row['point']:>5} {row['predicted_accuracy']:>9.2%} "
+            f"{row.get('predicted_latency', float('nan')):>8.3f} "
+            f"{'' if measured is None else f'{measured:.3f}':>8} "
+            f"{'' if test is None else f'{test:.2%}':>9} "
+            f"{_format_count(row['predicted_flops']):>8} "
+            f"{_format_count(row['predicted_params']):>8}"
+        )
+    if len(outcome.rows) > 12:
+        print(f"  ... {len(outcome.rows) - 12} more points in {out / 'pareto.csv'}")
+    assert chosen is not None
+    print(
+        f"chosen: test accuracy {chosen.test_accuracy:.2%}, measured latency "
+        f"{chosen.measured_latency_ms:.3f} ms ({measure.runtime}, {measure.threads} thread(s), "
+        f"batch {measure.batch_size}); model {outcome.model}"
+    )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import search_spaces as ss
+    from nas.data import load_dataset
+    from nas.deploy import export_model
+    from nas.pipeline import Workdir
+    from nas.train import load_supernet
+    from nas.workflow import front_points, read_run, select
+
+    run = Path(args.run_dir)
+    settings = read_run(run)
+    rows = select(front_points(run), args.points)
+    space = ss.get_space(settings["space"])
+    supernet, _ = load_supernet(Workdir(Path(settings["workdir"]), space.name).supernet)
+    dataset = load_dataset(
+        settings["data"], resolution=max(space.resolution.values), seed=settings["seed"]
+    )
+    out = Path(args.out or run / "export")
+    suffix = {"onnx": "onnx", "torchscript": "pt", "safetensors": "safetensors"}[args.format]
+    for row in tqdm(rows, desc="exporting", unit="model"):
+        arch = ss.Arch.from_dict(row["arch"])
+        card = {k: v for k, v in row.items() if k not in ("arch",)}
+        export_model(
+            supernet,
+            space,
+            arch,
+            out / f"point-{row['point']:03d}.{suffix}",
+            fmt=args.format,
+            dataset=dataset,
+            card=card,
+        )
+    for name in ("pareto.csv", "pareto.json", "pareto.png"):
+        if (run / name).exists() and out != run:
+            (out / name).write_bytes((run / name).read_bytes())
+    print(f"{len(rows)} {args.format} model(s) with model cards in {out}")
     return 0
 
 
@@ -448,21 +555,51 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser(
         "search",
         help="search subnets under targets such as latency<10ms",
-        description="Search the space for subnets that meet every --target.",
+        description="Search the space for subnets that meet every --target; builds the "
+        "supernet and the predictors first when the work directory lacks them.",
     )
     search.add_argument(
         "--target",
         action="append",
         required=True,
         metavar="TARGET",
-        help="a target such as latency<10ms, params<1M, flops<=50M, size<2MB, "
-        "accuracy>0.95; repeat or separate with commas",
+        help="a target such as latency<10ms, params<1M, flops<=50M, size<2MB, accuracy>0.95; "
+        "repeat or separate with commas",
+    )
+    search.add_argument(
+        "--objective",
+        action="append",
+        choices=("accuracy", "latency", "flops", "params", "size"),
+        help="objectives (default: accuracy and latency)",
+    )
+    search.add_argument(
+        "--strategy",
+        default="nsga2",
+        help="nsga2 (default), evolution, random, tpe, gp or optuna-nsga2",
+    )
+    search.add_argument(
+        "--evaluations", type=int, default=20_000, help="predictor evaluations (default: 20000)"
     )
     search.add_argument("--space", default="mbv3-small", help="space name or file")
     search.add_argument("--data", default="digits", help="data set (default: digits)")
+    search.add_argument(
+        "--workdir",
+        default="runs",
+        help="where the supernet and predictors are kept (default: runs)",
+    )
+    search.add_argument("--out", help="run directory (default: runs/search-SPACE-TIME)")
+    search.add_argument("--resume", action="store_true", help="continue the search in --out")
+    search.add_argument("--device", default="cpu", help="device for training (default: cpu)")
     search.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     _add_measure_options(search)
     search.set_defaults(handler=_cmd_search)
+
+    export = commands.add_parser("export", help="export a search's Pareto front and models")
+    export.add_argument("run_dir", help="a directory written by nas search")
+    export.add_argument("--format", default="onnx", choices=("onnx", "torchscript", "safetensors"))
+    export.add_argument("--points", default="all", help="'all' or front points such as 0,3")
+    export.add_argument("--out", help="output directory (default: RUN_DIR/export)")
+    export.set_defaults(handler=_cmd_export)
     return parser
 
 

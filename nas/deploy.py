@@ -1,0 +1,277 @@
+"""From a search result to deployable files: verification by real measurement, front, models.
+
+:func:`verify` extracts front subnets from the supernet, measures their latency on this machine
+and their accuracy on the test split (after batch-norm recalibration), so that nothing is
+reported as meeting a latency target on prediction alone. :func:`write_front` writes the front
+as CSV, JSON and a PNG; :func:`export_model` writes a subnet as ONNX, TorchScript or safetensors
+with a model card.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.constraints import Constraint
+from nas.data import Dataset
+from nas.errors import UserError
+from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
+from nas.search import SearchResult
+from nas.train import evaluate, recalibrate_batch_norm
+from search_spaces import Arch, Space, decode_genome
+
+__all__ = ["EXPORT_FORMATS", "Verified", "export_model", "verify", "write_front"]
+
+logger = logging.getLogger(__name__)
+EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A front subnet measured for real."""
+
+    index: int  # into the search result
+    arch: dict[str, Any]
+    predicted: dict[str, float]
+    measured_latency_ms: float
+    latency_iqr_ms: float
+    test_accuracy: float
+    meets_targets: bool
+
+
+def _meets(constraints: Sequence[Constraint], values: dict[str, float]) -> bool:
+    return all(c.satisfied(values[c.metric]) for c in constraints if c.metric in values)
+
+
+def verify(
+    space: Space,
+    supernet: Any,
+    dataset: Dataset,
+    result: SearchResult,
+    constraints: Sequence[Constraint],
+    measure: MeasureConfig,
+    *,
+    top: int = 5,
+    seed: int = 0,
+) -> list[Verified]:
+    """Measure the ``top`` front subnets with the best predicted first objective."""
+    checked = []
+    for index in result.front[:top]:
+        arch = decode_genome(space, result.genomes[index])
+        predicted = {name: float(values[index]) for name, values in result.metrics.items()}
+        network = supernet.extract(arch).eval()
+        shape = (space.in_channels, arch.resolution, arch.resolution)
+        measurement = measure_latency(network, shape, measure)
+        accuracy = evaluate(supernet, arch, dataset, split="test", seed=seed)
+        real = {**predicted, "latency": measurement.median_ms, "accuracy": accuracy}
+        checked.append(
+            Verified(
+                index=int(index),
+                arch=arch.to_dict(),
+                predicted=predicted,
+                measured_latency_ms=measurement.median_ms,
+                latency_iqr_ms=measurement.iqr_ms,
+                test_accuracy=accuracy,
+                meets_targets=_meets(constraints, real),
+            )
+        )
+        logger.info(
+            "verified subnet %d: predicted %.3f ms, measured %.3f ms, test accuracy %.4f",
+            index,
+            predicted.get("latency", float("nan")),
+            measurement.median_ms,
+            accuracy,
+        )
+    return checked
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    _atomic_bytes(path, text.encode("utf-8"))
+
+
+def write_front(
+    directory: Path,
+    space: Space,
+    result: SearchResult,
+    verified: Sequence[Verified],
+    constraints: Sequence[Constraint],
+    *,
+    chosen: Verified | None,
+    settings: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Write ``pareto.csv``, ``pareto.json``, ``pareto.png`` and ``archs/point-NNN.json``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "archs").mkdir(exist_ok=True)
+    by_index = {v.index: v for v in verified}
+    rows = []
+    for rank, index in enumerate(result.front):
+        arch = decode_genome(space, result.genomes[index])
+        row: dict[str, Any] = {"point": rank, "index": int(index)}
+        row.update({f"predicted_{k}": float(v[index]) for k, v in result.metrics.items()})
+        check = by_index.get(int(index))
+        row["measured_latency_ms"] = check.measured_latency_ms if check else None
+        row["test_accuracy"] = check.test_accuracy if check else None
+        row["verified_meets_targets"] = check.meets_targets if check else None
+        row["arch"] = arch.to_dict()
+        rows.append(row)
+        _atomic_text(directory / "archs" / f"point-{rank:03d}.json", arch.to_json() + "\n")
+    summary = {
+        "space": space.name,
+        "targets": [str(c) for c in constraints],
+        "objectives": list(result.objectives),
+        "hypervolume": result.hypervolume,
+        "reference": result.reference,
+        "evaluated": int(len(result.genomes)),
+        "feasible": int(result.feasible.sum()),
+        "settings": settings,
+        "machine": machine_info(),
+        "versions": library_versions(),
+        "chosen": asdict(chosen) if chosen else None,
+        "front": rows,
+    }
+    _atomic_text(directory / "pareto.json", json.dumps(summary, indent=2) + "\n")
+    buffer = io.StringIO()
+    columns = [c for c in rows[0] if c != "arch"] + ["arch"] if rows else ["point"]
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "arch": json.dumps(row["arch"], sort_keys=True)})
+    _atomic_text(directory / "pareto.csv", buffer.getvalue())
+    _plot(directory / "pareto.png", space, result, verified, constraints, chosen)
+    return rows
+
+
+def _plot(
+    path: Path,
+    space: Space,
+    result: SearchResult,
+    verified: Sequence[Verified],
+    constraints: Sequence[Constraint],
+    chosen: Verified | None,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if "latency" not in result.metrics or "accuracy" not in result.metrics:
+        return
+    latency, accuracy = result.metrics["latency"], result.metrics["accuracy"]
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    axes.scatter(latency, accuracy, s=3, color="lightgrey", label="evaluated (predicted)")
+    axes.scatter(
+        latency[result.feasible],
+        accuracy[result.feasible],
+        s=3,
+        color="silver",
+        label="feasible (predicted)",
+    )
+    front = result.front
+    axes.plot(
+        latency[front],
+        accuracy[front],
+        "-o",
+        color="tab:blue",
+        markersize=3,
+        label="Pareto front (predicted)",
+    )
+    if verified:
+        axes.scatter(
+            [v.measured_latency_ms for v in verified],
+            [v.test_accuracy for v in verified],
+            marker="x",
+            color="tab:red",
+            label="verified (measured, test)",
+        )
+    if chosen is not None:
+        axes.scatter(
+            [chosen.measured_latency_ms],
+            [chosen.test_accuracy],
+            marker="*",
+            s=150,
+            color="tab:orange",
+            label="chosen",
+        )
+    for constraint in constraints:
+        if constraint.metric == "latency":
+            axes.axvline(constraint.value, color="black", linestyle="--", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_xlabel("latency (ms)")
+    axes.set_ylabel("accuracy")
+    axes.set_title(f"{space.name}: {', '.join(str(c) for c in constraints)}", fontsize=9)
+    axes.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=120)
+    plt.close(figure)
+    temporary.replace(path)
+
+
+def export_model(
+    supernet: Any,
+    space: Space,
+    arch: Arch,
+    path: Path,
+    *,
+    fmt: str,
+    dataset: Dataset | None = None,
+    card: dict[str, Any],
+) -> Path:
+    """Write the subnet ``arch`` in ``fmt`` to ``path`` plus ``path.json`` (its model card)."""
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    network = supernet.extract(arch).eval()
+    if dataset is not None:
+        rng = np.random.default_rng(0)
+        count = min(500, len(dataset.x_train))
+        chosen = np.sort(rng.choice(len(dataset.x_train), size=count, replace=False))
+        from nas.data import resize_images
+
+        recalibrate_batch_norm(network, resize_images(dataset.x_train[chosen], arch.resolution))
+    example = torch.zeros(1, space.in_channels, arch.resolution, arch.resolution)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "onnx":
+        _atomic_bytes(path, export_onnx(network, example))
+    elif fmt == "torchscript":
+        buffer = io.BytesIO()
+        torch.jit.save(torch.jit.trace(network, example), buffer)
+        _atomic_bytes(path, buffer.getvalue())
+    else:
+        from safetensors.torch import save as save_tensors
+
+        state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+        _atomic_bytes(path, save_tensors(state, metadata={"arch": arch.to_json()}))
+    full_card = {
+        "format": fmt,
+        "space": space.name,
+        "arch": arch.to_dict(),
+        "input_shape": list(example.shape),
+        "flops": space.flops(arch),
+        "params": space.params(arch),
+        "mean": list(dataset.mean) if dataset is not None else None,
+        "std": list(dataset.std) if dataset is not None else None,
+        "machine": machine_info(),
+        "versions": library_versions(),
+        **card,
+    }
+    _atomic_text(path.with_name(path.name + ".json"), json.dumps(full_card, indent=2) + "\n")
+    return path

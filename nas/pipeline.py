@@ -1,0 +1,175 @@
+"""What a search needs, built on demand and cached: supernet, latency and accuracy predictors.
+
+``nas search`` on a fresh machine calls these: each returns what is already in the work
+directory when it is there and valid for the space, and otherwise builds it (training the
+supernet with the defaults of ``nas train``, profiling latency on this machine, evaluating
+subnets of the supernet), saves it, and returns it; a second run takes seconds. A run killed
+while building resumes the piece it was building (training and profiling are resumable).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nas.data import Dataset
+from nas.defaults import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_WARMUP
+from nas.errors import UserError
+from nas.latency import ProfileConfig, fit, predictor_path, profile
+from nas.measure import MeasureConfig
+from nas.predictors import AccuracyPredictor, Predictor, load_predictor, save_predictor
+from nas.profiling import sample_for_coverage
+from nas.supernet import Supernet
+from nas.train import (
+    CHECKPOINT_FILE,
+    EpochResult,
+    StepResult,
+    TrainConfig,
+    evaluate,
+    load_checkpoint,
+    load_supernet,
+    make_schedule,
+    train_supernet,
+)
+from search_spaces import Space
+
+__all__ = [
+    "Workdir",
+    "ensure_accuracy_predictor",
+    "ensure_latency_predictor",
+    "ensure_supernet",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Workdir:
+    """Where the pieces of one space live: ``root/supernet-SPACE``, ``root/latency-SPACE``..."""
+
+    root: Path
+    space: str
+
+    @property
+    def supernet(self) -> Path:
+        return self.root / f"supernet-{self.space}"
+
+    @property
+    def latency(self) -> Path:
+        return self.root / f"latency-{self.space}"
+
+    @property
+    def accuracy(self) -> Path:
+        return self.root / f"accuracy-{self.space}" / "accuracy-predictor.json"
+
+
+def ensure_supernet(
+    space: Space,
+    dataset: Dataset,
+    workdir: Workdir,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    on_step: Callable[[StepResult], None] | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> Supernet:
+    """The trained supernet in the work directory, trained (or its training resumed) if needed."""
+    schedule = make_schedule(
+        "progressive", epochs=DEFAULT_EPOCHS, lr=DEFAULT_LR, warmup=DEFAULT_WARMUP
+    )
+    directory = workdir.supernet
+    if (directory / CHECKPOINT_FILE).exists():
+        checkpoint = load_checkpoint(directory)
+        if checkpoint.space != space:
+            raise UserError(
+                f"{directory} holds a supernet of another space; remove it or pass --workdir"
+            )
+        total = sum(p["epochs"] for p in checkpoint.metadata.get("schedule", {}).get("phases", []))
+        if checkpoint.epoch >= total > 0:
+            supernet, _ = load_supernet(directory, device)
+            return supernet
+        schedule_dict = checkpoint.metadata.get("schedule")
+        if schedule_dict is not None and schedule_dict != schedule.to_dict():
+            from nas.train import Schedule
+
+            schedule = Schedule.from_dict(schedule_dict)
+        config = TrainConfig(
+            **{
+                key: value
+                for key, value in checkpoint.metadata.get("config", {}).items()
+                if key in TrainConfig.__dataclass_fields__
+            }
+        )
+        logger.info("resuming the supernet training in %s", directory)
+        return train_supernet(
+            space,
+            dataset,
+            schedule,
+            config,
+            directory,
+            resume=True,
+            on_step=on_step,
+            on_epoch=on_epoch,
+        )
+    config = TrainConfig(seed=seed, device=device)
+    return train_supernet(
+        space, dataset, schedule, config, directory, on_step=on_step, on_epoch=on_epoch
+    )
+
+
+def ensure_latency_predictor(
+    space: Space,
+    measure: MeasureConfig,
+    workdir: Workdir,
+    *,
+    subnets: int = 120,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Predictor:
+    """A learned latency predictor for these settings on this machine, profiled if needed."""
+    directory = workdir.latency / _settings_name(measure)
+    path = predictor_path(directory, "learned")
+    if path.exists():
+        return load_predictor(path, space)
+    profile(
+        space,
+        ProfileConfig(measure=measure, subnets=subnets, seed=seed),
+        directory,
+        progress=progress,
+    )
+    return load_predictor(fit(space, directory, kind="learned", seed=seed), space)
+
+
+def _settings_name(measure: MeasureConfig) -> str:
+    return f"{measure.runtime}-t{measure.threads}-b{measure.batch_size}"
+
+
+def ensure_accuracy_predictor(
+    space: Space,
+    supernet: Supernet,
+    dataset: Dataset,
+    workdir: Workdir,
+    *,
+    subnets: int = 100,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> Predictor:
+    """An accuracy predictor fit on validation accuracies of supernet subnets (after BN
+    recalibration), evaluated if needed."""
+    path = workdir.accuracy
+    if path.exists():
+        return load_predictor(path, space)
+    archs = sample_for_coverage(space, np.random.default_rng(seed + 1), subnets)
+    scores = []
+    for index, arch in enumerate(archs):
+        scores.append(evaluate(supernet, arch, dataset, split="val", seed=seed, device=device))
+        if progress is not None:
+            progress(index + 1, len(archs))
+    predictor = AccuracyPredictor(space).fit(archs, np.array(scores))
+    save_predictor(predictor, path, settings={"split": "val", "data": dataset.name})
+    return predictor

@@ -1,0 +1,285 @@
+"""``nas search`` end to end: build what is missing, search, verify by measurement, write files.
+
+The steps: the supernet, the latency predictor for these measurement settings on this machine
+and the accuracy predictor are taken from the work directory or built (see
+:mod:`nas.pipeline`); targets no subnet can meet are refused with the closest subnet; the
+strategy searches with the predictors; the best front subnets are extracted and measured for
+real, and if none meets the latency target on measurement, the latency bound is tightened by
+the prediction error seen and the search runs again (at most ``rounds`` times). Nothing is
+reported as feasible on prediction alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from nas.constraints import Constraint
+from nas.data import Dataset
+from nas.deploy import Verified, export_model, verify, write_front
+from nas.errors import UserError
+from nas.measure import MeasureConfig, measure_arch
+from nas.pipeline import (
+    Workdir,
+    ensure_accuracy_predictor,
+    ensure_latency_predictor,
+    ensure_supernet,
+)
+from nas.search import Evaluator, SearchConfig, SearchResult, run_search
+from nas.train import EpochResult, StepResult
+from search_spaces import Space, decode_genome
+
+__all__ = ["Reporter", "SearchOutcome", "SearchRequest", "search"]
+
+logger = logging.getLogger(__name__)
+RUN_FILE = "search.json"
+
+
+class Reporter(Protocol):
+    """How the workflow tells its caller what it is doing (the CLI draws progress bars)."""
+
+    def stage(self, name: str, total: int | None = None) -> Callable[[int, int], None]: ...
+
+    def note(self, text: str) -> None: ...
+
+    def epoch(self, result: EpochResult) -> None: ...
+
+    def step(self, result: StepResult) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchRequest:
+    space: Space
+    dataset: Dataset
+    constraints: tuple[Constraint, ...]
+    measure: MeasureConfig
+    search: SearchConfig
+    workdir: Path
+    out: Path
+    resume: bool = False
+    verify_top: int = 5
+    rounds: int = 3
+    device: str = "cpu"
+
+
+@dataclass
+class SearchOutcome:
+    result: SearchResult
+    verified: list[Verified]
+    chosen: Verified | None
+    margin: float
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    model: Path | None = None
+
+
+def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
+    """Targets on measurable quantities that even the smallest subnet breaks."""
+    space = request.space
+    smallest = space.smallest()
+    exact = {
+        "params": float(space.params(smallest)),
+        "flops": float(space.flops(smallest)),
+        "size": float(space.params(smallest)) * 4.0,
+    }
+    for constraint in request.constraints:
+        if constraint.metric in exact and constraint.is_upper_bound:
+            if not constraint.satisfied(exact[constraint.metric]):
+                raise UserError(
+                    f"no subnet of {space.name} meets {constraint}: the closest, the smallest, "
+                    f"has {constraint.metric} {exact[constraint.metric]:.4g}"
+                )
+    latency_bounds = [c for c in request.constraints if c.metric == "latency" and c.is_upper_bound]
+    if latency_bounds:
+        reporter.note("measuring the smallest subnet to check the latency target")
+        measured = measure_arch(space, smallest, request.measure).median_ms
+        for constraint in latency_bounds:
+            if not constraint.satisfied(measured):
+                raise UserError(
+                    f"no subnet of {space.name} meets {constraint} on this machine: the "
+                    f"closest, the smallest, measures {measured:.3f} ms "
+                    f"({request.measure.runtime}, {request.measure.threads} thread(s))"
+                )
+
+
+def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
+    space = request.space
+    workdir = Workdir(request.workdir, space.name)
+    request.out.mkdir(parents=True, exist_ok=True)
+    _refuse_impossible(request, reporter)
+
+    reporter.note(f"supernet: {workdir.supernet}")
+    supernet = ensure_supernet(
+        space,
+        request.dataset,
+        workdir,
+        seed=request.search.seed,
+        device=request.device,
+        on_step=reporter.step,
+        on_epoch=reporter.epoch,
+    )
+    needs_latency = "latency" in request.search.objectives or any(
+        c.metric == "latency" for c in request.constraints
+    )
+    latency = None
+    if needs_latency:
+        latency = ensure_latency_predictor(
+            space,
+            request.measure,
+            workdir,
+            seed=request.search.seed,
+            progress=reporter.stage("profiling latency"),
+        )
+    accuracy = ensure_accuracy_predictor(
+        space,
+        supernet,
+        request.dataset,
+        workdir,
+        seed=request.search.seed,
+        device=request.device,
+        progress=reporter.stage("evaluating subnets for accuracy"),
+    )
+    evaluator = Evaluator(space, accuracy=accuracy, latency=latency)
+    settings = {
+        "strategy": request.search.strategy,
+        "evaluations": request.search.evaluations,
+        "measure": asdict(request.measure),
+        "data": request.dataset.name,
+        "seed": request.search.seed,
+    }
+    _write_run_file(request, settings)
+
+    margin = 0.0
+    result: SearchResult | None = None
+    verified: list[Verified] = []
+    chosen: Verified | None = None
+    for round_index in range(request.rounds):
+        result = run_search(
+            space,
+            request.constraints,
+            evaluator,
+            request.search,
+            request.out / f"round-{round_index}",
+            margin=margin,
+            resume=request.resume,
+            progress=reporter.stage(f"searching (round {round_index + 1})"),
+        )
+        if not result.feasible.any():
+            closest = result.closest(request.constraints)
+            arch = decode_genome(space, result.genomes[closest])
+            values = {k: round(float(v[closest]), 4) for k, v in result.metrics.items()}
+            raise UserError(
+                f"no subnet found that meets {', '.join(str(c) for c in request.constraints)}; "
+                f"the closest predicted is {values} ({arch.to_json()})"
+            )
+        verified = verify(
+            space,
+            supernet,
+            request.dataset,
+            result,
+            request.constraints,
+            request.measure,
+            top=request.verify_top,
+            seed=request.search.seed,
+        )
+        passing = [v for v in verified if v.meets_targets]
+        if passing:
+            chosen = max(passing, key=lambda v: (v.test_accuracy, -v.measured_latency_ms))
+            break
+        ratios = [
+            v.measured_latency_ms / v.predicted["latency"]
+            for v in verified
+            if "latency" in v.predicted and v.predicted["latency"] > 0
+        ]
+        worst = max(ratios, default=1.1)
+        margin = min(0.9, max(margin + 0.05, 1.0 - 1.0 / worst + 0.02))
+        reporter.note(
+            f"no verified subnet meets the targets on measurement; tightening the latency "
+            f"bound by {margin:.0%} and searching again"
+        )
+    assert result is not None
+    outcome = SearchOutcome(result=result, verified=verified, chosen=chosen, margin=margin)
+    outcome.rows = write_front(
+        request.out,
+        space,
+        result,
+        verified,
+        request.constraints,
+        chosen=chosen,
+        settings={**settings, "margin": margin},
+    )
+    if chosen is None:
+        raise UserError(
+            f"after {request.rounds} rounds no subnet met the targets when measured; the front "
+            f"is in {request.out}; loosen the target or measure with more repeats"
+        )
+    arch = decode_genome(space, result.genomes[chosen.index])
+    outcome.model = export_model(
+        supernet,
+        space,
+        arch,
+        request.out / "chosen.onnx",
+        fmt="onnx",
+        dataset=request.dataset,
+        card={
+            "predicted": chosen.predicted,
+            "measured_latency_ms": chosen.measured_latency_ms,
+            "latency_settings": asdict(request.measure),
+            "test_accuracy": chosen.test_accuracy,
+            "targets": [str(c) for c in request.constraints],
+        },
+    )
+    return outcome
+
+
+def _write_run_file(request: SearchRequest, settings: dict[str, Any]) -> None:
+    from nas.deploy import _atomic_text
+
+    data = {
+        "space": request.space.name,
+        "workdir": str(request.workdir),
+        "targets": [c.text or str(c) for c in request.constraints],
+        "objectives": list(request.search.objectives),
+        **settings,
+    }
+    _atomic_text(request.out / RUN_FILE, json.dumps(data, indent=2) + "\n")
+
+
+def read_run(directory: Path) -> dict[str, Any]:
+    path = directory / RUN_FILE
+    if not path.is_file():
+        raise UserError(f"{directory} is not a search run ({RUN_FILE} is missing)")
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: unreadable ({exc})") from None
+    return data
+
+
+def front_points(directory: Path) -> list[dict[str, Any]]:
+    path = directory / "pareto.json"
+    if not path.is_file():
+        raise UserError(f"{directory} has no pareto.json; the search did not finish")
+    try:
+        rows: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["front"]
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise UserError(f"{path}: unreadable ({exc})") from None
+    return rows
+
+
+def select(rows: Sequence[dict[str, Any]], points: str) -> list[dict[str, Any]]:
+    if points == "all":
+        return list(rows)
+    try:
+        wanted = [int(p) for p in points.split(",") if p.strip()]
+    except ValueError:
+        raise UserError(
+            f"--points must be 'all' or comma-separated numbers, got {points!r}"
+        ) from None
+    missing = [p for p in wanted if not 0 <= p < len(rows)]
+    if missing:
+        raise UserError(f"points {missing} are not on the front (it has {len(rows)} points)")
+    return [rows[p] for p in wanted]
