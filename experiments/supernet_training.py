@@ -29,8 +29,8 @@ from scipy.stats import kendalltau
 from torch import nn
 
 import search_spaces as ss
-from nas.defaults import DEFAULT_EPOCHS, DEFAULT_WARMUP
 from nas.data import Dataset, load_dataset, resize_images
+from nas.defaults import DEFAULT_EPOCHS, DEFAULT_WARMUP
 from nas.measure import library_versions, machine_info, time_callable, torch_threads
 from nas.models import build_network
 from nas.train import (

@@ -48,6 +48,7 @@ METRICS: dict[str, bool] = {
 }
 HISTORY_FILE = "history.jsonl"
 STATE_FILE = "strategy.json"
+SAVE_EVERY = 10  # batches between saves of the strategy state
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,6 +213,7 @@ def run_search(
     else:
         told = 0
     order: list[bytes] = list(known)
+    batches_done = 0
 
     with open(history_path, "a", encoding="utf-8") as history:
         while told < config.evaluations:
@@ -238,15 +240,19 @@ def run_search(
                 violations(metrics, constraints, margin=margin),
             )
             told += count
-            _write_json_atomic(
-                state_path,
-                {
-                    "strategy": config.strategy,
-                    "margin": margin,
-                    "told": told,
-                    "state": strategy.state_dict(),
-                },
-            )
+            batches_done += 1
+            # The state is saved every few batches: a resumed strategy asks again what it asked
+            # since, and those subnets come from the history without being scored again.
+            if batches_done % SAVE_EVERY == 0 or told >= config.evaluations:
+                _write_json_atomic(
+                    state_path,
+                    {
+                        "strategy": config.strategy,
+                        "margin": margin,
+                        "told": told,
+                        "state": strategy.state_dict(),
+                    },
+                )
             if progress is not None:
                 progress(told, config.evaluations)
 

@@ -83,16 +83,6 @@ def test_bad_input_is_one_line_and_exit_2(
     assert "Traceback" not in err
 
 
-def test_search_reports_whether_targets_bind(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(
-        ["search", "--space", "tiny", "--target", "latency<10s", "--target", "latency<1us"], capsys
-    )
-    assert code == 0
-    assert "latency<10s: every subnet meets it" in out
-    assert "latency<1us: no subnet meets it" in out
-    assert "stops here" in out
-
-
 def test_data_describes_digits(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(["data", "--resolution", "16"], capsys)
     assert code == 0 and "10 classes" in out and "16x16" in out

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import search_spaces as ss
+from nas.cli import main
+from nas.data import load_dataset
+from nas.latency import ProfileConfig, fit, profile
+from nas.measure import MeasureConfig
+from nas.pipeline import Workdir
+from nas.predictors import AccuracyPredictor, save_predictor
+from nas.train import TrainConfig, evaluate, make_schedule, train_supernet
+
+SPACE = ss.get_space("tiny")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A work directory with a briefly trained tiny supernet and small predictors."""
+    root = tmp_path_factory.mktemp("work")
+    paths = Workdir(root, SPACE.name)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = load_dataset("digits", resolution=20, seed=0)
+        small = dataclasses.replace(data, x_train=data.x_train[:512], y_train=data.y_train[:512])
+        supernet = train_supernet(
+            SPACE,
+            small,
+            make_schedule("all", epochs=2, lr=0.1, warmup=1),
+            TrainConfig(batch_size=64, num_random=1, calibration_size=64, threads=1),
+            paths.supernet,
+        )
+        measure = MeasureConfig(warmup=1, repeats=3)
+        folder = paths.latency / "onnxruntime-t1-b1"
+        profile(SPACE, ProfileConfig(measure=measure, subnets=12), folder)
+        fit(SPACE, folder, kind="learned")
+        archs = [SPACE.sample(np.random.default_rng(i)) for i in range(12)]
+        scores = [evaluate(supernet, a, small, calibration_size=64) for a in archs]
+        save_predictor(AccuracyPredictor(SPACE).fit(archs, np.array(scores)), paths.accuracy)
+    finally:
+        torch.set_num_threads(previous)
+    return root
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        code = main(args)
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_search_writes_front_and_a_verified_model(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "search"
+    code, stdout, err = _run(
+        [
+            "search",
+            "--space",
+            "tiny",
+            "--workdir",
+            str(workdir),
+            "--target",
+            "latency<1s",
+            "--evaluations",
+            "300",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "chosen: test accuracy" in stdout
+    for name in ("pareto.csv", "pareto.json", "pareto.png", "history.jsonl", "chosen.onnx"):
+        assert (out / name).exists() or (out / "round-0" / name).exists(), name
+    summary = json.loads((out / "pareto.json").read_text())
+    chosen = summary["chosen"]
+    assert chosen["meets_targets"] and chosen["measured_latency_ms"] < 1000
+    assert len(summary["front"]) == len(list((out / "archs").iterdir()))
+    card = json.loads((out / "chosen.onnx.json").read_text())
+    assert card["measured_latency_ms"] == chosen["measured_latency_ms"]
+    arch = ss.Arch.from_dict(card["arch"])
+    session = ort.InferenceSession(str(out / "chosen.onnx"), providers=["CPUExecutionProvider"])
+    image = np.zeros((1, 1, arch.resolution, arch.resolution), np.float32)
+    assert session.run(None, {"input": image})[0].shape == (1, 10)
+
+    code, stdout, err = _run(
+        ["export", str(out), "--format", "safetensors", "--points", "0"], capsys
+    )
+    assert code == 0, err
+    assert (out / "export" / "point-000.safetensors").exists()
+    assert (out / "export" / "point-000.safetensors.json").exists()
+    code, _, err = _run(["export", str(out), "--points", "99"], capsys)
+    assert code == 2 and "not on the front" in err
+
+
+def test_impossible_target_is_refused_with_the_closest(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(
+        [
+            "search",
+            "--space",
+            "tiny",
+            "--workdir",
+            str(workdir),
+            "--target",
+            "latency<1us",
+            "--out",
+            str(tmp_path / "s"),
+            "--threads",
+            "1",
+        ],
+        capsys,
+    )
+    assert code == 2 and "no subnet of tiny meets latency<1us" in err and "smallest" in err
+    code, _, err = _run(
+        [
+            "search",
+            "--space",
+            "tiny",
+            "--workdir",
+            str(workdir),
+            "--target",
+            "params<10",
+            "--out",
+            str(tmp_path / "p"),
+        ],
+        capsys,
+    )
+    assert code == 2 and "params" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run(
+        ["search", "--space", "tiny", "--target", "latency<1s", "--strategy", "annealing"], capsys
+    )
+    assert code == 2 and "unknown strategy" in err
