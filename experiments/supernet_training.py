@@ -183,11 +183,11 @@ def main() -> int:
         tau = kendalltau(inherited, alone_scores).statistic if len(pairs) > 1 else float("nan")
         report["train_once_vs_each"] = {
             "pairs": pairs,
-            "mean_gap_points": float(100 * np.mean(alone_scores - inherited)),
+            "mean_gap_points": float(100 * np.mean(alone_scores - inherited)) if pairs else None,
             "kendall_tau": float(tau),
             "supernet_seconds": train_seconds,
             "standalone_seconds": standalone_seconds,
-            "cost_ratio_each_over_once": standalone_seconds / train_seconds,
+            "cost_ratio_each_over_once": standalone_seconds / train_seconds if pairs else None,
         }
         report["step_ms"] = step_times(space, dataset, config, repeats=10)
 
@@ -206,11 +206,13 @@ def main() -> int:
         f"{acc['smallest']:.2%}, {args.random_subnets} random: min {acc['random_min']:.2%}, "
         f"median {acc['random_median']:.2%}, max {acc['random_max']:.2%}"
     )
-    print(
-        f"- train once vs each ({len(pairs)} subnets): mean gap {once['mean_gap_points']:.2f} "
-        f"points (alone minus inherited), Kendall tau {once['kendall_tau']:.2f}, cost of "
-        f"training each / once = {once['cost_ratio_each_over_once']:.2f}"
-    )
+    if pairs:
+        print(
+            f"- train once vs each ({len(pairs)} subnets): mean gap "
+            f"{once['mean_gap_points']:.2f} points (alone minus inherited), Kendall tau "
+            f"{once['kendall_tau']:.2f}, cost of training each / once = "
+            f"{once['cost_ratio_each_over_once']:.2f}"
+        )
     print(
         f"- step: sandwich {steps['sandwich_ms']:.0f} ms vs largest alone "
         f"{steps['largest_ms']:.0f} ms ({steps['sandwich_ms'] / steps['largest_ms']:.2f}x)"
