@@ -30,7 +30,7 @@ from torch import nn
 
 import search_spaces as ss
 from nas.data import Dataset, load_dataset, resize_images
-from nas.defaults import DEFAULT_EPOCHS, DEFAULT_WARMUP
+from nas.defaults import DEFAULT_EPOCHS, DEFAULT_SCHEDULE, DEFAULT_WARMUP
 from nas.measure import library_versions, machine_info, time_callable, torch_threads
 from nas.models import build_network
 from nas.train import (
@@ -79,7 +79,7 @@ def step_times(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="mbv3-small")
-    parser.add_argument("--schedule", default="progressive")
+    parser.add_argument("--schedule", default=DEFAULT_SCHEDULE)
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
     parser.add_argument("--lr", type=float, default=0.1)

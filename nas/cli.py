@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from tqdm import tqdm
 
 import nas
-from nas.defaults import DEFAULT_EPOCHS, DEFAULT_WARMUP
+from nas.defaults import DEFAULT_EPOCHS, DEFAULT_SCHEDULE, DEFAULT_WARMUP
 from nas.errors import UserError
 
 __all__ = ["main"]
@@ -468,9 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     train.add_argument(
         "--schedule",
-        default="progressive",
+        default=DEFAULT_SCHEDULE,
         choices=("progressive", "all"),
-        help="progressive shrinking or every dimension at once",
+        help="all: every dimension elastic after the warm-up (default); progressive: kernel, "
+        "then depth, width, pyramid",
     )
     train.add_argument(
         "--epochs",

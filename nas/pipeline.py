@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nas.data import Dataset
-from nas.defaults import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_WARMUP
+from nas.defaults import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_SCHEDULE, DEFAULT_WARMUP
 from nas.errors import UserError
 from nas.latency import ProfileConfig, fit, predictor_path, profile
 from nas.measure import MeasureConfig
@@ -79,7 +79,7 @@ def ensure_supernet(
 ) -> Supernet:
     """The trained supernet in the work directory, trained (or its training resumed) if needed."""
     schedule = make_schedule(
-        "progressive", epochs=DEFAULT_EPOCHS, lr=DEFAULT_LR, warmup=DEFAULT_WARMUP
+        DEFAULT_SCHEDULE, epochs=DEFAULT_EPOCHS, lr=DEFAULT_LR, warmup=DEFAULT_WARMUP
     )
     directory = workdir.supernet
     if (directory / CHECKPOINT_FILE).exists():
