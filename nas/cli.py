@@ -428,7 +428,46 @@ def _add_measure_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+_COMPRESS_COMMANDS = {
+    "prune": "structured channel pruning of any checkpoint",
+    "quantize": "int8 post-training quantization for ONNX Runtime",
+    "distill": "knowledge distillation from a teacher",
+    "compress": "distill, prune, quantize and measure a searched subnet",
+}
+
+
+def _add_compress_commands(commands: Any, *, full: bool) -> None:
+    """The compression commands. Their options need torch and torch-pruning, so they are only
+    built when one of them is run; otherwise each is listed by name and help alone."""
+    if not full:
+        for name, help_text in _COMPRESS_COMMANDS.items():
+            commands.add_parser(name, help=help_text)
+        return
+    from compress.cli import (
+        add_compress_arguments,
+        add_distill_arguments,
+        add_prune_arguments,
+        add_quantize_arguments,
+        run_compress,
+        run_distill,
+        run_prune,
+        run_quantize,
+    )
+
+    builders = {
+        "prune": (add_prune_arguments, run_prune),
+        "quantize": (add_quantize_arguments, run_quantize),
+        "distill": (add_distill_arguments, run_distill),
+        "compress": (add_compress_arguments, run_compress),
+    }
+    for name, help_text in _COMPRESS_COMMANDS.items():
+        add, run = builders[name]
+        sub = commands.add_parser(name, help=help_text)
+        add(sub)
+        sub.set_defaults(handler=run)
+
+
+def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="nas",
         description="Neural architecture search and compression for PyTorch.",
@@ -601,14 +640,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--points", default="all", help="'all' or front points such as 0,3")
     export.add_argument("--out", help="output directory (default: RUN_DIR/export)")
     export.set_defaults(handler=_cmd_export)
+
+    _add_compress_commands(commands, full=full)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     import search_spaces as ss
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(full=any(word in _COMPRESS_COMMANDS for word in words))
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(levelname)s %(name)s: %(message)s",

@@ -1,0 +1,342 @@
+"""``nas compress``: distill -> prune (+ fine-tune) -> quantize -> ONNX -> measure, one report.
+
+Every stage is exported to ONNX and measured the same way: test accuracy with ONNX Runtime,
+latency with :func:`nas.measure.measure_latency` (median and IQR), the ONNX file's size, and
+the multiply-adds and parameters of the torch model the stage came from. The report is written
+as JSON, a Markdown table and a PNG, all atomically.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from compress.distillation import DistillConfig, train_student
+from compress.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from compress.metrics import count_flops, count_params
+from compress.pruning import PruneConfig, prune, prune_to_target
+from compress.quantization import QuantizeConfig, evaluate_onnx, quantize_onnx
+from compress.serialization import save_pruned
+from nas.constraints import Constraint
+from nas.data import Dataset
+from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
+from search_spaces import Arch, Space
+
+__all__ = ["CompressConfig", "CompressReport", "StageResult", "compress_model", "measure_stage"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompressConfig:
+    """Settings of every stage (validated by each stage's own config)."""
+
+    ratio: float = 0.5
+    target: Constraint | None = None
+    importance: str = "l2"
+    global_pruning: bool = False
+    round_to: int | None = None
+    distill_epochs: int = 0
+    finetune_epochs: int = 1
+    lr: float = 0.01
+    temperature: float = 4.0
+    alpha: float = 0.9
+    batch_size: int = 64
+    method: str = "minmax"
+    calib_batches: int = 8
+    per_channel: bool = True
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        PruneConfig(
+            ratio=self.ratio,
+            importance=self.importance,
+            global_pruning=self.global_pruning,
+            round_to=self.round_to,
+        )
+        for epochs in (self.distill_epochs, self.finetune_epochs):
+            DistillConfig(
+                epochs=epochs,
+                lr=self.lr,
+                temperature=self.temperature,
+                alpha=self.alpha,
+                batch_size=self.batch_size,
+                seed=self.seed,
+            )
+        QuantizeConfig(
+            per_channel=self.per_channel, method=self.method, num_batches=self.calib_batches
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageResult:
+    """One row of the report."""
+
+    stage: str
+    accuracy: float
+    latency_ms: float
+    latency_iqr_ms: float
+    size_bytes: int
+    flops: int
+    params: int
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompressReport:
+    stages: tuple[StageResult, ...]
+    files: dict[str, str]
+    settings: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stages": [asdict(s) for s in self.stages],
+            "files": self.files,
+            "settings": self.settings,
+            "machine": machine_info(),
+            "versions": library_versions(),
+        }
+
+
+def measure_stage(
+    stage: str,
+    graph: bytes,
+    model: nn.Module,
+    dataset: Dataset,
+    measure: MeasureConfig,
+    *,
+    note: str = "",
+) -> StageResult:
+    """Accuracy (ONNX Runtime, test split), latency, ONNX size, FLOPs and params of a stage."""
+    shape = dataset.image_shape
+    example = torch.as_tensor(dataset.x_test[:1])
+    latency = measure_latency(graph, shape, measure)
+    result = StageResult(
+        stage=stage,
+        accuracy=evaluate_onnx(graph, dataset.x_test, dataset.y_test),
+        latency_ms=latency.median_ms,
+        latency_iqr_ms=latency.iqr_ms,
+        size_bytes=len(graph),
+        flops=count_flops(model, example),
+        params=count_params(model),
+        note=note,
+    )
+    logger.info(
+        "%s: accuracy %.4f, %.3f ms, %d bytes",
+        stage,
+        result.accuracy,
+        result.latency_ms,
+        len(graph),
+    )
+    return result
+
+
+def _save_torch(
+    model: nn.Module,
+    path: Path,
+    *,
+    factory: str | None,
+    space: Space | None,
+    arch: Arch | None,
+    shape: tuple[int, int, int],
+) -> Path | None:
+    if factory is not None:
+        return save_pruned(model, path, factory=factory, input_shape=shape)
+    if space is not None and arch is not None:
+        return save_pruned(model, path, arch=arch, space=space, input_shape=shape)
+    logger.warning("no factory or arch known: %s not written (the ONNX files are)", path)
+    return None
+
+
+def compress_model(
+    model: nn.Module,
+    dataset: Dataset,
+    out: str | Path,
+    config: CompressConfig,
+    *,
+    teacher: nn.Module | None = None,
+    factory: str | None = None,
+    space: Space | None = None,
+    arch: Arch | None = None,
+    progress: Progress | None = None,
+) -> CompressReport:
+    """Run every stage on ``model`` (left unchanged) and write models and report to ``out``.
+
+    ``dataset`` must already be at the model's input resolution. With ``teacher``, the model
+    is first distilled from it for ``config.distill_epochs``; the pruned model is fine-tuned
+    for ``config.finetune_epochs`` distilling from the model before pruning.
+    """
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    note = progress or (lambda text: None)
+    shape = dataset.image_shape
+    example = torch.as_tensor(dataset.x_train[:2])
+    stages: list[StageResult] = []
+    files: dict[str, str] = {}
+
+    note("measuring the original model")
+    current = copy.deepcopy(model).eval()
+    graph = export_onnx(current, example[:1])
+    stages.append(measure_stage("original", graph, current, dataset, config.measure))
+
+    if teacher is not None and config.distill_epochs > 0:
+        note(f"distilling from the teacher for {config.distill_epochs} epoch(s)")
+        current = train_student(
+            current,
+            dataset,
+            teacher=teacher,
+            epochs=config.distill_epochs,
+            lr=config.lr,
+            temperature=config.temperature,
+            alpha=config.alpha,
+            batch_size=config.batch_size,
+            seed=config.seed,
+        )
+        graph = export_onnx(current, example[:1])
+        stages.append(measure_stage("distilled", graph, current, dataset, config.measure))
+
+    note("pruning")
+    options: dict[str, Any] = {
+        "importance": config.importance,
+        "global_pruning": config.global_pruning,
+        "round_to": config.round_to,
+        "calibration": (
+            torch.as_tensor(dataset.x_train[:64]),
+            torch.as_tensor(dataset.y_train[:64]),
+        ),
+    }
+    if config.target is not None:
+        result = prune_to_target(current, example, config.target, config.measure, **options)
+        pruned, ratio = result.model, result.ratio
+    else:
+        pruned, ratio = prune(current, example, ratio=config.ratio, **options), config.ratio
+    if config.finetune_epochs > 0:
+        note(f"fine-tuning the pruned model for {config.finetune_epochs} epoch(s)")
+        train_student(
+            pruned,
+            dataset,
+            teacher=current,
+            epochs=config.finetune_epochs,
+            lr=config.lr,
+            temperature=config.temperature,
+            alpha=config.alpha,
+            batch_size=config.batch_size,
+            seed=config.seed,
+        )
+    pruned.eval()
+    graph = export_onnx(pruned, example[:1])
+    label = f"ratio {ratio:.2f}, {config.importance}, fine-tuned {config.finetune_epochs} epoch(s)"
+    stages.append(measure_stage("pruned", graph, pruned, dataset, config.measure, note=label))
+    saved = _save_torch(
+        pruned,
+        directory / "pruned.safetensors",
+        factory=factory,
+        space=space,
+        arch=arch,
+        shape=shape,
+    )
+    if saved is not None:
+        files["pruned"] = str(saved)
+    atomic_write_bytes(directory / "pruned.onnx", graph)
+    files["pruned_onnx"] = str(directory / "pruned.onnx")
+
+    note("quantizing to int8")
+    calibration = dataset.x_train[: config.calib_batches * 32]
+    quantized = quantize_onnx(
+        graph, calibration, per_channel=config.per_channel, method=config.method, batch_size=32
+    )
+    atomic_write_bytes(directory / "int8.onnx", quantized)
+    files["int8_onnx"] = str(directory / "int8.onnx")
+    int8_note = f"{config.method} calibration on {len(calibration)} images"
+    stages.append(measure_stage("int8", quantized, pruned, dataset, config.measure, note=int8_note))
+
+    settings = {
+        **{k: v for k, v in asdict(config).items() if k not in ("measure", "target")},
+        "target": str(config.target) if config.target else None,
+        "measure": asdict(config.measure),
+        "achieved_ratio": ratio,
+        "data": dataset.name,
+        "input_shape": list(shape),
+        "teacher": teacher is not None,
+    }
+    report = CompressReport(stages=tuple(stages), files=files, settings=settings)
+    write_report(report, directory)
+    files.update({name: str(directory / f"report.{name}") for name in ("json", "md", "png")})
+    return report
+
+
+def markdown_table(stages: tuple[StageResult, ...] | list[StageResult]) -> str:
+    """The stages as a Markdown table, with changes relative to the first stage."""
+    first = stages[0]
+    lines = [
+        "| stage | accuracy | latency (ms) | speed-up | size (KB) | smaller | MACs | params "
+        "| note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in stages:
+        lines.append(
+            f"| {s.stage} | {s.accuracy:.2%} | {s.latency_ms:.3f} ± {s.latency_iqr_ms:.3f} | "
+            f"{first.latency_ms / s.latency_ms:.2f}x | {s.size_bytes / 1e3:.1f} | "
+            f"{first.size_bytes / s.size_bytes:.2f}x | {s.flops:,} | {s.params:,} | {s.note} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _plot(report: CompressReport) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = report.stages
+    names = [s.stage for s in stages]
+    panels = (
+        ("test accuracy", [s.accuracy for s in stages]),
+        ("latency (ms, median)", [s.latency_ms for s in stages]),
+        ("ONNX size (KB)", [s.size_bytes / 1e3 for s in stages]),
+        ("multiply-adds (M)", [s.flops / 1e6 for s in stages]),
+    )
+    figure, axes = plt.subplots(1, 4, figsize=(13, 3.2))
+    for axis, (title, values) in zip(axes, panels, strict=True):
+        axis.bar(names, values, color="tab:blue")
+        axis.set_title(title, fontsize=9)
+        axis.tick_params(axis="x", labelrotation=30, labelsize=8)
+        for index, value in enumerate(values):
+            axis.annotate(f"{value:.3g}", (index, value), ha="center", va="bottom", fontsize=7)
+    measure = report.settings.get("measure", {})
+    figure.suptitle(
+        f"compression of a model on {report.settings.get('data')}: "
+        f"{measure.get('runtime')}, {measure.get('threads')} thread(s), "
+        f"batch {measure.get('batch_size')}",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def write_report(report: CompressReport, directory: Path) -> None:
+    """``report.json``, ``report.md`` and ``report.png`` in ``directory``, atomically."""
+    atomic_write_json(directory / "report.json", report.to_dict())
+    measure = report.settings.get("measure", {})
+    header = (
+        f"# Compression report\n\nData: {report.settings.get('data')}; latency on "
+        f"{measure.get('runtime')} with {measure.get('threads')} thread(s), batch "
+        f"{measure.get('batch_size')}, median of {measure.get('repeats')} runs after "
+        f"{measure.get('warmup')} warm-up runs.\n\n"
+    )
+    atomic_write_text(directory / "report.md", header + markdown_table(report.stages))
+    atomic_write_bytes(directory / "report.png", _plot(report))

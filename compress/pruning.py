@@ -1,0 +1,437 @@
+"""Structured channel pruning with torch-pruning's dependency graph.
+
+:func:`prune` removes whole channels from convolutions and linear layers; torch-pruning's
+dependency graph follows residual adds, concatenations, depthwise and grouped convolutions,
+squeeze-excitation and transposed convolutions, so coupled layers lose the same channels and
+the pruned model is a smaller dense model (faster on any runtime). Importance criteria:
+``l1``/``l2`` (group magnitude), ``taylor`` (first-order Taylor, needs a backward pass on a
+calibration batch), ``lamp`` and ``fpgm``. The output layer (the last convolution or linear
+layer run, usually the classifier) is never pruned, so output shapes stay the same.
+
+:func:`prune_to_target` prunes step by step until a target such as ``flops<5M`` or
+``latency<2ms`` is met; :func:`finetune` recovers accuracy, optionally distilling from the
+unpruned model. :func:`save_pruned`/:func:`load_pruned` (re-exported here) store the result
+without pickling.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+from torch.nn import functional
+
+from compress.distillation import train_student
+from compress.metrics import count_flops, count_params
+from compress.serialization import load_pruned, save_pruned
+from nas.constraints import Constraint
+from nas.data import Dataset
+from nas.errors import UserError
+from nas.measure import MeasureConfig, measure_latency
+
+__all__ = [
+    "IMPORTANCES",
+    "Calibration",
+    "PruneConfig",
+    "TargetResult",
+    "finetune",
+    "load_pruned",
+    "output_layers",
+    "prune",
+    "prune_to_target",
+    "save_pruned",
+]
+
+logger = logging.getLogger(__name__)
+
+IMPORTANCES = ("l1", "l2", "taylor", "lamp", "fpgm")
+TARGET_METRICS = ("flops", "params", "size", "latency")
+_PRUNABLE = (nn.modules.conv._ConvNd, nn.Linear)
+
+Calibration = tuple[torch.Tensor, torch.Tensor] | Sequence[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruneConfig:
+    """How much and how to prune (validated; see :func:`prune`)."""
+
+    ratio: float
+    importance: str = "l2"
+    global_pruning: bool = False
+    round_to: int | None = None
+    iterative_steps: int = 1
+
+    def __post_init__(self) -> None:
+        ratio = self.ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < 1:
+            raise UserError(f"pruning ratio must be strictly between 0 and 1, got {ratio!r}")
+        if self.importance not in IMPORTANCES:
+            raise UserError(
+                f"unknown importance {self.importance!r}; choose one of {', '.join(IMPORTANCES)}"
+            )
+        if self.round_to is not None and (
+            isinstance(self.round_to, bool)
+            or not isinstance(self.round_to, int)
+            or self.round_to < 1
+        ):
+            raise UserError(f"round_to must be a positive integer, got {self.round_to!r}")
+        steps = self.iterative_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise UserError(f"iterative_steps must be a positive integer, got {steps!r}")
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class TargetResult:
+    """What :func:`prune_to_target` reached: the model, its ratio, and every step's value."""
+
+    model: nn.Module
+    ratio: float
+    value: float
+    target: Constraint
+    history: tuple[tuple[float, float], ...]
+
+
+def _importance(name: str) -> Any:
+    if name == "l1":
+        return tp.importance.GroupMagnitudeImportance(p=1)
+    if name == "l2":
+        return tp.importance.GroupMagnitudeImportance(p=2)
+    if name == "taylor":
+        return tp.importance.GroupTaylorImportance()
+    if name == "lamp":
+        return tp.importance.LAMPImportance(p=2)
+    return tp.importance.FPGMImportance(p=2)
+
+
+def _inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    return tuple(example_inputs)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def _run_locating(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Any:
+    """Run ``model``; on failure raise a UserError naming the last layer entered."""
+    names = {id(m): n for n, m in model.named_modules()}
+    entered: list[str] = []
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, _args: entered.append(names[id(mod)]))
+        for m in model.modules()
+        if not list(m.children())
+    ]
+    try:
+        with torch.no_grad():
+            return model(*inputs)
+    except Exception as exc:  # any shape or type error from the user's forward
+        where = f"at layer {entered[-1]!r}" if entered else "before any layer"
+        raise UserError(f"{type(model).__name__} fails {where} ({_first_line(exc)})") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _run_recording(
+    model: nn.Module, inputs: tuple[torch.Tensor, ...]
+) -> tuple[Any, list[nn.Module]]:
+    """The output of ``model`` and its convolution and linear layers in the order they ran."""
+    order: list[nn.Module] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
+        for m in model.modules()
+        if isinstance(m, _PRUNABLE)
+    ]
+    try:
+        output = _run_locating(model, inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return output, order
+
+
+def output_layers(
+    model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]
+) -> list[nn.Module]:
+    """The layer that produces the output: the last convolution or linear layer that runs."""
+    return _run_recording(model, _inputs(example_inputs))[1][-1:]
+
+
+def _map_ignored(
+    original: nn.Module, pruned: nn.Module, ignored: Sequence[nn.Module | str]
+) -> list[nn.Module]:
+    names = {id(m): n for n, m in original.named_modules()}
+    mapped = []
+    for layer in ignored:
+        if isinstance(layer, str):
+            name = layer
+        elif id(layer) in names:
+            name = names[id(layer)]
+        else:
+            raise UserError(f"ignored layer {type(layer).__name__} is not part of the model")
+        try:
+            mapped.append(pruned.get_submodule(name))
+        except AttributeError:
+            raise UserError(f"ignored layer {name!r} is not part of the model") from None
+    return mapped
+
+
+def _check_traced(
+    model: nn.Module, graph: Any, executed: Sequence[nn.Module], ignored: Sequence[nn.Module]
+) -> None:
+    """Layers that run but that torch-pruning's trace does not reach cannot be pruned safely."""
+    skip = {id(m) for layer in ignored for m in layer.modules()}
+    traced = {id(m) for m in graph.module2node}
+    ran = {id(m) for m in executed}
+    for name, module in model.named_modules():
+        if id(module) in ran and id(module) not in traced and id(module) not in skip:
+            raise UserError(
+                f"torch-pruning cannot trace layer {name!r} ({type(module).__name__}): its output "
+                "does not reach the model output through autograd (a .detach(), .numpy() or "
+                "no_grad in forward?); fix the forward or pass the layer in ignored_layers"
+            )
+
+
+def _calibration_batches(
+    calibration: Calibration | None,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    if calibration is None:
+        raise UserError(
+            "taylor importance needs calibration data (inputs and labels) for a backward pass; "
+            "pass calibration=(x, y) or use l1, l2, lamp or fpgm"
+        )
+    if (
+        isinstance(calibration, tuple)
+        and len(calibration) == 2
+        and isinstance(calibration[0], torch.Tensor)
+    ):
+        return [calibration]
+    batches = list(calibration)
+    if not batches or not all(isinstance(b, tuple) and len(b) == 2 for b in batches):
+        raise UserError("calibration must be (inputs, labels) or a list of such pairs")
+    return batches
+
+
+def _taylor_gradients(
+    model: nn.Module,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> None:
+    model.eval()  # gradients without touching batch-norm statistics
+    model.zero_grad(set_to_none=True)
+    for inputs, labels in batches:
+        loss = loss_fn(model(inputs), labels)
+        loss.backward()
+
+
+def _build_pruner(
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    config: PruneConfig,
+    ignored: list[nn.Module],
+) -> Any:
+    example: Any = inputs[0] if len(inputs) == 1 else list(inputs)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return tp.pruner.BasePruner(
+                model,
+                example,
+                importance=_importance(config.importance),
+                pruning_ratio=config.ratio,
+                global_pruning=config.global_pruning,
+                round_to=config.round_to,
+                ignored_layers=ignored,
+                iterative_steps=config.iterative_steps,
+            )
+    except UserError:
+        raise
+    except Exception as exc:  # torch-pruning raises many kinds of errors while tracing
+        _run_locating(model, inputs)  # a failing forward names its layer
+        raise UserError(
+            f"torch-pruning cannot trace {type(model).__name__}: {_first_line(exc)}"
+        ) from None
+
+
+def prune(
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    ratio: float,
+    importance: str = "l2",
+    global_pruning: bool = False,
+    round_to: int | None = None,
+    ignored_layers: Sequence[nn.Module | str] | None = None,
+    iterative_steps: int = 1,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    calibration: Calibration | None = None,
+) -> nn.Module:
+    """A copy of ``model`` with ``ratio`` of its channels removed (the input is unchanged).
+
+    ``ratio`` is the share of channels removed from each prunable group (with
+    ``global_pruning``, from all of them ranked together). ``ignored_layers`` (modules or
+    names) are not pruned; by default the output layer is ignored. ``round_to`` keeps channel
+    counts multiples of it. ``taylor`` importance runs ``loss_fn`` (default cross-entropy) on
+    ``calibration`` batches before each of the ``iterative_steps``.
+    """
+    config = PruneConfig(
+        ratio=ratio,
+        importance=importance,
+        global_pruning=global_pruning,
+        round_to=round_to,
+        iterative_steps=iterative_steps,
+    )
+    if isinstance(model, torch.jit.ScriptModule):
+        raise UserError("TorchScript models cannot be pruned; give the nn.Module instead")
+    batches = _calibration_batches(calibration) if importance == "taylor" else []
+    inputs = _inputs(example_inputs)
+    pruned = copy.deepcopy(model)
+    was_training = pruned.training
+    pruned.eval()
+    reference, executed = _run_recording(pruned, inputs)
+    if ignored_layers is None:
+        ignored = executed[-1:]
+    else:
+        ignored = _map_ignored(model, pruned, ignored_layers)
+    pruner = _build_pruner(pruned, inputs, config, ignored)
+    _check_traced(pruned, pruner.DG, executed, ignored)
+    for _ in range(config.iterative_steps):
+        if batches:
+            _taylor_gradients(pruned, batches, loss_fn or functional.cross_entropy)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pruner.step()
+        except Exception as exc:
+            raise UserError(
+                f"torch-pruning failed on {type(model).__name__}: {_first_line(exc)}"
+            ) from None
+        finally:
+            pruned.zero_grad(set_to_none=True)
+    output = _run_locating(pruned, inputs)
+    if isinstance(output, torch.Tensor) and isinstance(reference, torch.Tensor):
+        if output.shape != reference.shape:
+            raise UserError(
+                f"pruning changed the output shape from {tuple(reference.shape)} to "
+                f"{tuple(output.shape)}; pass the output layers in ignored_layers"
+            )
+    before, after = count_params(model), count_params(pruned)
+    logger.info(
+        "pruned %s with %s importance at ratio %.2f: %d -> %d parameters",
+        type(model).__name__,
+        importance,
+        ratio,
+        before,
+        after,
+    )
+    return pruned.train(was_training)
+
+
+def _metric(
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    metric: str,
+    measure_config: MeasureConfig | None,
+) -> float:
+    if metric == "flops":
+        return float(count_flops(model, inputs))
+    if metric == "params":
+        return float(count_params(model))
+    if metric == "size":
+        return float(count_params(model) * 4)
+    shape = tuple(int(v) for v in inputs[0].shape[1:])
+    if len(shape) != 3:
+        raise UserError(f"latency targets need a (N, C, H, W) example input, got {shape}")
+    return measure_latency(model, shape, measure_config).median_ms
+
+
+def prune_to_target(
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    target: Constraint,
+    measure_config: MeasureConfig | None = None,
+    *,
+    step: float = 0.1,
+    max_ratio: float = 0.9,
+    **prune_options: Any,
+) -> TargetResult:
+    """Prune at ratios ``step``, ``2 * step``, ... until ``target`` is met.
+
+    ``flops`` (multiply-adds), ``params`` and ``size`` (float32 bytes) are counted; ``latency``
+    is measured with :func:`nas.measure.measure_latency` and ``measure_config``. Each ratio
+    prunes the original model afresh. Raises :class:`UserError` when even ``max_ratio`` misses.
+    """
+    if target.metric not in TARGET_METRICS or not target.is_upper_bound:
+        raise UserError(
+            f"target {target} cannot be reached by pruning; use an upper bound on "
+            f"{', '.join(TARGET_METRICS)} (e.g. flops<5M)"
+        )
+    if not 0 < step < 1 or not 0 < max_ratio < 1:
+        raise UserError(f"step and max_ratio must be in (0, 1), got {step} and {max_ratio}")
+    inputs = _inputs(example_inputs)
+    value = _metric(model, inputs, target.metric, measure_config)
+    history = [(0.0, value)]
+    if target.satisfied(value):
+        logger.info("%s already meets %s (%.4g)", type(model).__name__, target, value)
+        return TargetResult(
+            model=copy.deepcopy(model), ratio=0.0, value=value, target=target, history=(*history,)
+        )
+    count = max(1, math.floor(max_ratio / step + 1e-9))
+    for index in range(1, count + 1):
+        ratio = round(index * step, 6)
+        pruned = prune(model, inputs, ratio=ratio, **prune_options)
+        value = _metric(pruned, inputs, target.metric, measure_config)
+        history.append((ratio, value))
+        logger.info("ratio %.2f: %s %.4g", ratio, target.metric, value)
+        if target.satisfied(value):
+            return TargetResult(
+                model=pruned, ratio=ratio, value=value, target=target, history=(*history,)
+            )
+    raise UserError(
+        f"cannot reach {target} by pruning: at ratio {history[-1][0]:.2f} the model still has "
+        f"{target.metric} {history[-1][1]:.4g}"
+    )
+
+
+def finetune(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    epochs: int,
+    lr: float = 0.01,
+    teacher: nn.Module | None = None,
+    temperature: float = 4.0,
+    alpha: float = 0.9,
+    resolution: int | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> nn.Module:
+    """Train a pruned ``model`` further; with ``teacher`` (e.g. the unpruned model), distil.
+
+    SGD with Nesterov momentum and a cosine learning rate; images are resized to
+    ``resolution``. Returns ``model`` (trained in place) in eval mode.
+    """
+    return train_student(
+        model,
+        dataset,
+        teacher=teacher,
+        epochs=epochs,
+        lr=lr,
+        temperature=temperature,
+        alpha=alpha,
+        resolution=resolution,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    )

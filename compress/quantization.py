@@ -1,0 +1,334 @@
+"""8-bit quantization: post-training static quantization of ONNX graphs, and QAT in torch.
+
+Post-training quantization (:func:`quantize_onnx`) uses ONNX Runtime's ``quantize_static``
+in QDQ format (QuantizeLinear/DequantizeLinear pairs that ONNX Runtime fuses into int8
+kernels): int8 weights (per channel by default), uint8 activations whose ranges come from a
+calibration pass over batches of the user's own data (``minmax``, ``entropy`` or
+``percentile``). The graph is first run through ONNX Runtime's ``quant_pre_process`` (shape
+inference and graph optimisation, e.g. folding batch norm into convolutions), which the
+quantizer's documentation recommends.
+
+Quantization-aware training (:func:`prepare_qat`, :func:`convert_qat`,
+:func:`export_qat_onnx`) uses ``torch.ao.quantization``'s FX graph mode. That API is
+deprecated (torch says it will move to torchao's pt2e flow) and prints a DeprecationWarning,
+but it still works in this torch version. What works: ``prepare_qat`` inserts fake
+quantization (int8 per-channel weights, uint8 activations) with plain ``FakeQuantize``
+modules, so after fine-tuning, ``export_qat_onnx`` freezes the observers and exports a QDQ
+ONNX graph that ONNX Runtime runs with the learned scales. ``convert_qat`` produces torch's
+own quantized model (x86/fbgemm kernels), which cannot be exported to ONNX. FX tracing needs
+a forward without data-dependent control flow.
+
+NNI 3.0's quantizers (and pruners) are supported only behind the ``nni`` extra
+(``pip install nas-toolkit[nni]``) and are not implemented yet; everything here uses
+torch-pruning, ONNX Runtime and torch only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from compress.checkpoint import onnx_input_shape
+from nas.errors import UserError
+from nas.measure import export_onnx
+
+__all__ = [
+    "METHODS",
+    "QuantizeConfig",
+    "convert_qat",
+    "evaluate_onnx",
+    "export_qat_onnx",
+    "freeze_qat",
+    "onnx_logits",
+    "prepare_qat",
+    "quantize_onnx",
+]
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuantizeConfig:
+    """Settings of :func:`quantize_onnx` (validated)."""
+
+    per_channel: bool = True
+    method: str = "minmax"
+    batch_size: int = 32
+    num_batches: int | None = None
+    preprocess: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise UserError(
+                f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}"
+            )
+        for name in ("batch_size", "num_batches"):
+            value = getattr(self, name)
+            if value is None and name == "num_batches":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _graph_bytes(model: bytes | str | Path) -> bytes:
+    if isinstance(model, bytes):
+        return model
+    path = Path(model)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    return path.read_bytes()
+
+
+def _input_name(graph: bytes) -> str:
+    import onnx
+
+    try:
+        proto = onnx.load_model_from_string(graph)
+    except Exception as exc:
+        raise UserError(f"not a valid ONNX model: {exc}") from None
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = [i.name for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise UserError(f"quantization supports graphs with one input, this one has {len(inputs)}")
+    return inputs[0]
+
+
+def _check_calibration(graph: bytes, calibration: np.ndarray) -> np.ndarray:
+    expected = onnx_input_shape(graph)
+    data = np.asarray(calibration)
+    if data.ndim != 4 or (expected is not None and tuple(data.shape[1:]) != expected):
+        wanted = f"(N, {', '.join(map(str, expected))})" if expected else "(N, C, H, W)"
+        raise UserError(
+            f"calibration data has shape {tuple(data.shape)} but the model expects {wanted}"
+        )
+    if len(data) == 0:
+        raise UserError("calibration data is empty")
+    if not np.issubdtype(data.dtype, np.floating):
+        raise UserError(f"calibration data must be floating point, got {data.dtype}")
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def _reader(name: str, data: np.ndarray, batch_size: int) -> Any:
+    """A CalibrationDataReader over fixed-size batches of a numpy array."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = [data[i : i + batch_size] for i in range(0, len(data), batch_size)]
+            self.iterator: Iterator[np.ndarray] = iter(self.batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.iterator, None)
+            return None if batch is None else {name: batch}
+
+        def rewind(self) -> None:
+            self.iterator = iter(self.batches)
+
+    return Reader()
+
+
+def quantize_onnx(
+    model: bytes | str | Path,
+    calibration: np.ndarray,
+    *,
+    per_channel: bool = True,
+    method: str = "minmax",
+    batch_size: int = 32,
+    num_batches: int | None = None,
+    preprocess: bool = True,
+) -> bytes:
+    """The int8 QDQ version of the float ONNX ``model``, calibrated on ``calibration`` images.
+
+    ``calibration`` is ``(N, C, H, W)`` float data shaped like the model's input, normalised as
+    in training; at most ``num_batches`` batches of ``batch_size`` are used.
+    """
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
+
+    config = QuantizeConfig(
+        per_channel=per_channel,
+        method=method,
+        batch_size=batch_size,
+        num_batches=num_batches,
+        preprocess=preprocess,
+    )
+    graph = _graph_bytes(model)
+    name = _input_name(graph)
+    data = _check_calibration(graph, calibration)
+    if config.num_batches is not None:
+        data = data[: config.num_batches * config.batch_size]
+    reader = _reader(name, data, config.batch_size)
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    with tempfile.TemporaryDirectory(prefix="compress-quant-") as folder:
+        source = Path(folder) / "float.onnx"
+        source.write_bytes(graph)
+        if config.preprocess:
+            prepared = Path(folder) / "prepared.onnx"
+            try:
+                quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+                source = prepared
+            except Exception as exc:  # pre-processing is an optimisation only
+                logger.warning("quant_pre_process failed (%s); quantizing the graph as is", exc)
+        output = Path(folder) / "int8.onnx"
+        chatter = io.StringIO()  # the entropy and percentile calibrators print to stdout
+        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
+            warnings.simplefilter("ignore")
+            try:
+                quantize_static(
+                    str(source),
+                    str(output),
+                    reader,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=config.per_channel,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    calibrate_method=methods[config.method],
+                )
+            except UserError:
+                raise
+            except Exception as exc:
+                raise UserError(f"ONNX Runtime could not quantize the model: {exc}") from None
+        quantized = output.read_bytes()
+    if chatter.getvalue().strip():
+        logger.debug("onnxruntime calibration: %s", " ".join(chatter.getvalue().split()))
+    logger.info(
+        "quantized to int8 (%s, per-%s): %d -> %d bytes",
+        config.method,
+        "channel" if config.per_channel else "tensor",
+        len(graph),
+        len(quantized),
+    )
+    return quantized
+
+
+def _session(graph: bytes, threads: int = 1) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise UserError(f"ONNX Runtime cannot load the model: {exc}") from None
+
+
+def onnx_logits(
+    model: bytes | str | Path, x: np.ndarray, *, batch_size: int = 256, threads: int = 1
+) -> np.ndarray:
+    """Outputs of an ONNX graph on ``x``, batch by batch."""
+    graph = _graph_bytes(model)
+    data = _check_calibration(graph, x)
+    session = _session(graph, threads)
+    name = session.get_inputs()[0].name
+    outputs = [
+        session.run(None, {name: data[i : i + batch_size]})[0]
+        for i in range(0, len(data), batch_size)
+    ]
+    return np.concatenate(outputs)
+
+
+def evaluate_onnx(
+    model: bytes | str | Path, x: np.ndarray, y: np.ndarray, *, batch_size: int = 256
+) -> float:
+    """Top-1 accuracy of an ONNX classifier on ``x``/``y``."""
+    if len(x) != len(y):
+        raise UserError(f"x has {len(x)} samples but y has {len(y)}")
+    logits = onnx_logits(model, x, batch_size=batch_size)
+    return float((logits.argmax(axis=1) == np.asarray(y)).mean()) if len(y) else 0.0
+
+
+# ---------------------------------------------------------------------------------- QAT
+
+
+def _qat_qconfig_mapping() -> Any:
+    from torch.ao.quantization import (
+        FakeQuantize,
+        MovingAverageMinMaxObserver,
+        MovingAveragePerChannelMinMaxObserver,
+        QConfig,
+        QConfigMapping,
+    )
+
+    activation = FakeQuantize.with_args(
+        observer=MovingAverageMinMaxObserver,
+        quant_min=0,
+        quant_max=255,
+        dtype=torch.quint8,
+        qscheme=torch.per_tensor_affine,
+    )
+    weight = FakeQuantize.with_args(
+        observer=MovingAveragePerChannelMinMaxObserver,
+        quant_min=-128,
+        quant_max=127,
+        dtype=torch.qint8,
+        qscheme=torch.per_channel_symmetric,
+        ch_axis=0,
+    )
+    return QConfigMapping().set_global(QConfig(activation=activation, weight=weight))
+
+
+def prepare_qat(model: nn.Module, example_inputs: torch.Tensor) -> nn.Module:
+    """A copy of ``model`` with fake quantization inserted, ready for fine-tuning (train mode).
+
+    Uses the deprecated ``torch.ao.quantization`` FX API (see the module docstring).
+    """
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+
+    copied = copy.deepcopy(model).train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return prepare_qat_fx(copied, _qat_qconfig_mapping(), (example_inputs,))
+        except Exception as exc:  # FX tracing errors
+            raise UserError(
+                f"cannot prepare {type(model).__name__} for QAT (FX tracing failed: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+            ) from None
+
+
+def freeze_qat(prepared: nn.Module) -> nn.Module:
+    """An eval-mode copy of a QAT model with its observers off (scales fixed as learned)."""
+    from torch.ao.quantization import disable_observer
+
+    frozen = copy.deepcopy(prepared).eval()
+    frozen.apply(disable_observer)
+    return frozen
+
+
+def export_qat_onnx(prepared: nn.Module, example_inputs: torch.Tensor) -> bytes:
+    """The fine-tuned QAT model as a QDQ ONNX graph (observers frozen, scales as learned)."""
+    return export_onnx(freeze_qat(prepared), example_inputs)
+
+
+def convert_qat(prepared: nn.Module) -> nn.Module:
+    """torch's int8 model of a fine-tuned QAT model (runs in torch; not exportable to ONNX)."""
+    from torch.ao.quantization.quantize_fx import convert_fx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return convert_fx(freeze_qat(prepared))  # type: ignore[arg-type]

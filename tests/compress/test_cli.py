@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+import search_spaces as ss
+from compress import load_model, load_pruned
+from compress.cli import (
+    add_compress_arguments,
+    add_distill_arguments,
+    add_prune_arguments,
+    add_quantize_arguments,
+    run_compress,
+    run_distill,
+    run_prune,
+    run_quantize,
+)
+from compress.files import file_digest
+from nas.deploy import export_model
+from nas.errors import UserError
+from nas.measure import export_onnx
+from nas.supernet import Supernet
+from nas.train import save_checkpoint
+from tests.compress import models
+from tests.compress.conftest import one_line
+
+FACTORY = "tests.compress.models:plain_cnn"
+FAST = ["--warmup", "1", "--repeats", "3"]
+
+
+def _args(add: Callable[[argparse.ArgumentParser], None], argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add(parser)
+    return parser.parse_args(argv)
+
+
+def _fails(
+    run: Callable[[argparse.Namespace], int],
+    add: Callable[[argparse.ArgumentParser], None],
+    argv: list[str],
+    match: str,
+) -> None:
+    with pytest.raises(UserError, match=match) as info:
+        run(_args(add, argv))
+    one_line(info.value)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    space = ss.get_space("tiny")
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("bundle") / "point-000.safetensors"
+    export_model(Supernet(space), space, space.smallest(), path, fmt="safetensors", card={})
+    return path
+
+
+def test_prune_a_state_dict_and_fine_tune(state_dict_file: Path, tmp_path: Path) -> None:
+    digest = file_digest(state_dict_file)
+    out = tmp_path / "pruned.safetensors"
+    argv = [str(state_dict_file), "--factory", FACTORY, "--ratio", "0.5", "--resolution", "16"]
+    code = run_prune(_args(add_prune_arguments, [*argv, "--finetune", "1", "--out", str(out)]))
+    assert code == 0
+    assert file_digest(state_dict_file) == digest
+    description = json.loads((tmp_path / "pruned.safetensors.json").read_text())
+    assert description["factory"] == FACTORY and description["input_shape"] == [1, 16, 16]
+    model = load_pruned(out)
+    assert model.features[0][0].out_channels == 8
+    assert (tmp_path / "pruned.onnx").is_file()
+
+
+def test_prune_a_subnet_bundle_to_a_target(bundle: Path, tmp_path: Path) -> None:
+    digest = file_digest(bundle)
+    out = tmp_path / "subnet.safetensors"
+    argv = [str(bundle), "--target", "params<15K", "--importance", "l1", "--out", str(out)]
+    assert run_prune(_args(add_prune_arguments, argv)) == 0
+    assert file_digest(bundle) == digest
+    loaded = load_model(out)
+    assert loaded.kind == "pruned" and loaded.arch is not None
+    assert sum(p.numel() for p in loaded.module.parameters()) < 15_000  # type: ignore[union-attr]
+
+
+def test_prune_refuses_bad_input(state_dict_file: Path, tmp_path: Path) -> None:
+    model = str(state_dict_file)
+    pickled = tmp_path / "whole.pt"
+    torch.save(models.plain_cnn(), pickled)
+    digest = file_digest(pickled)
+    _fails(run_prune, add_prune_arguments, [str(pickled)], "--trust-checkpoint")
+    assert file_digest(pickled) == digest
+    _fails(run_prune, add_prune_arguments, [model, "--factory", FACTORY, "--ratio", "1.2"], "ratio")
+    _fails(run_prune, add_prune_arguments, [model], "--factory")
+    _fails(run_prune, add_prune_arguments, [str(tmp_path / "nope.pt")], "does not exist")
+    _fails(
+        run_prune,
+        add_prune_arguments,
+        [model, "--factory", FACTORY, "--target", "accuracy>0.5", "--resolution", "16"],
+        "cannot be reached",
+    )
+    _fails(
+        run_prune,
+        add_prune_arguments,
+        [model, "--factory", FACTORY, "--out", model],
+        "overwrite the input",
+    )
+    _fails(
+        run_prune,
+        add_prune_arguments,
+        [model, "--factory", "tests.compress.models:missing"],
+        "tests.compress.models:missing",
+    )
+
+
+def test_quantize_an_onnx_file(tmp_path: Path) -> None:
+    source = tmp_path / "model.onnx"
+    source.write_bytes(export_onnx(models.PlainCNN(width=32).eval(), torch.zeros(1, 1, 16, 16)))
+    digest = file_digest(source)
+    argv = [str(source), "--calib-batches", "2", "--batch-size", "16"]
+    assert run_quantize(_args(add_quantize_arguments, argv)) == 0
+    assert file_digest(source) == digest
+    quantized = tmp_path / "model-int8.onnx"
+    assert quantized.is_file() and quantized.stat().st_size < source.stat().st_size / 3
+    _fails(
+        run_quantize,
+        add_quantize_arguments,
+        [str(source), "--resolution", "8"],
+        "does not fit",
+    )
+
+
+def test_quantize_a_state_dict(state_dict_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.onnx"
+    argv = [str(state_dict_file), "--factory", FACTORY, "--resolution", "16", "--out", str(out)]
+    assert run_quantize(_args(add_quantize_arguments, [*argv, "--calib-batches", "1"])) == 0
+    assert out.is_file()
+
+
+def test_distill_a_fresh_student_from_a_teacher(state_dict_file: Path, tmp_path: Path) -> None:
+    digest = file_digest(state_dict_file)
+    out = tmp_path / "student.safetensors"
+    argv = [
+        "tests.compress.models:se_cnn",
+        "--teacher",
+        str(state_dict_file),
+        "--teacher-factory",
+        FACTORY,
+        "--epochs",
+        "1",
+        "--resolution",
+        "8",
+        "--out",
+        str(out),
+    ]
+    assert run_distill(_args(add_distill_arguments, argv)) == 0
+    assert file_digest(state_dict_file) == digest
+    assert isinstance(load_pruned(out), models.SECNN)
+    _fails(
+        run_distill,
+        add_distill_arguments,
+        [*argv[:5], "--alpha", "2"],
+        "alpha",
+    )
+
+
+def test_compress_a_subnet_bundle(bundle: Path, tmp_path: Path) -> None:
+    digest = file_digest(bundle)
+    out = tmp_path / "report"
+    argv = [str(bundle), "--finetune", "1", "--calib-batches", "2", "--out", str(out), *FAST]
+    assert run_compress(_args(add_compress_arguments, argv)) == 0
+    assert file_digest(bundle) == digest
+    report = json.loads((out / "report.json").read_text())
+    assert [s["stage"] for s in report["stages"]] == ["original", "pruned", "int8"]
+    original, pruned, int8 = report["stages"]
+    assert pruned["params"] < original["params"] and pruned["flops"] < original["flops"]
+    assert int8["flops"] == pruned["flops"] and int8["size_bytes"] > 0  # (tiny: names outweigh)
+    assert "| int8 |" in (out / "report.md").read_text()
+    assert (out / "report.png").read_bytes().startswith(b"\x89PNG")
+    assert load_model(out / "pruned.safetensors").kind == "pruned"
+    _fails(
+        run_compress, add_compress_arguments, [str(bundle), "--distill-epochs", "2"], "--teacher"
+    )
+    _fails(run_compress, add_compress_arguments, [str(bundle), "--out", str(bundle)], "overwrite")
+    pruned_input = str(out / "pruned.safetensors")
+    _fails(run_compress, add_compress_arguments, [pruned_input, "--out", str(out)], "overwrite")
+
+
+def test_compress_a_search_run(tmp_path: Path) -> None:
+    space = ss.get_space("tiny")
+    torch.manual_seed(0)
+    workdir = tmp_path / "runs"
+    save_checkpoint(
+        workdir / "supernet-tiny",
+        model=Supernet(space),
+        optimizer=None,
+        space=space,
+        epoch=1,
+        extra={},
+    )
+    run = tmp_path / "search"
+    run.mkdir()
+    (run / "search.json").write_text(
+        json.dumps({"space": "tiny", "workdir": str(workdir), "data": "digits", "seed": 0})
+    )
+    arch = space.smallest().to_dict()
+    (run / "pareto.json").write_text(
+        json.dumps({"chosen": {"arch": arch}, "front": [{"arch": arch}]})
+    )
+    out = tmp_path / "compressed"
+    argv = [str(run), "--finetune", "0", "--calib-batches", "1", "--out", str(out), *FAST]
+    assert run_compress(_args(add_compress_arguments, argv)) == 0
+    stages = [s["stage"] for s in json.loads((out / "report.json").read_text())["stages"]]
+    assert stages == ["original", "distilled", "pruned", "int8"]
+    _fails(run_compress, add_compress_arguments, [str(run), "--point", "7"], "not on the front")
+    _fails(run_compress, add_compress_arguments, [str(tmp_path)], "not a search run")
