@@ -28,7 +28,7 @@ from nas.errors import UserError
 from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
 from nas.search import SearchResult
 from nas.train import evaluate, recalibrate_batch_norm
-from search_spaces import Arch, Space, decode_genome
+from search_spaces import Arch, Space, decode_genome, to_genome
 
 __all__ = ["EXPORT_FORMATS", "Verified", "export_model", "verify", "write_front"]
 
@@ -45,6 +45,7 @@ class Verified:
     predicted: dict[str, float]
     measured_latency_ms: float
     latency_iqr_ms: float
+    val_accuracy: float  # used for choosing, so the test split stays unseen
     test_accuracy: float
     meets_targets: bool
 
@@ -63,17 +64,21 @@ def verify(
     *,
     top: int = 5,
     seed: int = 0,
+    skip: frozenset[bytes] = frozenset(),
 ) -> list[Verified]:
-    """Measure the ``top`` front subnets with the best predicted first objective."""
+    """Measure the ``top`` front subnets with the best predicted first objective (those whose
+    genome bytes are in ``skip`` were measured before and are passed over)."""
     checked = []
-    for index in result.front[:top]:
+    candidates = [i for i in result.front if result.genomes[i].tobytes() not in skip]
+    for index in candidates[:top]:
         arch = decode_genome(space, result.genomes[index])
         predicted = {name: float(values[index]) for name, values in result.metrics.items()}
         network = supernet.extract(arch).eval()
         shape = (space.in_channels, arch.resolution, arch.resolution)
         measurement = measure_latency(network, shape, measure)
+        val_accuracy = evaluate(supernet, arch, dataset, split="val", seed=seed)
         accuracy = evaluate(supernet, arch, dataset, split="test", seed=seed)
-        real = {**predicted, "latency": measurement.median_ms, "accuracy": accuracy}
+        real = {**predicted, "latency": measurement.median_ms, "accuracy": val_accuracy}
         checked.append(
             Verified(
                 index=int(index),
@@ -81,6 +86,7 @@ def verify(
                 predicted=predicted,
                 measured_latency_ms=measurement.median_ms,
                 latency_iqr_ms=measurement.iqr_ms,
+                val_accuracy=val_accuracy,
                 test_accuracy=accuracy,
                 meets_targets=_meets(constraints, real),
             )
@@ -121,14 +127,15 @@ def write_front(
     """Write ``pareto.csv``, ``pareto.json``, ``pareto.png`` and ``archs/point-NNN.json``."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "archs").mkdir(exist_ok=True)
-    by_index = {v.index: v for v in verified}
+    by_genome = {to_genome(space, Arch.from_dict(v.arch)).tobytes(): v for v in verified}
     rows = []
     for rank, index in enumerate(result.front):
         arch = decode_genome(space, result.genomes[index])
         row: dict[str, Any] = {"point": rank, "index": int(index)}
         row.update({f"predicted_{k}": float(v[index]) for k, v in result.metrics.items()})
-        check = by_index.get(int(index))
+        check = by_genome.get(result.genomes[index].tobytes())
         row["measured_latency_ms"] = check.measured_latency_ms if check else None
+        row["val_accuracy"] = check.val_accuracy if check else None
         row["test_accuracy"] = check.test_accuracy if check else None
         row["verified_meets_targets"] = check.meets_targets if check else None
         row["arch"] = arch.to_dict()

@@ -10,7 +10,7 @@ while building resumes the piece it was building (training and profiling are res
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from nas.errors import UserError
 from nas.latency import ProfileConfig, fit, predictor_path, profile
 from nas.measure import MeasureConfig
 from nas.predictors import AccuracyPredictor, Predictor, load_predictor, save_predictor
+from nas.predictors.base import training_from_dict
 from nas.profiling import sample_for_coverage
 from nas.supernet import Supernet
 from nas.train import (
@@ -35,10 +36,11 @@ from nas.train import (
     make_schedule,
     train_supernet,
 )
-from search_spaces import Space
+from search_spaces import Arch, Space
 
 __all__ = [
     "Workdir",
+    "refine_accuracy_predictor",
     "ensure_accuracy_predictor",
     "ensure_latency_predictor",
     "ensure_supernet",
@@ -173,3 +175,23 @@ def ensure_accuracy_predictor(
     predictor = AccuracyPredictor(space).fit(archs, np.array(scores))
     save_predictor(predictor, path, settings={"split": "val", "data": dataset.name})
     return predictor
+
+
+def refine_accuracy_predictor(
+    space: Space,
+    predictor: Predictor,
+    archs: Sequence[Arch],
+    scores: Sequence[float],
+    workdir: Workdir,
+) -> Predictor:
+    """The accuracy predictor refit with more measured subnets, saved in place of the old one
+    (so the next search starts from it)."""
+    previous = predictor.to_dict().get("train", {})
+    known_archs, known_y = training_from_dict(previous)
+    seen = {arch.to_json() for arch in known_archs}
+    extra = [(a, s) for a, s in zip(archs, scores, strict=True) if a.to_json() not in seen]
+    all_archs = list(known_archs) + [a for a, _ in extra]
+    all_y = np.concatenate([known_y if known_y is not None else [], [s for _, s in extra]])
+    refined = AccuracyPredictor(space).fit(all_archs, all_y)
+    save_predictor(refined, workdir.accuracy, settings={"split": "val", "refined": True})
+    return refined

@@ -28,15 +28,24 @@ from nas.pipeline import (
     ensure_accuracy_predictor,
     ensure_latency_predictor,
     ensure_supernet,
+    refine_accuracy_predictor,
 )
 from nas.search import Evaluator, SearchConfig, SearchResult, run_search
 from nas.train import EpochResult, StepResult
-from search_spaces import Space, decode_genome
+from search_spaces import Arch, Space, decode_genome, to_genome
 
 __all__ = ["Reporter", "SearchOutcome", "SearchRequest", "search"]
 
 logger = logging.getLogger(__name__)
 RUN_FILE = "search.json"
+# Predicted and measured validation accuracy of verified subnets must agree this well, or the
+# accuracy predictor is refit with the measured subnets and the search runs again.
+ACCURACY_TOLERANCE = 0.03
+
+
+def decode_and_key(space: Space, arch: dict[str, Any]) -> bytes:
+    """The genome bytes of an arch given as a dict (as stored in results)."""
+    return bytes(to_genome(space, Arch.from_dict(arch)).tobytes())
 
 
 class Reporter(Protocol):
@@ -61,8 +70,8 @@ class SearchRequest:
     workdir: Path
     out: Path
     resume: bool = False
-    verify_top: int = 5
-    rounds: int = 3
+    verify_top: int = 8
+    rounds: int = 4
     device: str = "cpu"
 
 
@@ -155,7 +164,6 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
     margin = 0.0
     result: SearchResult | None = None
     verified: list[Verified] = []
-    chosen: Verified | None = None
     for round_index in range(request.rounds):
         result = run_search(
             space,
@@ -175,7 +183,8 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
                 f"no subnet found that meets {', '.join(str(c) for c in request.constraints)}; "
                 f"the closest predicted is {values} ({arch.to_json()})"
             )
-        verified = verify(
+        skip = frozenset(decode_and_key(space, v.arch) for v in verified)
+        fresh = verify(
             space,
             supernet,
             request.dataset,
@@ -184,22 +193,42 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             request.measure,
             top=request.verify_top,
             seed=request.search.seed,
+            skip=skip,
         )
-        passing = [v for v in verified if v.meets_targets]
-        if passing:
-            chosen = max(passing, key=lambda v: (v.test_accuracy, -v.measured_latency_ms))
+        verified.extend(fresh)
+        errors = [abs(v.predicted["accuracy"] - v.val_accuracy) for v in fresh]
+        latency_ok = any(v.meets_targets for v in fresh)
+        if latency_ok and max(errors, default=0.0) <= ACCURACY_TOLERANCE:
             break
-        ratios = [
-            v.measured_latency_ms / v.predicted["latency"]
-            for v in verified
-            if "latency" in v.predicted and v.predicted["latency"] > 0
-        ]
-        worst = max(ratios, default=1.1)
-        margin = min(0.9, max(margin + 0.05, 1.0 - 1.0 / worst + 0.02))
-        reporter.note(
-            f"no verified subnet meets the targets on measurement; tightening the latency "
-            f"bound by {margin:.0%} and searching again"
-        )
+        if round_index + 1 == request.rounds:
+            break
+        if errors and max(errors) > ACCURACY_TOLERANCE:
+            reporter.note(
+                f"predicted accuracy was off by up to {max(errors):.1%} on the measured "
+                "subnets; refitting the accuracy predictor with them and searching again"
+            )
+            accuracy = refine_accuracy_predictor(
+                space,
+                accuracy,
+                [Arch.from_dict(v.arch) for v in fresh],
+                [v.val_accuracy for v in fresh],
+                workdir,
+            )
+            evaluator = Evaluator(space, accuracy=accuracy, latency=latency)
+        if not latency_ok:
+            ratios = [
+                v.measured_latency_ms / v.predicted["latency"]
+                for v in fresh
+                if "latency" in v.predicted and v.predicted["latency"] > 0
+            ]
+            worst = max(ratios, default=1.1)
+            margin = min(0.9, max(margin + 0.05, 1.0 - 1.0 / worst + 0.02))
+            reporter.note(
+                f"no measured subnet met the latency target; tightening the predicted latency "
+                f"bound by {margin:.0%} and searching again"
+            )
+    passing = [v for v in verified if v.meets_targets]
+    chosen = max(passing, key=lambda v: (v.val_accuracy, -v.measured_latency_ms), default=None)
     assert result is not None
     outcome = SearchOutcome(result=result, verified=verified, chosen=chosen, margin=margin)
     outcome.rows = write_front(
@@ -216,7 +245,8 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             f"after {request.rounds} rounds no subnet met the targets when measured; the front "
             f"is in {request.out}; loosen the target or measure with more repeats"
         )
-    arch = decode_genome(space, result.genomes[chosen.index])
+    # the front written below is the last round's; the chosen subnet may come from any round
+    arch = Arch.from_dict(chosen.arch)
     outcome.model = export_model(
         supernet,
         space,
@@ -228,6 +258,7 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             "predicted": chosen.predicted,
             "measured_latency_ms": chosen.measured_latency_ms,
             "latency_settings": asdict(request.measure),
+            "val_accuracy": chosen.val_accuracy,
             "test_accuracy": chosen.test_accuracy,
             "targets": [str(c) for c in request.constraints],
         },
