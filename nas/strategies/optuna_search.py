@@ -153,8 +153,11 @@ class OptunaStrategy(StrategyBase):
         trials = []
         rows = []
         with _quiet_optuna():
+            # One sampler per ask, seeded by the trial count: a restored strategy asks exactly
+            # what the original would have, and samplers that cache per instance (NSGA-II's
+            # generations) rebuild their cache once per batch rather than once per trial.
+            self.study.sampler = self._sampler(self._num_trials)
             for _ in range(n):
-                self.study.sampler = self._sampler(self._num_trials)
                 trial = self.study.ask(fixed_distributions=self._distributions)
                 self._num_trials += 1
                 trials.append(trial)
