@@ -23,7 +23,8 @@ import numpy as np
 from nas.constraints import Constraint
 from nas.errors import UserError
 from nas.pareto import hypervolume, pareto_mask
-from nas.predictors import Predictor, genome_costs
+from nas.predictors import Predictor
+from nas.predictors.features import features_and_costs
 from nas.strategies import STRATEGIES, make_strategy
 from search_spaces import Space, canonicalize, decode_genome
 
@@ -85,17 +86,26 @@ class Evaluator:
         self.latency = latency
 
     def __call__(self, genomes: np.ndarray) -> dict[str, np.ndarray]:
-        costs = genome_costs(self.space, genomes)
+        features, costs = features_and_costs(self.space, genomes)
         metrics = {
             "flops": costs.flops.astype(float),
             "params": costs.params.astype(float),
             "size": costs.params.astype(float) * 4.0,  # float32 weights, bytes
         }
         if self.accuracy is not None:
-            metrics["accuracy"] = np.clip(self.accuracy.predict_genomes(genomes), 0.0, 1.0)
+            metrics["accuracy"] = np.clip(_predict(self.accuracy, genomes, features), 0.0, 1.0)
         if self.latency is not None:
-            metrics["latency"] = np.maximum(self.latency.predict_genomes(genomes), 1e-6)
+            metrics["latency"] = np.maximum(_predict(self.latency, genomes, features), 1e-6)
         return metrics
+
+
+def _predict(predictor: Predictor, genomes: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Learned predictors reuse the batch's features; the others work from genomes."""
+    from_features = getattr(predictor, "predict_features", None)
+    if from_features is not None:
+        result: np.ndarray = from_features(features)
+        return result
+    return predictor.predict_genomes(genomes)
 
 
 def violations(

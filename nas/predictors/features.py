@@ -15,7 +15,13 @@ import numpy as np
 
 from search_spaces import Arch, Space, encode_genomes, genome_layout, to_genome
 
-__all__ = ["GenomeCosts", "arch_genomes", "feature_matrix", "genome_costs"]
+__all__ = [
+    "GenomeCosts",
+    "arch_genomes",
+    "feature_matrix",
+    "features_and_costs",
+    "genome_costs",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +128,11 @@ def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
 def feature_matrix(space: Space, genomes: np.ndarray) -> np.ndarray:
     """Predictor features: the genome encoding (gene values, 0 when inactive), then log FLOPs,
     log parameters, log(1 + FLOPs) of each stage, and the numbers of blocks and SE blocks."""
+    return features_and_costs(space, genomes)[0]
+
+
+def features_and_costs(space: Space, genomes: np.ndarray) -> tuple[np.ndarray, GenomeCosts]:
+    """:func:`feature_matrix` and :func:`genome_costs` of a batch, computed once for both."""
     encoded = encode_genomes(space, genomes)
     costs = _costs(space, encoded)
     derived = np.column_stack(
@@ -133,4 +144,4 @@ def feature_matrix(space: Space, genomes: np.ndarray) -> np.ndarray:
             costs.se_blocks,
         ]
     )
-    return np.hstack([encoded, derived])
+    return np.hstack([encoded, derived]), costs

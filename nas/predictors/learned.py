@@ -25,7 +25,7 @@ from sklearn.model_selection import KFold
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from nas.errors import UserError
 from nas.predictors.base import TARGETS, as_targets, training_data, training_from_dict
@@ -37,6 +37,18 @@ __all__ = ["MODELS", "TRANSFORMS", "AccuracyPredictor", "LearnedConfig", "Learne
 logger = logging.getLogger(__name__)
 MODELS = ("ridge", "gbdt", "mlp")
 TRANSFORMS = ("log", "identity")
+
+
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def _one_thread() -> Any:
+    """Limit BLAS/OpenMP pools to one thread (two threads on busy cores made fitting 30x
+    slower); the controller scans the loaded libraries once, not at every call."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1)
 
 
 def _model(name: str, seed: int) -> RegressorMixin:
@@ -194,7 +206,7 @@ class LearnedPredictor:
     ) -> Self:
         # One BLAS thread: these matrices are small, and threads fighting over busy cores
         # make fitting many times slower; it also keeps results independent of the machine.
-        with threadpool_limits(limits=1):
+        with _one_thread():
             return self._fit_single_threaded(archs, y, selected, cv_scores)
 
     def _fit_single_threaded(
@@ -223,10 +235,13 @@ class LearnedPredictor:
         return self
 
     def predict_genomes(self, genomes: np.ndarray) -> np.ndarray:
+        return self.predict_features(feature_matrix(self.space, genomes))
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """Predictions from a precomputed :func:`~nas.predictors.feature_matrix`."""
         if self._fitted is None:
             raise UserError(f"the {self.kind} predictor is not fitted; call fit(archs, y) first")
-        features = feature_matrix(self.space, genomes)
-        with threadpool_limits(limits=1):
+        with _one_thread():
             return self._fitted.predict(features)
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
