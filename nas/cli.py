@@ -218,12 +218,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
         f"feasible; front of {len(result.front)} points, hypervolume {result.hypervolume:.4g}"
     )
     print(
-        f"{'point':>5} {'pred acc':>9} {'pred ms':>8} {'meas ms':>8} {'test acc':>9} "
+        f"{'point':>5} {'pred acc':>9} {'pred ms':>8} {'meas ms':>8} {'val acc':>9} "
         f"{'MACs':>8} {'params':>8}"
     )
     for row in outcome.rows[:12]:
         measured = row["measured_latency_ms"]
-        test = row["test_accuracy"]
+        test = row["val_accuracy"]
         print(
             f"{row['point']:>5} {row['predicted_accuracy']:>9.2%} "
             f"{row.get('predicted_latency', float('nan')):>8.3f} "
@@ -236,7 +236,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(f"  ... {len(outcome.rows) - 12} more points in {out / 'pareto.csv'}")
     assert chosen is not None
     print(
-        f"chosen: test accuracy {chosen.test_accuracy:.2%}, measured latency "
+        f"chosen: val accuracy {chosen.val_accuracy:.2%}, test accuracy "
+        f"{chosen.test_accuracy or 0.0:.2%}, measured latency "
         f"{chosen.measured_latency_ms:.3f} ms ({measure.runtime}, {measure.threads} thread(s), "
         f"batch {measure.batch_size}); model {outcome.model}"
     )

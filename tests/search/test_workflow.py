@@ -82,12 +82,13 @@ def test_search_writes_front_and_a_verified_model(
         capsys,
     )
     assert code == 0, err
-    assert "chosen: test accuracy" in stdout
+    assert "chosen: val accuracy" in stdout and "test accuracy" in stdout
     for name in ("pareto.csv", "pareto.json", "pareto.png", "history.jsonl", "chosen.onnx"):
         assert (out / name).exists() or (out / "round-0" / name).exists(), name
     summary = json.loads((out / "pareto.json").read_text())
     chosen = summary["chosen"]
     assert chosen["meets_targets"] and chosen["measured_latency_ms"] < 1000
+    assert 0.0 <= chosen["test_accuracy"] <= 1.0 and 0.0 <= chosen["val_accuracy"] <= 1.0
     assert len(summary["front"]) == len(list((out / "archs").iterdir()))
     card = json.loads((out / "chosen.onnx.json").read_text())
     assert card["measured_latency_ms"] == chosen["measured_latency_ms"]
