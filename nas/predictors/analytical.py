@@ -8,6 +8,7 @@ positive, see :func:`nas.predictors.base.fit_line`): FLOPs-as-proxy latency pred
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
@@ -21,7 +22,7 @@ from search_spaces import Arch, Space
 __all__ = ["FlopsPredictor", "ParamsPredictor"]
 
 
-class _CountPredictor:
+class _CountPredictor(ABC):
     """A linear function of one analytical count of the subnet."""
 
     kind: ClassVar[str] = ""
@@ -36,8 +37,9 @@ class _CountPredictor:
         self._archs: list[Arch] = []
         self._y: np.ndarray | None = None
 
+    @abstractmethod
     def _counts(self, genomes: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The analytical count of each genome (FLOPs or parameters)."""
 
     @property
     def fitted(self) -> bool:
