@@ -29,10 +29,10 @@ from compress.arguments import (
 )
 from compress.checkpoint import LoadedModel, build_from_factory, load_model
 from compress.factories import first_line
-from compress.files import atomic_write_bytes
 from compress.metrics import count_flops, count_params
 from nas.data import Dataset
 from nas.errors import UserError
+from nas.files import atomic_write_bytes
 from search_spaces import Arch, ArchError, Space, SpaceError
 
 __all__ = [

@@ -20,8 +20,8 @@ from torch import nn
 
 from compress.checkpoint import arch_of_card, load_state_dict_strict, read_card, space_of_card
 from compress.factories import build_from_factory, factory_name
-from compress.files import atomic_write_bytes, atomic_write_json
 from nas.errors import UserError
+from nas.files import atomic_write_bytes, atomic_write_json
 from search_spaces import Arch, Space, get_space, space_to_dict
 
 __all__ = ["FORMAT", "describe_layers", "load_pruned", "rebuild", "save_pruned"]

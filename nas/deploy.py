@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 from nas.constraints import Constraint
 from nas.data import Dataset
 from nas.errors import UserError
+from nas.files import atomic_write_bytes, atomic_write_text
 from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
 from nas.search import SearchResult
 from nas.train import evaluate, recalibrate_batch_norm
@@ -99,19 +99,6 @@ def verify(
     return checked
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    _atomic_bytes(path, text.encode("utf-8"))
-
-
 def write_front(
     directory: Path,
     space: Space,
@@ -138,7 +125,7 @@ def write_front(
         row["verified_meets_targets"] = check.meets_targets if check else None
         row["arch"] = arch.to_dict()
         rows.append(row)
-        _atomic_text(directory / "archs" / f"point-{rank:03d}.json", arch.to_json() + "\n")
+        atomic_write_text(directory / "archs" / f"point-{rank:03d}.json", arch.to_json() + "\n")
     summary = {
         "space": space.name,
         "targets": [str(c) for c in constraints],
@@ -153,14 +140,14 @@ def write_front(
         "chosen": asdict(chosen) if chosen else None,
         "front": rows,
     }
-    _atomic_text(directory / "pareto.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(directory / "pareto.json", json.dumps(summary, indent=2) + "\n")
     buffer = io.StringIO()
     columns = [c for c in rows[0] if c != "arch"] + ["arch"] if rows else ["point"]
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     for row in rows:
         writer.writerow({**row, "arch": json.dumps(row["arch"], sort_keys=True)})
-    _atomic_text(directory / "pareto.csv", buffer.getvalue())
+    atomic_write_text(directory / "pareto.csv", buffer.getvalue())
     _plot(directory / "pareto.png", space, result, verified, constraints, chosen)
     return rows
 
@@ -255,16 +242,16 @@ def export_model(
     example = torch.zeros(1, space.in_channels, arch.resolution, arch.resolution)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":
-        _atomic_bytes(path, export_onnx(network, example))
+        atomic_write_bytes(path, export_onnx(network, example))
     elif fmt == "torchscript":
         buffer = io.BytesIO()
         torch.jit.save(torch.jit.trace(network, example), buffer)
-        _atomic_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
     else:
         from safetensors.torch import save as save_tensors
 
         state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
-        _atomic_bytes(path, save_tensors(state, metadata={"arch": arch.to_json()}))
+        atomic_write_bytes(path, save_tensors(state, metadata={"arch": arch.to_json()}))
     full_card = {
         "format": fmt,
         "space": space.name,
@@ -278,5 +265,5 @@ def export_model(
         "versions": library_versions(),
         **card,
     }
-    _atomic_text(path.with_name(path.name + ".json"), json.dumps(full_card, indent=2) + "\n")
+    atomic_write_text(path.with_name(path.name + ".json"), json.dumps(full_card, indent=2) + "\n")
     return path

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from nas.constraints import Constraint
 from nas.errors import UserError
+from nas.files import atomic_write_json
 from nas.pareto import hypervolume, pareto_mask
 from nas.predictors import Predictor
 from nas.predictors.features import features_and_costs
@@ -177,15 +177,6 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
-
-
 def run_search(
     space: Space,
     constraints: Sequence[Constraint],
@@ -254,7 +245,7 @@ def run_search(
             # The state is saved every few batches: a resumed strategy asks again what it asked
             # since, and those subnets come from the history without being scored again.
             if batches_done % SAVE_EVERY == 0 or told >= config.evaluations:
-                _write_json_atomic(
+                atomic_write_json(
                     state_path,
                     {
                         "strategy": config.strategy,

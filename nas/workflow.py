@@ -23,6 +23,7 @@ from nas.constraints import Constraint
 from nas.data import Dataset
 from nas.deploy import Verified, export_model, verify, write_front
 from nas.errors import UserError
+from nas.files import atomic_write_text
 from nas.measure import MeasureConfig, measure_arch
 from nas.pipeline import (
     Workdir,
@@ -280,8 +281,6 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
 
 
 def _write_run_file(request: SearchRequest, settings: dict[str, Any]) -> None:
-    from nas.deploy import _atomic_text
-
     data = {
         "space": request.space.name,
         "workdir": str(request.workdir),
@@ -289,7 +288,7 @@ def _write_run_file(request: SearchRequest, settings: dict[str, Any]) -> None:
         "objectives": list(request.search.objectives),
         **settings,
     }
-    _atomic_text(request.out / RUN_FILE, json.dumps(data, indent=2) + "\n")
+    atomic_write_text(request.out / RUN_FILE, json.dumps(data, indent=2) + "\n")
 
 
 def read_run(directory: Path) -> dict[str, Any]:

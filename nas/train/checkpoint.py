@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from nas.errors import UserError
+from nas.files import atomic_write_json
 from nas.measure import library_versions
 from search_spaces import Space, SpaceError, space_from_dict, space_to_dict
 
@@ -35,22 +35,11 @@ __all__ = [
     "load_supernet",
     "load_weights",
     "save_checkpoint",
-    "write_json_atomic",
 ]
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.json"
 FORMAT = "nas-supernet/1"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file beside ``path``, flush it to disk, then rename."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -146,7 +135,7 @@ def save_checkpoint(
         metadata["optimizer"] = f"optimizer-{epoch:04d}.safetensors"
         metadata["optimizer_state"] = description
         _save_tensors(tensors, directory / metadata["optimizer"])
-    write_json_atomic(directory / CHECKPOINT_FILE, metadata)
+    atomic_write_json(directory / CHECKPOINT_FILE, metadata)
     if previous is not None:
         for key in ("weights", "optimizer"):
             stale = previous.get(key)

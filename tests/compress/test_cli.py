@@ -20,9 +20,9 @@ from compress.cli import (
     run_prune,
     run_quantize,
 )
-from compress.files import file_digest
 from nas.deploy import export_model
 from nas.errors import UserError
+from nas.files import file_digest
 from nas.measure import export_onnx
 from nas.supernet import Supernet
 from nas.train import save_checkpoint

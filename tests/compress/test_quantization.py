@@ -16,9 +16,9 @@ from compress import (
     prepare_qat,
     quantize_onnx,
 )
-from compress.files import file_digest
 from nas.data import Dataset
 from nas.errors import UserError
+from nas.files import file_digest
 from nas.measure import export_onnx
 from nas.train import accuracy, train_network
 from tests.compress import models
