@@ -20,6 +20,7 @@ Input files are only ever read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import struct
@@ -416,8 +417,6 @@ def load_model(
         raise UserError(
             f"{file} is a JSON file, not a model; pass the model file it describes ({_ACCEPTED})"
         )
-    try:  # an ONNX graph under another name?
+    with contextlib.suppress(UserError):  # an ONNX graph under another name?
         return _load_onnx(file)
-    except UserError:
-        pass
     raise UserError(f"{file}: unknown model format; expected {_ACCEPTED}")

@@ -9,6 +9,7 @@ measuring.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -95,14 +96,11 @@ class Measurement:
 def machine_info() -> dict[str, Any]:
     """CPU model, core counts and operating system of this machine."""
     cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": cpu,
@@ -117,12 +115,9 @@ def machine_info() -> dict[str, Any]:
 def library_versions() -> dict[str, str]:
     """Versions of the libraries whose speed is measured."""
     versions = {"torch": torch.__version__, "numpy": np.__version__}
-    try:
-        import onnxruntime
+    import onnxruntime
 
-        versions["onnxruntime"] = onnxruntime.__version__
-    except ImportError:  # pragma: no cover - onnxruntime is a dependency
-        pass
+    versions["onnxruntime"] = onnxruntime.__version__
     return versions
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -22,10 +22,8 @@ from torch import nn
 from nas.errors import UserError
 from nas.files import atomic_write_json
 from nas.measure import library_versions
+from nas.supernet import Supernet
 from search_spaces import Space, SpaceError, space_from_dict, space_to_dict
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -174,8 +172,6 @@ def load_supernet(
     directory: str | Path, device: torch.device | str = "cpu"
 ) -> tuple[Any, Checkpoint]:
     """The trained :class:`~nas.supernet.Supernet` of a checkpoint directory, in eval mode."""
-    from nas.supernet import Supernet
-
     checkpoint = load_checkpoint(directory)
     supernet = Supernet(checkpoint.space).to(device)
     load_weights(supernet, checkpoint.weights(device), checkpoint.directory)

@@ -84,7 +84,7 @@ def test_killed_search_resumes_without_rescoring(tmp_path: Path) -> None:
     straight = run_search(SPACE, constraints, _Counting(), config, tmp_path / "straight")
 
     class _Killed(Exception):
-        pass
+        """Stands for the process being killed."""
 
     def kill(done: int, total: int) -> None:
         if done == 200:

@@ -48,7 +48,7 @@ def _schedule():  # type: ignore[no-untyped-def]
 
 
 class _Kill(Exception):
-    pass
+    """Stands for the process being killed."""
 
 
 def test_schedules_are_data() -> None:
