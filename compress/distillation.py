@@ -15,13 +15,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 
-from nas.data import Dataset, batches, resize_images
+from nas.data import Dataset
 from nas.errors import UserError
+from nas.train.standalone import train_network
 
 __all__ = [
     "DistillConfig",
@@ -190,63 +190,31 @@ def train_student(
     )
     if isinstance(student, torch.jit.ScriptModule):
         raise UserError("a TorchScript model cannot be trained; give the nn.Module instead")
-    x_train = dataset.x_train
-    if config.resolution is not None:
-        x_train = resize_images(x_train, config.resolution)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    parameters = [p for p in student.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        parameters,
-        lr=config.lr,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=config.weight_decay,
-    )
-    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    total = steps_per_epoch * config.epochs
     if teacher is not None:
         teacher.eval()
-    step = 0
-    student.train()
-    for epoch in range(config.epochs):
-        losses = []
-        order = batches(
-            x_train, dataset.y_train, batch_size=config.batch_size, seed=int(rng.integers(2**31))
+
+    def loss(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = _forward(model, inputs, "student")
+        if teacher is None:
+            return functional.cross_entropy(_flatten_logits(logits), target.reshape(-1))
+        with torch.no_grad():
+            teacher_logits = _forward(teacher, inputs, "teacher")
+        return distillation_loss(
+            logits, teacher_logits, target, temperature=config.temperature, alpha=config.alpha
         )
-        for images, labels in order:
-            for group in optimizer.param_groups:
-                group["lr"] = 0.5 * config.lr * (1 + math.cos(math.pi * step / max(total, 1)))
-            inputs = torch.as_tensor(images)
-            target = torch.as_tensor(labels)
-            logits = _forward(student, inputs, "student")
-            if teacher is None:
-                loss = functional.cross_entropy(_flatten_logits(logits), target.reshape(-1))
-            else:
-                with torch.no_grad():
-                    teacher_logits = _forward(teacher, inputs, "teacher")
-                loss = distillation_loss(
-                    logits,
-                    teacher_logits,
-                    target,
-                    temperature=config.temperature,
-                    alpha=config.alpha,
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            if progress is not None:
-                progress(step, total)
-        logger.info(
-            "epoch %d/%d: loss %.4f%s",
-            epoch + 1,
-            config.epochs,
-            float(np.mean(losses)) if losses else float("nan"),
-            " (distilled)" if teacher is not None else "",
-        )
-    return student.eval()
+
+    return train_network(
+        student,
+        dataset,
+        epochs=config.epochs,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        resolution=config.resolution,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        loss=loss,
+        progress=progress,
+    )
 
 
 def distill(

@@ -1,8 +1,11 @@
-"""Training one static network alone: the baseline that supernet weights are compared with."""
+"""Training one static network: the shared loop for stand-alone training, fine-tuning and
+distillation (``compress`` passes its own loss)."""
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -11,7 +14,11 @@ from torch.nn import functional
 
 from nas.data import Dataset, batches, resize_images
 
-__all__ = ["train_network"]
+__all__ = ["Loss", "train_network"]
+
+logger = logging.getLogger(__name__)
+# loss(network, images, labels) -> scalar tensor
+Loss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def train_network(
@@ -26,29 +33,49 @@ def train_network(
     weight_decay: float = 5e-5,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    loss: Loss | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> nn.Module:
     """Train ``network`` from its current weights with SGD (Nesterov momentum 0.9) and a cosine
-    learning rate over all steps; images are resized to ``resolution`` when given."""
+    learning rate over all steps; images are resized to ``resolution`` when given.
+
+    ``loss`` replaces the default cross-entropy (with ``label_smoothing``); ``progress(done,
+    total)`` is called after every step. Returns the network in eval mode.
+    """
     x_train = dataset.x_train if resolution is None else resize_images(dataset.x_train, resolution)
     torch.manual_seed(seed)
+    parameters = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(
-        network.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
+        parameters, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
     )
-    steps = math.ceil(len(x_train) / batch_size) * epochs
+
+    def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return functional.cross_entropy(model(images), labels, label_smoothing=label_smoothing)
+
+    compute = loss or cross_entropy
+    total = math.ceil(len(x_train) / batch_size) * epochs
     rng = np.random.default_rng(seed)
     step = 0
     network.train()
-    for _ in range(epochs):
-        order = batches(
-            x_train, dataset.y_train, batch_size=batch_size, seed=int(rng.integers(2**31))
-        )
-        for images, labels in order:
+    for epoch in range(epochs):
+        losses = []
+        seed_here = int(rng.integers(2**31))
+        for images, labels in batches(
+            x_train, dataset.y_train, batch_size=batch_size, seed=seed_here
+        ):
             for group in optimizer.param_groups:
-                group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / steps))
+                group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / max(total, 1)))
             optimizer.zero_grad(set_to_none=True)
-            logits = network(torch.as_tensor(images, device=device))
-            target = torch.as_tensor(labels, device=device)
-            functional.cross_entropy(logits, target, label_smoothing=label_smoothing).backward()
+            value = compute(
+                network,
+                torch.as_tensor(images, device=device),
+                torch.as_tensor(labels, device=device),
+            )
+            value.backward()
             optimizer.step()
+            losses.append(float(value.detach()))
             step += 1
+            if progress is not None:
+                progress(step, total)
+        logger.info("epoch %d/%d: loss %.4f", epoch + 1, epochs, float(np.mean(losses)))
     return network.eval()
