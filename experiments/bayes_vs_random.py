@@ -46,7 +46,8 @@ def main() -> int:
     supernet, _ = load_supernet(work.supernet)
     measure = MeasureConfig()
     latency = load_predictor(
-        work.latency / f"{measure.runtime}-t{measure.threads}-b{measure.batch_size}"
+        work.latency
+        / f"{measure.runtime}-t{measure.threads}-b{measure.batch_size}"
         / "latency-learned.json",
         space,
     )
@@ -86,8 +87,7 @@ def main() -> int:
             results[name]["best_feasible_accuracy"].append(best)
             results[name]["hypervolume"].append(volume)
             results[name]["seconds"].append(ms / 1e3)
-            print(f"{name} seed {seed}: best {best:.4f}, hypervolume {volume:.4f}",
-                  file=sys.stderr)
+            print(f"{name} seed {seed}: best {best:.4f}, hypervolume {volume:.4f}", file=sys.stderr)
 
     report = {
         "space": space.name,
@@ -101,12 +101,16 @@ def main() -> int:
     }
     out = Path(__file__).with_name("results") / "bayes_vs_random.json"
     out.write_text(json.dumps(report, indent=2))
-    print(f"| strategy ({args.evaluations} real evaluations, {args.seeds} seeds, {args.target}) "
-          "| best feasible val accuracy (mean) | hypervolume (mean) |")
+    print(
+        f"| strategy ({args.evaluations} real evaluations, {args.seeds} seeds, {args.target}) "
+        "| best feasible val accuracy (mean) | hypervolume (mean) |"
+    )
     print("|---|---:|---:|")
     for name, data in results.items():
-        print(f"| {name} | {np.mean(data['best_feasible_accuracy']):.4f} | "
-              f"{np.mean(data['hypervolume']):.4f} |")
+        print(
+            f"| {name} | {np.mean(data['best_feasible_accuracy']):.4f} | "
+            f"{np.mean(data['hypervolume']):.4f} |"
+        )
     print(f"written: {out}")
     return 0
 

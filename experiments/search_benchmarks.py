@@ -76,8 +76,10 @@ def main() -> int:
         lambda: _run("nsga2", space, objectives, 50_000, 100, 0), warmup=0, repeats=3
     )
     report["nsga2_50k_seconds"] = statistics.median(samples) / 1e3
-    print(f"NSGA-II, 50,000 predictor evaluations: {report['nsga2_50k_seconds']:.2f} s "
-          "(median of 3)", file=sys.stderr)
+    print(
+        f"NSGA-II, 50,000 predictor evaluations: {report['nsga2_50k_seconds']:.2f} s (median of 3)",
+        file=sys.stderr,
+    )
 
     # 2. Side by side at a fixed budget.
     probe = objectives(ss.sample_genomes(space, np.random.default_rng(99), 5000))
@@ -111,8 +113,13 @@ def main() -> int:
         for stage in space.stages[:3]
     )
     sub = dataclasses.replace(
-        space, name=f"{space.name}-sub", resolution=ss.Choice((32,)), num_stages=ss.Choice((3,)),
-        stages=sub_stages, min_downsamples=3, max_downsamples=3,
+        space,
+        name=f"{space.name}-sub",
+        resolution=ss.Choice((32,)),
+        num_stages=ss.Choice((3,)),
+        stages=sub_stages,
+        min_downsamples=3,
+        max_downsamples=3,
     )
     layout = ss.genome_layout(sub)
     every = np.array(list(itertools.product(*(range(c) for c in layout.cardinalities))))
@@ -140,17 +147,23 @@ def main() -> int:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"## search benchmarks ({space.name}, predictors from {args.workdir})")
-    print(f"- NSGA-II with both predictors, 50,000 evaluations: "
-          f"{report['nsga2_50k_seconds']:.2f} s (median of 3)")
-    print(f"\n| strategy ({args.budget} evaluations, {args.seeds} seeds) | hypervolume (mean) | "
-          "wall time s (mean) |")
+    print(
+        f"- NSGA-II with both predictors, 50,000 evaluations: "
+        f"{report['nsga2_50k_seconds']:.2f} s (median of 3)"
+    )
+    print(
+        f"\n| strategy ({args.budget} evaluations, {args.seeds} seeds) | hypervolume (mean) | "
+        "wall time s (mean) |"
+    )
     print("|---|---:|---:|")
     for name, data in side.items():
         print(f"| {name} | {np.mean(data['hypervolume']):.5f} | {np.mean(data['seconds']):.2f} |")
     ratio = np.mean(side["optuna-nsga2"]["seconds"]) / np.mean(side["nsga2"]["seconds"])
     print(f"\nOptuna NSGA-II / this NSGA-II wall time: {ratio:.0f}x")
-    print(f"- enumerable sub-space: {len(every)} subnets; with {budget} evaluations (5%) NSGA-II "
-          f"reaches {min(found):.2%}-{max(found):.2%} of the exact front's hypervolume")
+    print(
+        f"- enumerable sub-space: {len(every)} subnets; with {budget} evaluations (5%) NSGA-II "
+        f"reaches {min(found):.2%}-{max(found):.2%} of the exact front's hypervolume"
+    )
     print(f"written: {out}")
     return 0
 

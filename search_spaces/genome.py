@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -23,6 +23,7 @@ __all__ = [
     "DIMENSIONS",
     "GenomeLayout",
     "active_genes",
+    "breed_genomes",
     "canonicalize",
     "crossover_genomes",
     "decode_genome",
@@ -51,6 +52,16 @@ class GenomeLayout:
     dimensions: tuple[str, ...]  # the elastic dimension of each gene, e.g. "kernel_size"
     stage_genes: tuple[tuple[int, int, int], ...]  # (depth, width_mult, stride) per stage
     block_genes: tuple[tuple[tuple[int, int], ...], ...]  # (kernel_size, expand_ratio) per block
+    gene_stage: np.ndarray  # (length,) the stage a gene belongs to, -1 for global genes
+    gene_block: np.ndarray  # (length,) the block a gene belongs to, -1 for non-block genes
+
+    @cached_property
+    def depth_genes(self) -> np.ndarray:
+        return np.array([depth for depth, _, _ in self.stage_genes], dtype=np.int64)
+
+    @cached_property
+    def stride_genes(self) -> np.ndarray:
+        return np.array([stride for _, _, stride in self.stage_genes], dtype=np.int64)
 
     @property
     def length(self) -> int:
@@ -73,9 +84,22 @@ def _dimension(gene_name: str) -> str:
     return last.split("[")[0]
 
 
-@lru_cache(maxsize=64)
+# The last space seen, by identity: hashing a whole Space (for the lru_cache) costs more than
+# the numpy work of a small batch, and strategies call in here hundreds of times a second.
+_LAST: list[tuple[Space, GenomeLayout]] = []
+
+
 def genome_layout(space: Space) -> GenomeLayout:
     """The gene layout of ``space`` (computed once per space)."""
+    if _LAST and _LAST[0][0] is space:
+        return _LAST[0][1]
+    layout = _layout(space)
+    _LAST[:] = [(space, layout)]
+    return layout
+
+
+@lru_cache(maxsize=64)
+def _layout(space: Space) -> GenomeLayout:
     choices: list[tuple[str, tuple[float, ...]]] = [
         ("resolution", space.resolution.values),
         ("num_stages", space.num_stages.values),
@@ -98,6 +122,13 @@ def genome_layout(space: Space) -> GenomeLayout:
                 (f"stages[{s}].expand_ratio[{b}]", stage.expand_ratio.values),
             ]
         block_genes.append(tuple(blocks))
+    gene_stage = np.full(len(choices), -1, dtype=np.int64)
+    gene_block = np.full(len(choices), -1, dtype=np.int64)
+    for s, genes in enumerate(stage_genes):
+        gene_stage[list(genes)] = s
+        for b, pair in enumerate(block_genes[s]):
+            gene_stage[list(pair)] = s
+            gene_block[list(pair)] = b
     widest = max(len(values) for _, values in choices)
     table = np.full((len(choices), widest), np.nan)
     for gene, (_, values) in enumerate(choices):
@@ -109,6 +140,8 @@ def genome_layout(space: Space) -> GenomeLayout:
         dimensions=tuple(_dimension(name) for name, _ in choices),
         stage_genes=tuple(stage_genes),
         block_genes=tuple(block_genes),
+        gene_stage=gene_stage,
+        gene_block=gene_block,
     )
 
 
@@ -130,34 +163,40 @@ def _as_batch(genomes: np.ndarray, layout: GenomeLayout) -> np.ndarray:
 def active_genes(space: Space, genomes: np.ndarray) -> np.ndarray:
     """Boolean ``(n, length)`` mask of the genes each genome uses."""
     layout = genome_layout(space)
-    batch = _as_batch(genomes, layout)
-    mask = np.zeros(batch.shape, dtype=bool)
-    mask[:, [_RESOLUTION, _NUM_STAGES]] = True
+    return _active(layout, _as_batch(genomes, layout))
+
+
+def _active(layout: GenomeLayout, batch: np.ndarray) -> np.ndarray:
     num_stages = _values(layout, batch, _NUM_STAGES)
-    for s, (depth_gene, width_gene, stride_gene) in enumerate(layout.stage_genes):
-        stage_on = num_stages > s
-        mask[:, [depth_gene, width_gene, stride_gene]] = stage_on[:, None]
-        depth = _values(layout, batch, depth_gene)
-        for b, block in enumerate(layout.block_genes[s]):
-            mask[:, list(block)] = (stage_on & (depth > b))[:, None]
+    depth_genes = layout.depth_genes
+    depths = layout.value_table[depth_genes, batch[:, depth_genes]]  # (n, stages)
+    stage = np.maximum(layout.gene_stage, 0)
+    # A stage gene is used when the stage is; a block gene when the stage is and is deep enough
+    # (block -1 for stage genes, so every depth passes).
+    mask = (num_stages[:, None] > stage) & (depths[:, stage] > layout.gene_block)
+    mask[:, layout.gene_stage < 0] = True
     return mask
 
 
 def canonicalize(space: Space, genomes: np.ndarray) -> np.ndarray:
     """Set every inactive gene to 0, so equal subnets have equal genomes."""
-    batch = _as_batch(genomes, genome_layout(space))
-    return np.where(active_genes(space, batch), batch, 0)
+    layout = genome_layout(space)
+    batch = _as_batch(genomes, layout)
+    return np.where(_active(layout, batch), batch, 0)
 
 
 def downsample_counts(space: Space, genomes: np.ndarray) -> np.ndarray:
     """How many used stages have stride 2, per genome."""
     layout = genome_layout(space)
-    batch = _as_batch(genomes, layout)
+    return _downsamples(layout, _as_batch(genomes, layout))
+
+
+def _downsamples(layout: GenomeLayout, batch: np.ndarray) -> np.ndarray:
     num_stages = _values(layout, batch, _NUM_STAGES)
-    counts = np.zeros(batch.shape[0], dtype=np.int64)
-    for s, (_, _, stride_gene) in enumerate(layout.stage_genes):
-        counts += (num_stages > s) & (_values(layout, batch, stride_gene) == 2)
-    return counts
+    stride_genes = layout.stride_genes
+    strides = layout.value_table[stride_genes, batch[:, stride_genes]]
+    used = num_stages[:, None] > np.arange(len(stride_genes))
+    return (used & (strides == 2)).sum(axis=1)
 
 
 def repair_genomes(space: Space, genomes: np.ndarray) -> np.ndarray:
@@ -167,11 +206,17 @@ def repair_genomes(space: Space, genomes: np.ndarray) -> np.ndarray:
     stride-1 stages that may downsample get stride 2. Deterministic; valid genomes are unchanged.
     """
     layout = genome_layout(space)
-    batch = _as_batch(genomes, layout).copy()
-    num_stages = _values(layout, batch, _NUM_STAGES)
-    counts = downsample_counts(space, batch)
+    return _repair(space, layout, _as_batch(genomes, layout).copy())
+
+
+def _repair(space: Space, layout: GenomeLayout, batch: np.ndarray) -> np.ndarray:
+    """:func:`repair_genomes` in place on a checked batch."""
+    counts = _downsamples(layout, batch)
     excess = counts - space.max_downsamples
     deficit = space.min_downsamples - counts
+    if not (excess > 0).any() and not (deficit > 0).any():
+        return batch
+    num_stages = _values(layout, batch, _NUM_STAGES)
     order = list(enumerate(layout.stage_genes))
     for s, (_, _, gene) in reversed(order):
         stride_choice = space.stages[s].stride
@@ -191,13 +236,15 @@ def repair_genomes(space: Space, genomes: np.ndarray) -> np.ndarray:
 
 
 def _valid(space: Space, genomes: np.ndarray) -> np.ndarray:
-    counts = downsample_counts(space, genomes)
+    counts = _downsamples(genome_layout(space), genomes)
     return (counts >= space.min_downsamples) & (counts <= space.max_downsamples)
 
 
 def _random_genomes(space: Space, rng: np.random.Generator, count: int) -> np.ndarray:
     layout = genome_layout(space)
-    return rng.integers(0, layout.cardinalities, size=(count, layout.length))
+    # Scaling uniform floats is several times faster than integers() with per-gene bounds.
+    uniform = rng.random((count, layout.length))
+    return np.minimum((uniform * layout.cardinalities).astype(np.int64), layout.cardinalities - 1)
 
 
 def restrict_genomes(space: Space, genomes: np.ndarray, elastic: Collection[str]) -> np.ndarray:
@@ -248,15 +295,23 @@ def sample_genomes(
         )
         rows = np.flatnonzero(bad)
         batch[np.ix_(rows, np.array(stride_genes))] = redraw
-    return canonicalize(space, repair_genomes(space, batch))
+    return _canonical_repaired(space, batch)
+
+
+def _canonical_repaired(space: Space, batch: np.ndarray) -> np.ndarray:
+    """Repaired canonical genomes from a batch known to hold valid choice indices."""
+    layout = genome_layout(space)
+    batch = _repair(space, layout, batch)
+    return np.where(_active(layout, batch), batch, 0)
 
 
 def _with_hidden_genes_random(
     space: Space, genomes: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
     """Inactive genes drawn at random, so genes that become active are not biased to index 0."""
-    batch = _as_batch(genomes, genome_layout(space))
-    return np.where(active_genes(space, batch), batch, _random_genomes(space, rng, batch.shape[0]))
+    layout = genome_layout(space)
+    batch = _as_batch(genomes, layout)
+    return np.where(_active(layout, batch), batch, _random_genomes(space, rng, batch.shape[0]))
 
 
 def mutate_genomes(
@@ -268,7 +323,7 @@ def mutate_genomes(
     batch = _with_hidden_genes_random(space, genomes, rng)
     redraw = rng.random(batch.shape) < probability
     batch = np.where(redraw, _random_genomes(space, rng, batch.shape[0]), batch)
-    return canonicalize(space, repair_genomes(space, batch))
+    return _canonical_repaired(space, batch)
 
 
 def crossover_genomes(
@@ -280,7 +335,38 @@ def crossover_genomes(
     if a.shape != b.shape:
         raise ValueError(f"parents must have the same shape, got {a.shape} and {b.shape}")
     take_b = rng.random(a.shape) < 0.5
-    return canonicalize(space, repair_genomes(space, np.where(take_b, b, a)))
+    return _canonical_repaired(space, np.where(take_b, b, a))
+
+
+def breed_genomes(
+    space: Space,
+    mothers: np.ndarray,
+    fathers: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    crossover_probability: float,
+    mutation_probability: float,
+) -> np.ndarray:
+    """Children of paired parents: with ``crossover_probability`` a uniform crossover of the
+    pair (else the mother), then each gene redrawn with ``mutation_probability``. The same
+    children as :func:`crossover_genomes` followed by :func:`mutate_genomes` would give in
+    distribution, with one repair and canonicalisation instead of two."""
+    for name, probability in (
+        ("crossover", crossover_probability),
+        ("mutation", mutation_probability),
+    ):
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"{name} probability must be in [0, 1], got {probability}")
+    a = _with_hidden_genes_random(space, mothers, rng)
+    b = _with_hidden_genes_random(space, fathers, rng)
+    if a.shape != b.shape:
+        raise ValueError(f"parents must have the same shape, got {a.shape} and {b.shape}")
+    mate: np.ndarray = rng.random(a.shape[0]) < crossover_probability
+    take_b = (rng.random(a.shape) < 0.5) & mate[:, None]
+    redraw = rng.random(a.shape) < mutation_probability
+    children = np.where(take_b, b, a)
+    children = np.where(redraw, _random_genomes(space, rng, a.shape[0]), children)
+    return _canonical_repaired(space, children)
 
 
 def encode_genomes(space: Space, genomes: np.ndarray) -> np.ndarray:
@@ -288,7 +374,7 @@ def encode_genomes(space: Space, genomes: np.ndarray) -> np.ndarray:
     layout = genome_layout(space)
     batch = _as_batch(genomes, layout)
     values = layout.value_table[np.arange(layout.length), batch]
-    return np.where(active_genes(space, batch), values, 0.0)
+    return np.where(_active(layout, batch), values, 0.0)
 
 
 def to_genome(space: Space, arch: Arch) -> np.ndarray:

@@ -77,35 +77,43 @@ def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
     for s, (depth_gene, width_gene, stride_gene) in enumerate(layout.stage_genes):
         spec = space.stages[s]
         stage_on = num_stages > s
-        width = values[:, width_gene]
-        out_channels = _make_divisible(spec.base_channels * width, divisor)
-        for b, (kernel_gene, expand_gene) in enumerate(layout.block_genes[s]):
-            on = stage_on & (values[:, depth_gene] > b)
-            kernel = np.where(on, values[:, kernel_gene], 1.0)
-            expand = np.where(on, values[:, expand_gene], 1.0)
-            stride = np.where(on & (b == 0), values[:, stride_gene], 1.0)
-            has_expand = expand != 1
-            hidden = np.where(
-                has_expand, _make_divisible(np.round(channels * expand), divisor), channels
-            )
-            se = _make_divisible(hidden // 4, divisor) if spec.se else np.zeros(count)
-            out_size = _out_size(size, kernel, stride)
-            block_flops = np.where(has_expand, size**2 * channels * hidden, 0.0)
-            block_flops += out_size**2 * hidden * kernel**2
-            block_flops += 2 * hidden * se
-            block_flops += out_size**2 * hidden * out_channels
-            block_params = np.where(has_expand, channels * hidden + 2 * hidden, 0.0)
-            block_params += hidden * kernel**2 + 2 * hidden
-            block_params += 2 * hidden * se + se + hidden if spec.se else 0.0
-            block_params += hidden * out_channels + 2 * out_channels
-            flops = flops + np.where(on, block_flops, 0.0)
-            params = params + np.where(on, block_params, 0.0)
-            stage_flops[:, s] += np.where(on, block_flops, 0.0)
-            blocks += on
-            if spec.se:
-                se_blocks += on
-            size = np.where(on, out_size, size)
-            channels = np.where(on, out_channels, channels)
+        out_channels = _make_divisible(spec.base_channels * values[:, width_gene], divisor)
+        genes = np.array(layout.block_genes[s], dtype=np.int64)  # (max depth, 2)
+        # on[:, b]: the stage is used and has more than b blocks.
+        on = stage_on[:, None] & (values[:, depth_gene][:, None] > np.arange(len(genes)))
+        kernel = np.where(on, values[:, genes[:, 0]], 1.0)
+        expand = np.where(on, values[:, genes[:, 1]], 1.0)
+        # The first block takes the stage's input and stride; kernels are odd and padded to
+        # keep the size, so every later block maps (out_channels, out_size) to the same.
+        stride = np.where(on[:, 0], values[:, stride_gene], 1.0)
+        first_size = _out_size(size, kernel[:, 0], stride)
+        later_size = np.where(on[:, 0], first_size, size)
+        later_channels = np.where(on[:, 0], out_channels, channels)
+        in_channels = np.column_stack([channels] + [later_channels] * (len(genes) - 1))
+        in_size = np.column_stack([size] + [later_size] * (len(genes) - 1))
+        block_out = np.column_stack([first_size] + [later_size] * (len(genes) - 1))
+        has_expand = expand != 1
+        hidden = np.where(
+            has_expand, _make_divisible(np.round(in_channels * expand), divisor), in_channels
+        )
+        se = _make_divisible(hidden // 4, divisor) if spec.se else np.zeros_like(hidden)
+        block_flops = np.where(has_expand, in_size**2 * in_channels * hidden, 0.0)
+        block_flops += block_out**2 * hidden * kernel**2
+        block_flops += 2 * hidden * se
+        block_flops += block_out**2 * hidden * out_channels[:, None]
+        block_params = np.where(has_expand, in_channels * hidden + 2 * hidden, 0.0)
+        block_params += hidden * kernel**2 + 2 * hidden
+        block_params += 2 * hidden * se + se + hidden if spec.se else 0.0
+        block_params += hidden * out_channels[:, None] + 2 * out_channels[:, None]
+        stage_flops[:, s] = np.where(on, block_flops, 0.0).sum(axis=1)
+        flops = flops + stage_flops[:, s]
+        params = params + np.where(on, block_params, 0.0).sum(axis=1)
+        used = on.sum(axis=1)
+        blocks += used
+        if spec.se:
+            se_blocks += used
+        size = np.where(on[:, 0], first_size, size)
+        channels = later_channels
     head = space.head
     flops = flops + size**2 * channels * head.channels
     params = params + channels * head.channels + 2 * head.channels

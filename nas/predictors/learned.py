@@ -40,6 +40,7 @@ TRANSFORMS = ("log", "identity")
 
 
 _CONTROLLER: ThreadpoolController | None = None
+_THREADED_ROWS = 1024  # predictions on fewer rows skip the one-thread limit
 
 
 def _one_thread() -> Any:
@@ -241,6 +242,9 @@ class LearnedPredictor:
         """Predictions from a precomputed :func:`~nas.predictors.feature_matrix`."""
         if self._fitted is None:
             raise UserError(f"the {self.kind} predictor is not fitted; call fit(archs, y) first")
+        if len(features) < _THREADED_ROWS:
+            # Too small for BLAS to start threads; limiting them would cost more than predicting.
+            return self._fitted.predict(features)
         with _one_thread():
             return self._fitted.predict(features)
 

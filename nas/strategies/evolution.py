@@ -87,7 +87,7 @@ class EvolutionStrategy(StrategyBase):
     def ask(self, n: int) -> np.ndarray:
         n = check_ask_count(n)
         # With duplicate elimination, spare candidates replace most duplicates cheaply.
-        bred = surplus(n) if self.config.avoid_duplicates else n
+        bred = surplus(n, self.seen.fresh_rate) if self.config.avoid_duplicates else n
         if len(self.genomes) < self.config.population_size:
             children = sample_genomes(self.space, self.rng, bred)
         else:

@@ -31,6 +31,10 @@ class SeenGenomes:
         self.dtype = np.dtype(np.uint8 if widest <= 256 else np.uint32)
         self.keys: set[bytes] = set()
         self._order: list[bytes] = []
+        # Share of new genomes among the candidates last offered to fresh_genomes; a converged
+        # population breeds mostly repeats, and breeding enough spares up front is far cheaper
+        # than rounds of re-mutating the repeats.
+        self.fresh_rate = 1.0
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -57,7 +61,12 @@ class SeenGenomes:
 
     def to_dict(self) -> dict[str, Any]:
         data = base64.b64encode(b"".join(self._order)).decode("ascii")
-        return {"dtype": self.dtype.name, "count": len(self._order), "data": data}
+        return {
+            "dtype": self.dtype.name,
+            "count": len(self._order),
+            "data": data,
+            "fresh_rate": self.fresh_rate,
+        }
 
     def load_dict(self, state: Mapping[str, Any]) -> None:
         if state["dtype"] != self.dtype.name:
@@ -68,12 +77,17 @@ class SeenGenomes:
             raise ValueError("seen genomes in the strategy state are corrupt (wrong length)")
         self._order = [raw[i : i + width] for i in range(0, len(raw), width)]
         self.keys = set(self._order)
+        self.fresh_rate = float(state.get("fresh_rate", 1.0))
 
 
-def surplus(count: int) -> int:
-    """How many candidates to breed for ``count`` new genomes: a quarter more, so that most
-    duplicates are replaced by spare candidates rather than by another round of mutation."""
-    return count + count // 4 + 1 if count else 0
+def surplus(count: int, fresh_rate: float = 1.0) -> int:
+    """How many candidates to breed for ``count`` new genomes when a share ``fresh_rate`` of
+    candidates has lately been new: enough, with a quarter to spare, that most duplicates are
+    replaced by spare candidates rather than by another round of mutation (at most 4x)."""
+    if not count:
+        return 0
+    expected = count / min(1.0, max(fresh_rate, 0.25))
+    return int(np.ceil(expected * 1.25)) + 1
 
 
 def fresh_genomes(
@@ -98,6 +112,8 @@ def fresh_genomes(
     if count > len(pool):
         raise ValueError(f"asked for {count} genomes from {len(pool)} candidates")
     new = seen.new_mask(pool)
+    if len(pool):
+        seen.fresh_rate = float(new.mean())
     chosen = np.flatnonzero(new)[:count]
     if len(chosen) < count:
         chosen = np.sort(np.concatenate([chosen, np.flatnonzero(~new)[: count - len(chosen)]]))

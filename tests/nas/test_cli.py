@@ -128,19 +128,37 @@ def test_train_writes_a_checkpoint_and_refuses_to_overwrite(
     assert code == 2 and "epochs" in err
 
 
-def test_latency_profile_fit_show_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_latency_profile_fit_show_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = str(tmp_path / "lat")
-    profile = ["latency", "profile", "--space", "tiny", "--subnets", "10", "--warmup", "1",
-               "--repeats", "3", "--out", out]
+    profile = [
+        "latency",
+        "profile",
+        "--space",
+        "tiny",
+        "--subnets",
+        "10",
+        "--warmup",
+        "1",
+        "--repeats",
+        "3",
+        "--out",
+        out,
+    ]
     code, stdout, _ = _run(profile, capsys)
     assert code == 0 and "10 subnets measured" in stdout
     lines = (tmp_path / "lat" / "measurements.jsonl").read_text().splitlines()
     assert len(lines) == 10
     code, _, _ = _run(profile, capsys)  # resumed: nothing new is measured
-    assert code == 0 and len((tmp_path / "lat" / "measurements.jsonl").read_text().splitlines()) == 10
+    assert (
+        code == 0 and len((tmp_path / "lat" / "measurements.jsonl").read_text().splitlines()) == 10
+    )
     code, stdout, _ = _run(["latency", "fit", "--space", "tiny", "--out", out], capsys)
     assert code == 0 and (tmp_path / "lat" / "latency-learned.json").exists()
-    code, stdout, _ = _run(["latency", "show", str(tmp_path / "lat" / "latency-learned.json")], capsys)
+    code, stdout, _ = _run(
+        ["latency", "show", str(tmp_path / "lat" / "latency-learned.json")], capsys
+    )
     assert code == 0 and "trained on  10 measured subnets" in stdout
     code, stdout, _ = _run(["latency", "report", "--space", "tiny", "--out", out], capsys)
     assert code == 0 and "learned" in stdout and (tmp_path / "lat" / "latency-report.png").exists()

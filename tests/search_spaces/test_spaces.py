@@ -135,6 +135,35 @@ def test_mutate_and_crossover_stay_in_the_space(space: Space) -> None:
     assert ((counts >= space.min_downsamples) & (counts <= space.max_downsamples)).all()
 
 
+def test_breed_genomes_crosses_then_mutates(space: Space) -> None:
+    rng = np.random.default_rng(5)
+    mothers = ss.sample_genomes(space, rng, 200)
+    fathers = ss.sample_genomes(space, rng, 200)
+    clones = ss.breed_genomes(
+        space, mothers, fathers, rng, crossover_probability=0.0, mutation_probability=0.0
+    )
+    assert np.array_equal(clones, mothers)
+    children = ss.breed_genomes(
+        space, mothers, fathers, rng, crossover_probability=1.0, mutation_probability=0.0
+    )
+    assert np.array_equal(children, ss.canonicalize(space, children))
+    counts = ss.downsample_counts(space, children)
+    assert ((counts >= space.min_downsamples) & (counts <= space.max_downsamples)).all()
+    # Without mutation, every used gene other than a repaired stride comes from a parent.
+    used = ss.active_genes(space, children) & ss.active_genes(space, mothers)
+    used &= ss.active_genes(space, fathers)
+    layout = ss.genome_layout(space)
+    stride = np.isin(np.arange(layout.length), [g for _, _, g in layout.stage_genes])
+    inherited = (children == mothers) | (children == fathers)
+    assert inherited[used & ~stride].all()
+    if space.size() > 1:
+        assert not np.array_equal(children, mothers)
+    with pytest.raises(ValueError, match="mutation probability"):
+        ss.breed_genomes(
+            space, mothers, fathers, rng, crossover_probability=0.5, mutation_probability=2.0
+        )
+
+
 def test_repair_fixes_invalid_stride_genes(micro: Space) -> None:
     layout = ss.genome_layout(micro)
     genome = ss.to_genome(micro, micro.largest())[None, :].copy()
