@@ -361,7 +361,7 @@ def breed_genomes(
     b = _with_hidden_genes_random(space, fathers, rng)
     if a.shape != b.shape:
         raise ValueError(f"parents must have the same shape, got {a.shape} and {b.shape}")
-    mate: np.ndarray = rng.random(a.shape[0]) < crossover_probability
+    mate = np.asarray(rng.random(len(a)) < crossover_probability)
     take_b = (rng.random(a.shape) < 0.5) & mate[:, None]
     redraw = rng.random(a.shape) < mutation_probability
     children = np.where(take_b, b, a)
