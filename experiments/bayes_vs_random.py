@@ -8,6 +8,9 @@ and the hypervolume (accuracy up, latency down) after ``--evaluations`` evaluati
 Needs the cached supernet and latency predictor of `nas search` (`--workdir`, default `runs`).
 
     python experiments/bayes_vs_random.py --evaluations 100 --seeds 5
+
+Strategies may be run separately (``--strategies gp``): results are merged into the JSON file
+when the space, target, evaluations and seeds match.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import search_spaces as ss
 from nas.constraints import parse_constraints
@@ -39,7 +43,12 @@ def main() -> int:
     parser.add_argument("--evaluations", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--strategies", default="tpe,gp,random")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--out", default=str(Path(__file__).with_name("results") / "bayes_vs_random.json")
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     space = ss.get_space(args.space)
     work = Workdir(Path(args.workdir), space.name)
@@ -99,8 +108,17 @@ def main() -> int:
         "versions": library_versions(),
         "results": results,
     }
-    out = Path(__file__).with_name("results") / "bayes_vs_random.json"
-    out.write_text(json.dumps(report, indent=2))
+    out = Path(args.out)
+    if out.exists():
+        earlier = json.loads(out.read_text())
+        same = ("space", "target", "evaluations", "seeds", "reference")
+        if all(earlier.get(key) == report[key] for key in same):
+            results = {**earlier["results"], **results}
+            report["results"] = results
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.tmp")
+    temporary.write_text(json.dumps(report, indent=2))
+    temporary.replace(out)
     print(
         f"| strategy ({args.evaluations} real evaluations, {args.seeds} seeds, {args.target}) "
         "| best feasible val accuracy (mean) | hypervolume (mean) |"

@@ -9,8 +9,9 @@ Two networks are trained on the digits at 32 px: a ResNet-18-style CIFAR-sized n
    (goal >= 1.8x for the ResNet-style), ONNX size reduction, and accuracy drop (goal <= 1
    point).
 2. int8 post-training static quantization (QDQ, per-channel, min-max calibration) of the
-   ResNet-style network: speed-up (goal >= 1.5x), accuracy drop (goal <= 1 point), size
-   (goal about 4x smaller).
+   ResNet-style network and of the subnet the newest `nas search` run chose
+   (``--search-run``): speed-up (goal >= 1.5x), accuracy drop (goal <= 1 point), size (goal
+   about 4x smaller).
 3. Distillation: a half-width ResNet-style student trained from scratch for the same epochs
    with and without the teacher.
 
@@ -277,6 +278,23 @@ def _quantization(
     }
 
 
+def _latest_search_run(workdir: Path) -> Path | None:
+    """The newest search run directory under ``workdir`` holding a chosen ONNX model."""
+    runs = sorted(workdir.glob("search-*/chosen.onnx"), key=lambda path: path.stat().st_mtime)
+    return runs[-1].parent if runs else None
+
+
+def _subnet_quantization(
+    run: Path, args: argparse.Namespace, measure: MeasureConfig
+) -> dict[str, Any]:
+    """int8 PTQ of the subnet ``nas search`` chose, on the digits at its resolution."""
+    card = json.loads((run / "chosen.onnx.json").read_text())
+    resolution = int(card["arch"]["resolution"])
+    data = load_dataset("digits", resolution=resolution, seed=args.seed)
+    result = _quantization((run / "chosen.onnx").read_bytes(), data, args, measure)
+    return {"run": str(run), "arch": card["arch"], "resolution": resolution, **result}
+
+
 def _distillation(teacher: nn.Module, dataset: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"student_width": max(1, args.width // 2)}
     for label, with_teacher in (("without_teacher", None), ("with_teacher", teacher)):
@@ -324,13 +342,17 @@ def _markdown(report: dict[str, Any]) -> str:
             f"{lat['pruned']['median_ms']:.3f} | {row['speedup']:.2f}x | "
             f"{row['size_reduction']:.2f}x | {row['macs'][0]:,} -> {row['macs'][1]:,} |"
         )
-    q = report["quantization"]
-    lines.append(
-        f"| resnet18-style | int8 PTQ ({q['method']}) | {q['accuracy']['float32']:.2%} | "
-        f"{q['accuracy']['int8']:.2%} | {q['accuracy_drop_points']:.2f} | "
-        f"{q['latency']['float32']['median_ms']:.3f} -> {q['latency']['int8']['median_ms']:.3f} | "
-        f"{q['speedup']:.2f}x | {q['size_reduction']:.2f}x | |"
-    )
+    rows = [("resnet18-style", report["quantization"])]
+    if report.get("subnet_quantization"):
+        rows.append(("chosen subnet (nas search)", report["subnet_quantization"]))
+    for network, q in rows:
+        lines.append(
+            f"| {network} | int8 PTQ ({q['method']}) | {q['accuracy']['float32']:.2%} | "
+            f"{q['accuracy']['int8']:.2%} | {q['accuracy_drop_points']:.2f} | "
+            f"{q['latency']['float32']['median_ms']:.3f} -> "
+            f"{q['latency']['int8']['median_ms']:.3f} | "
+            f"{q['speedup']:.2f}x | {q['size_reduction']:.2f}x | |"
+        )
     d = report["distillation"]
     lines += [
         "",
@@ -371,6 +393,12 @@ def main() -> int:
     parser.add_argument("--train-limit", type=int, help="use only this many training images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--search-run",
+        help="a `nas search` run directory whose chosen.onnx is quantized too "
+        "(default: the newest under --workdir; skipped when there is none)",
+    )
+    parser.add_argument("--workdir", default="runs")
+    parser.add_argument(
         "--out", default=str(Path(__file__).with_name("results") / "compression.json")
     )
     args = parser.parse_args()
@@ -393,6 +421,12 @@ def main() -> int:
     ]
     quantization = _quantization(pruning[0]["_graphs"]["original"], dataset, args, measure)
     distillation = _distillation(copy.deepcopy(resnet), dataset, args)
+    run = Path(args.search_run) if args.search_run else _latest_search_run(Path(args.workdir))
+    subnet_quantization = None
+    if run is not None:
+        subnet_quantization = _subnet_quantization(run, args, measure)
+    else:
+        logging.warning("no nas search run found: the chosen subnet's int8 PTQ is skipped")
     for row in pruning:
         row.pop("_graphs")
         row.pop("_pruned")
@@ -408,6 +442,7 @@ def main() -> int:
         "versions": library_versions(),
         "pruning": pruning,
         "quantization": quantization,
+        "subnet_quantization": subnet_quantization,
         "distillation": distillation,
         "goals": {
             "resnet pruning speed-up >= 1.8x": _goal(pruning[0]["speedup"], 1.8, at_least=True),
@@ -427,6 +462,20 @@ def main() -> int:
         },
         "wall_seconds": time.perf_counter() - started,
     }
+    if subnet_quantization is not None:
+        report["goals"].update(
+            {
+                "subnet int8 speed-up >= 1.5x": _goal(
+                    subnet_quantization["speedup"], 1.5, at_least=True
+                ),
+                "subnet int8 accuracy drop <= 1 pt": _goal(
+                    subnet_quantization["accuracy_drop_points"], 1.0, at_least=False
+                ),
+                "subnet int8 size reduction ~4x (>= 3.5x)": _goal(
+                    subnet_quantization["size_reduction"], 3.5, at_least=True
+                ),
+            }
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.tmp")
