@@ -83,7 +83,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
     parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--num-random", type=int, default=2)
+    parser.add_argument("--num-random", type=int, default=TrainConfig.num_random)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--no-sandwich", action="store_true")
     parser.add_argument("--no-distill", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
@@ -98,6 +99,7 @@ def main() -> int:
     dataset = load_dataset("digits", resolution=max(space.resolution.values), seed=args.seed)
     config = TrainConfig(
         num_random=args.num_random,
+        batch_size=args.batch_size,
         sandwich=not args.no_sandwich,
         inplace_distillation=not args.no_distill,
         seed=args.seed,
@@ -164,6 +166,7 @@ def main() -> int:
                     dataset,
                     epochs=schedule.total_epochs,
                     lr=args.lr,
+                    batch_size=args.batch_size,
                     resolution=arch.resolution,
                     seed=seed,
                 )

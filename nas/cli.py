@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from tqdm import tqdm
 
 import nas
-from nas.defaults import DEFAULT_EPOCHS, DEFAULT_SCHEDULE, DEFAULT_WARMUP
+from nas.defaults import DEFAULT_EPOCHS, DEFAULT_NUM_RANDOM, DEFAULT_SCHEDULE, DEFAULT_WARMUP
 from nas.errors import UserError
 
 __all__ = ["main"]
@@ -531,8 +531,9 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     train.add_argument(
         "--num-random",
         type=int,
-        default=2,
-        help="random subnets per step besides the largest and smallest (default: 2)",
+        default=DEFAULT_NUM_RANDOM,
+        help="random subnets per step besides the largest and smallest "
+        f"(default: {DEFAULT_NUM_RANDOM})",
     )
     train.add_argument(
         "--no-sandwich",

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional
 
 from nas.data import Dataset, batches, resize_images
+from nas.defaults import DEFAULT_NUM_RANDOM
 from nas.errors import UserError
 from nas.measure import torch_threads
 from nas.supernet import Supernet, reorder_channels
@@ -51,7 +52,7 @@ class TrainConfig:
     weight_decay: float = 5e-5
     label_smoothing: float = 0.1
     sandwich: bool = True
-    num_random: int = 2
+    num_random: int = DEFAULT_NUM_RANDOM
     inplace_distillation: bool = True
     distill_temperature: float = 1.0
     calibration_size: int = 500
