@@ -32,7 +32,7 @@ from nas.pipeline import (
     ensure_supernet,
     refine_accuracy_predictor,
 )
-from nas.search import Evaluator, SearchConfig, SearchResult, run_search
+from nas.search import Evaluator, SearchConfig, SearchResult, measured_accuracies, run_search
 from nas.train import EpochResult, StepResult, evaluate
 from search_spaces import Arch, Space, decode_genome, to_genome
 
@@ -153,7 +153,12 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
         device=request.device,
         progress=reporter.stage("evaluating subnets for accuracy"),
     )
-    evaluator = Evaluator(space, accuracy=accuracy, latency=latency)
+    evaluator = Evaluator(
+        space,
+        accuracy=accuracy,
+        latency=latency,
+        measured_accuracy=measured_accuracies(space, accuracy),
+    )
     settings = {
         "strategy": request.search.strategy,
         "evaluations": request.search.evaluations,
@@ -216,7 +221,12 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
                 [v.val_accuracy for v in fresh],
                 workdir,
             )
-            evaluator = Evaluator(space, accuracy=accuracy, latency=latency)
+            evaluator = Evaluator(
+                space,
+                accuracy=accuracy,
+                latency=latency,
+                measured_accuracy=measured_accuracies(space, accuracy),
+            )
         if not latency_ok:
             ratios = [
                 v.measured_latency_ms / v.predicted["latency"]

@@ -116,3 +116,25 @@ def test_no_feasible_subnet_reports_the_closest(tmp_path: Path) -> None:
     assert not result.feasible.any() and len(result.front) == 0
     closest = result.closest(constraints)
     assert result.metrics["latency"][closest] == result.metrics["latency"].min()
+
+
+def test_measured_accuracies_replace_predictions() -> None:
+    from nas.predictors import AccuracyPredictor
+    from nas.search import genome_key, measured_accuracies
+
+    rng = np.random.default_rng(3)
+    archs = [SPACE.largest(), SPACE.smallest(), *(SPACE.sample(rng) for _ in range(20))]
+    y = np.array([0.99, 0.6, *rng.uniform(0.7, 0.8, size=20)])
+    predictor = AccuracyPredictor(SPACE).fit(archs, y)
+    known = measured_accuracies(SPACE, predictor)
+    assert len(known) == len({a.to_json() for a in archs})
+    largest = ss.to_genome(SPACE, SPACE.largest())
+    assert known[genome_key(largest)] == 0.99
+    other = ss.sample_genomes(SPACE, np.random.default_rng(9), 5)
+    genomes = np.vstack([largest, other])
+    plain = Evaluator(SPACE, accuracy=predictor, latency=None)(genomes)["accuracy"]
+    exact = Evaluator(SPACE, accuracy=predictor, latency=None, measured_accuracy=known)(genomes)
+    assert exact["accuracy"][0] == 0.99
+    # Genomes never measured keep their predictions.
+    unknown = [genome_key(g) not in known for g in other]
+    assert np.array_equal(exact["accuracy"][1:][unknown], plain[1:][unknown])
