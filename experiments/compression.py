@@ -18,7 +18,7 @@ Two networks are trained on the digits at 32 px: a ResNet-18-style CIFAR-sized n
 Latency: ONNX Runtime, ``--threads`` threads, batch ``--batch``, after warm-up; the models
 being compared are measured in alternating rounds and the median of the round medians is
 reported. Writes JSON (settings, machine, versions, every figure) and prints Markdown.
-The defaults take about 15 minutes on 2 cores; a smoke run:
+The defaults take about 12 minutes on 2 cores (with another job beside them); a smoke run:
 
     python experiments/compression.py --resolution 16 --width 8 --epochs 1 \
         --finetune-epochs 1 --student-epochs 1 --train-limit 200 --rounds 1 --repeats 5 \
@@ -377,7 +377,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--ratio", type=float, default=0.5)
     parser.add_argument("--importance", default="l2")
-    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--finetune-epochs", type=int, default=8)
     parser.add_argument("--finetune-lr", type=float, default=0.01)
     parser.add_argument("--student-epochs", type=int, default=6)
     parser.add_argument("--temperature", type=float, default=4.0)
