@@ -27,6 +27,7 @@ from nas.predictors import Predictor
 from nas.predictors.base import training_from_dict
 from nas.predictors.features import features_and_costs
 from nas.strategies import STRATEGIES, make_strategy
+from nas.strategies.archive import row_keys
 from search_spaces import Space, canonicalize, decode_genome, to_genome
 
 __all__ = [
@@ -112,8 +113,8 @@ class Evaluator:
             predicted = np.clip(_predict(self.accuracy, genomes, features), 0.0, 1.0)
             if self.measured_accuracy:
                 known = self.measured_accuracy
-                for row, genome in enumerate(genomes):
-                    value = known.get(genome_key(genome))
+                for row, key in enumerate(row_keys(genomes)):
+                    value = known.get(key.tobytes())
                     if value is not None:
                         predicted[row] = value
             metrics["accuracy"] = predicted
@@ -123,8 +124,9 @@ class Evaluator:
 
 
 def genome_key(genome: np.ndarray) -> bytes:
-    """The dictionary key of one canonical genome."""
-    return np.ascontiguousarray(genome, dtype=np.int64).tobytes()
+    """The dictionary key of one canonical genome (the bytes of its :func:`row_keys` key)."""
+    key: bytes = row_keys(np.asarray(genome).reshape(1, -1))[0].tobytes()
+    return key
 
 
 def measured_accuracies(space: Space, predictor: Predictor) -> dict[bytes, float]:
@@ -136,7 +138,8 @@ def measured_accuracies(space: Space, predictor: Predictor) -> dict[bytes, float
     archs, y = training_from_dict(train)
     if y is None:
         return {}
-    return {genome_key(to_genome(space, arch)): float(v) for arch, v in zip(archs, y, strict=True)}
+    keys = row_keys(np.stack([to_genome(space, arch) for arch in archs]))
+    return {key.tobytes(): float(v) for key, v in zip(keys, y, strict=True)}
 
 
 def _predict(predictor: Predictor, genomes: np.ndarray, features: np.ndarray) -> np.ndarray:

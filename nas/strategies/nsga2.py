@@ -6,8 +6,9 @@ samples, the first two replaced by the space's smallest and largest subnets when
 (constrained rank, crowding distance) pick the parents, uniform crossover applies with
 ``crossover_probability``, and every child is mutated (both in
 :func:`search_spaces.breed_genomes`). Duplicate elimination keeps a hash set
-of the canonical genomes proposed or told: a quarter more children than asked are bred, the
-first ``n`` new ones are returned, and if too few are new the repeats are mutated again.
+of the canonical genomes proposed or told: enough spare children are bred for the share of
+new ones seen lately (:func:`~nas.strategies.seen.surplus`), the first ``n`` new ones are
+returned, and if too few are new the repeats are mutated again.
 ``tell`` merges the told points into the population and keeps the best ``population_size`` by
 constrained non-dominated sorting (Deb's feasibility rule), breaking the last front by crowding
 distance.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,7 +88,7 @@ def surplus(count: int, fresh_rate: float = 1.0) -> int:
     if not count:
         return 0
     expected = count / min(1.0, max(fresh_rate, 0.25))
-    return int(np.ceil(expected * 1.25)) + 1
+    return math.ceil(expected * 1.25) + 1
 
 
 def fresh_genomes(
