@@ -17,10 +17,12 @@ Writes ``experiments/results/supernet_training-<space>.json`` and prints Markdow
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,7 @@ from nas.train import (
     train_network,
     train_supernet,
 )
+from nas.train.layout import as_layout
 from nas.train.trainer import _subnets, _train_step
 
 
@@ -49,31 +52,34 @@ def step_times(
     space: ss.Space, dataset: Dataset, config: TrainConfig, repeats: int
 ) -> dict[str, float]:
     """Median milliseconds of a sandwich step (every dimension elastic) and of a step of the
-    largest subnet alone."""
+    largest subnet alone, in both memory layouts (NCHW, and NHWC as training uses by default),
+    measured in alternating rounds."""
     from nas.supernet import Supernet
 
-    torch.manual_seed(0)
-    supernet = Supernet(space).train()
-    optimizer = torch.optim.SGD(supernet.parameters(), lr=0.01, momentum=0.9)
     images = dataset.x_train[: config.batch_size]
     labels = torch.as_tensor(dataset.y_train[: config.batch_size])
-    schedule = make_schedule("all", epochs=1, lr=0.1)
-    rng = np.random.default_rng(0)
-    phase = schedule.phases[0]
-    results = {}
-    for label, pick in (
-        ("largest_ms", lambda: [space.largest()]),
-        ("sandwich_ms", lambda: _subnets(space, phase, config, rng)),
-    ):
-        samples = time_callable(
-            lambda pick=pick: _train_step(  # type: ignore[misc]
-                supernet, optimizer, pick(), images, labels, config, torch.device("cpu")
-            ),
-            warmup=2,
-            repeats=repeats,
-        )
-        results[label] = statistics.median(samples)
-    return results
+    phase = make_schedule("all", epochs=1, lr=0.1).phases[0]
+    cases = {}
+    for layout, channels_last in (("nchw", False), ("nhwc", True)):
+        torch.manual_seed(0)
+        supernet = as_layout(Supernet(space).train(), channels_last)
+        optimizer = torch.optim.SGD(supernet.parameters(), lr=0.01, momentum=0.9)
+        settings = dataclasses.replace(config, channels_last=channels_last)
+        rng = np.random.default_rng(0)
+        for label, pick in (
+            ("largest", lambda: [space.largest()]),
+            ("sandwich", lambda rng=rng, settings=settings: _subnets(space, phase, settings, rng)),
+        ):
+            cases[f"{label}_{layout}_ms"] = (supernet, optimizer, settings, pick)
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for round_index in range(repeats + 2):
+        for name, (supernet, optimizer, settings, pick) in cases.items():
+            start = time.perf_counter()
+            _train_step(supernet, optimizer, pick(), images, labels, settings, torch.device("cpu"))
+            ms = (time.perf_counter() - start) * 1e3
+            if round_index >= 2:  # two warm-up rounds
+                samples[name].append(ms)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> int:
@@ -203,7 +209,8 @@ def main() -> int:
     once = report["train_once_vs_each"]
     steps = report["step_ms"]
     print(f"## supernet training ({args.tag}): {space.name}, {args.threads} threads")
-    print(f"- training: {train_seconds / 60:.1f} min for {schedule.total_epochs} epochs")
+    what = "epochs' training steps, from the checkpoint" if args.checkpoint else "wall"
+    print(f"- training: {train_seconds / 60:.1f} min ({what}) for {schedule.total_epochs} epochs")
     print(
         f"- test accuracy after BN recalibration: largest {acc['largest']:.2%}, smallest "
         f"{acc['smallest']:.2%}, {args.random_subnets} random: min {acc['random_min']:.2%}, "
@@ -216,9 +223,15 @@ def main() -> int:
             f"{once['kendall_tau']:.2f}, cost of training each / once = "
             f"{once['cost_ratio_each_over_once']:.2f}"
         )
+    for layout in ("nchw", "nhwc"):
+        sandwich, largest = steps[f"sandwich_{layout}_ms"], steps[f"largest_{layout}_ms"]
+        print(
+            f"- step ({layout.upper()}): sandwich {sandwich:.0f} ms vs largest alone "
+            f"{largest:.0f} ms ({sandwich / largest:.2f}x)"
+        )
     print(
-        f"- step: sandwich {steps['sandwich_ms']:.0f} ms vs largest alone "
-        f"{steps['largest_ms']:.0f} ms ({steps['sandwich_ms'] / steps['largest_ms']:.2f}x)"
+        f"- NHWC vs NCHW: sandwich step "
+        f"{steps['sandwich_nchw_ms'] / steps['sandwich_nhwc_ms']:.2f}x faster"
     )
     print(f"written: {out_file}")
     return 0

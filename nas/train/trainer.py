@@ -35,6 +35,7 @@ from nas.train.checkpoint import (
     save_checkpoint,
 )
 from nas.train.evaluate import evaluate
+from nas.train.layout import as_layout, batch_in_layout
 from nas.train.schedule import Phase, Schedule
 from search_spaces import Arch, Space, decode_genome, sample_genomes, smallest_in, space_to_dict
 
@@ -59,6 +60,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
+    # NHWC tensors: mkldnn's depthwise-conv backward is 2-3x faster in it on CPU, which halves
+    # a sandwich step on the default space (README "Supernet training"); the numbers are the same.
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -139,9 +143,8 @@ def _train_step(
     resized: dict[int, torch.Tensor] = {}
     for index, arch in enumerate(subnets):
         if arch.resolution not in resized:
-            resized[arch.resolution] = torch.as_tensor(
-                resize_images(images, arch.resolution), device=device
-            )
+            batch = torch.as_tensor(resize_images(images, arch.resolution), device=device)
+            resized[arch.resolution] = batch_in_layout(batch, config.channels_last)
         supernet.set_active(arch)
         logits = supernet(resized[arch.resolution])
         is_largest = index == 0 and arch == supernet.space.largest()
@@ -188,7 +191,7 @@ def _check_resumable(directory: Path, space: Space, schedule: Schedule, config: 
         )
     saved = dict(checkpoint.metadata.get("config", {}))
     current = asdict(config)
-    for key in ("device", "threads"):  # where it runs may change between runs
+    for key in ("device", "threads", "channels_last"):  # how it runs may change between runs
         saved.pop(key, None)
         current.pop(key, None)
     if saved != current:
@@ -237,7 +240,7 @@ def train_supernet(
         start_epoch = _check_resumable(directory, space, schedule, config)
 
     torch.manual_seed(config.seed)
-    supernet = Supernet(space).to(device)
+    supernet = as_layout(Supernet(space).to(device), config.channels_last)
     optimizer = _make_optimizer(supernet, config, schedule.phases[0].lr)
     history: list[dict[str, Any]] = []
     if start_epoch:
@@ -284,7 +287,7 @@ def train_supernet(
             )
             if on_epoch is not None:
                 on_epoch(result)
-    return supernet.eval()
+    return as_layout(supernet, channels_last=False).eval()
 
 
 def _run_epoch(

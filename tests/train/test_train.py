@@ -134,6 +134,46 @@ def test_killed_run_resumes_to_the_same_weights(
         assert torch.allclose(straight[key], resumed[key], atol=1e-6), key
 
 
+def test_channels_last_is_only_a_layout(tmp_path: Path, small_digits: Dataset) -> None:
+    schedule = make_schedule("all", epochs=1, lr=0.1)
+    losses: dict[str, list[float]] = {"nhwc": [], "nchw": []}
+    nhwc = train_supernet(
+        SPACE,
+        small_digits,
+        schedule,
+        CONFIG,
+        tmp_path / "nhwc",
+        on_step=lambda step: losses["nhwc"].append(step.loss),
+    )
+    nchw_config = dataclasses.replace(CONFIG, channels_last=False)
+    nchw = train_supernet(
+        SPACE,
+        small_digits,
+        schedule,
+        nchw_config,
+        tmp_path / "nchw",
+        on_step=lambda step: losses["nchw"].append(step.loss),
+    )
+    assert nhwc.stem[0].weight.is_contiguous()  # handed back in the usual layout
+    # the first step sees the same weights: the same loss up to float rounding; later steps
+    # amplify rounding differences, but the runs stay close
+    assert losses["nhwc"][0] == pytest.approx(losses["nchw"][0], abs=1e-5)
+    assert losses["nhwc"][-1] == pytest.approx(losses["nchw"][-1], abs=0.05)
+    for (name, a), b in zip(nhwc.state_dict().items(), nchw.state_dict().values(), strict=True):
+        if a.is_floating_point():
+            assert (a - b).abs().max() <= 0.05 * max(1.0, float(b.abs().max())), name
+
+    # the layout is how a run computes, not what it trains: a resumed run may switch it
+    def kill(result: EpochResult) -> None:
+        raise _Kill
+
+    two = make_schedule("all", epochs=2, lr=0.1)
+    with pytest.raises(_Kill):
+        train_supernet(SPACE, small_digits, two, CONFIG, tmp_path / "switch", on_epoch=kill)
+    train_supernet(SPACE, small_digits, two, nchw_config, tmp_path / "switch", resume=True)
+    assert load_checkpoint(tmp_path / "switch").epoch == 2
+
+
 def test_resume_refuses_mismatches(tmp_path: Path, small_digits: Dataset) -> None:
     out = tmp_path / "run"
     schedule = make_schedule("all", epochs=1, lr=0.1)
