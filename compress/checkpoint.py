@@ -35,6 +35,7 @@ from torch import nn
 
 from compress.factories import build_from_factory, factory_name, first_line, resolve_factory
 from nas.errors import UserError
+from nas.train.checkpoint import load_weights
 from search_spaces import Arch, ArchError, Space, SpaceError, get_space, space_from_dict
 
 __all__ = [
@@ -216,28 +217,16 @@ def _torch_load_weights(file: Path, *, trust: bool) -> Any:
 def load_state_dict_strict(
     model: nn.Module, state: Mapping[str, torch.Tensor], source: str
 ) -> None:
-    """Load ``state`` into ``model``; missing, unexpected or reshaped keys are one line each."""
-    expected = model.state_dict()
+    """Load ``state`` into ``model``; missing, unexpected or reshaped keys are one line each.
+    Keys saved from ``DataParallel`` (all prefixed ``module.``) are accepted."""
     keys = dict(state)
-    if keys and set(keys).isdisjoint(expected) and all(k.startswith("module.") for k in keys):
-        keys = {k[len("module.") :]: v for k, v in keys.items()}  # saved from DataParallel
-    missing = sorted(set(expected) - set(keys))
-    unexpected = sorted(set(keys) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(keys) if expected[k].shape != keys[k].shape)
-    details = []
-    if missing:
-        details.append(f"{len(missing)} missing key(s) (e.g. {missing[0]!r})")
-    if unexpected:
-        details.append(f"{len(unexpected)} unexpected key(s) (e.g. {unexpected[0]!r})")
-    if wrong:
-        key = wrong[0]
-        details.append(
-            f"{len(wrong)} of the wrong shape (e.g. {key!r}: {tuple(keys[key].shape)} in the "
-            f"file, {tuple(expected[key].shape)} in the model)"
-        )
-    if details:
-        raise UserError(f"{source}: weights do not fit the model: {'; '.join(details)}")
-    model.load_state_dict(keys)
+    if (
+        keys
+        and set(keys).isdisjoint(model.state_dict())
+        and all(k.startswith("module.") for k in keys)
+    ):
+        keys = {k[len("module.") :]: v for k, v in keys.items()}
+    load_weights(model, keys, source, target="the model")
 
 
 # ---------------------------------------------------------------------------------- cards

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -178,25 +179,30 @@ def load_supernet(
     return supernet.eval(), checkpoint
 
 
-def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
-    """Load ``weights`` strictly; a mismatch is a one-line :class:`UserError`."""
+def load_weights(
+    model: nn.Module,
+    weights: Mapping[str, torch.Tensor],
+    source: str | Path,
+    *,
+    target: str = "the space's supernet",
+) -> None:
+    """Load ``weights`` strictly; missing, unexpected or reshaped keys are a one-line
+    :class:`UserError` naming ``source`` and ``target``."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     wrong = sorted(k for k in set(expected) & set(weights) if expected[k].shape != weights[k].shape)
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            key = wrong[0]
-            details.append(
-                f"{len(wrong)} of another shape (e.g. {key}: {tuple(weights[key].shape)} vs "
-                f"{tuple(expected[key].shape)})"
-            )
-        raise UserError(
-            f"{source}: weights do not match the space's supernet: {'; '.join(details)}"
+    details = []
+    if missing:
+        details.append(f"{len(missing)} missing key(s) (e.g. {missing[0]!r})")
+    if unexpected:
+        details.append(f"{len(unexpected)} unexpected key(s) (e.g. {unexpected[0]!r})")
+    if wrong:
+        key = wrong[0]
+        details.append(
+            f"{len(wrong)} of the wrong shape (e.g. {key!r}: {tuple(weights[key].shape)} in the "
+            f"file, {tuple(expected[key].shape)} in the model)"
         )
+    if details:
+        raise UserError(f"{source}: weights do not match {target}: {'; '.join(details)}")
     model.load_state_dict(weights)

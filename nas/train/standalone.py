@@ -48,7 +48,8 @@ def train_network(
     """
     x_train = dataset.x_train if resolution is None else resize_images(dataset.x_train, resolution)
     torch.manual_seed(seed)
-    as_layout(network, channels_last)
+    if channels_last:  # otherwise the network keeps whatever layout it came in
+        as_layout(network, channels_last=True)
     parameters = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(
         parameters, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
@@ -80,4 +81,6 @@ def train_network(
             if progress is not None:
                 progress(step, total)
         logger.info("epoch %d/%d: loss %.4f", epoch + 1, epochs, float(np.mean(losses)))
-    return as_layout(network, channels_last=False).eval()
+    if channels_last:
+        as_layout(network, channels_last=False)
+    return network.eval()
