@@ -89,6 +89,12 @@ def _add_measure_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads for latency (default: 1)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed runs (default: 10)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs (default: 50)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds the timed runs are split into; disturbed rounds are dropped (default: 5)",
+    )
 
 
 def add_prune_arguments(parser: argparse.ArgumentParser) -> None:

@@ -176,7 +176,9 @@ def _target(text: str | None) -> Any:
 def _measure(args: argparse.Namespace) -> Any:
     from nas.measure import MeasureConfig
 
-    return MeasureConfig(threads=args.threads, warmup=args.warmup, repeats=args.repeats)
+    return MeasureConfig(
+        threads=args.threads, warmup=args.warmup, repeats=args.repeats, rounds=args.rounds
+    )
 
 
 # ---------------------------------------------------------------------------------- prune

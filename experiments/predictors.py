@@ -297,6 +297,7 @@ def main() -> int:
     parser.add_argument("--noise-subnets", type=int, default=5)
     parser.add_argument("--noise-runs", type=int, default=5)
     parser.add_argument("--calibration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--genomes", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=RESULTS / "predictors-work")
@@ -311,10 +312,18 @@ def main() -> int:
         test = held_out(space, rng, args.test, train)
         configs = {
             "t1-b1": MeasureConfig(
-                threads=1, batch_size=1, warmup=args.warmup, repeats=args.repeats
+                threads=1,
+                batch_size=1,
+                warmup=args.warmup,
+                repeats=args.repeats,
+                rounds=args.rounds,
             ),
             "t2-b8": MeasureConfig(
-                threads=2, batch_size=8, warmup=args.warmup, repeats=args.repeats
+                threads=2,
+                batch_size=8,
+                warmup=args.warmup,
+                repeats=args.repeats,
+                rounds=args.rounds,
             ),
         }
         results, fitted, measured = {}, {}, {}

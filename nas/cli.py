@@ -357,6 +357,7 @@ def _cmd_latency_profile(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         warmup=args.warmup,
         repeats=args.repeats,
+        rounds=args.rounds,
     )
     config = ProfileConfig(measure=measure, subnets=args.subnets, seed=args.seed, table=args.table)
     out = _latency_dir(args, space.name)
@@ -567,6 +568,13 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     )
     profile.add_argument("--warmup", type=int, default=10, help="untimed runs (default: 10)")
     profile.add_argument("--repeats", type=int, default=50, help="timed runs (default: 50)")
+    profile.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds the timed runs are split into; rounds slowed by other processes are "
+        "dropped and measured again (default: 5)",
+    )
     profile.add_argument("--seed", type=int, default=0, help="which subnets (default: 0)")
     _add_measure_options(profile)
     profile.set_defaults(handler=_cmd_latency_profile)

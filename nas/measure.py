@@ -5,6 +5,13 @@ given number of threads, batch size and input resolution, after warm-up, as the 
 repeated runs with its interquartile range. Every :class:`Measurement` carries the settings,
 the machine and the library versions it was taken with. Thread settings are restored after
 measuring.
+
+The timed runs are taken in rounds. On a shared machine another process sometimes holds a core
+for a few hundred milliseconds, which slows every run inside that window: a round whose median
+is more than :data:`ROUND_TOLERANCE` above the fastest round's was disturbed, is dropped and is
+measured again after a pause that doubles each time, until a majority of the rounds agree (or
+the retries run out). Contention only ever adds time, so the fastest agreeing rounds are the
+device's own speed.
 """
 
 from __future__ import annotations
@@ -40,29 +47,38 @@ __all__ = [
     "measure_arch",
     "measure_latency",
     "time_callable",
+    "time_rounds",
     "torch_threads",
 ]
 
 logger = logging.getLogger(__name__)
 RUNTIMES = ("onnxruntime", "torch")
+ROUND_TOLERANCE = 0.05
+"""A round whose median is this much (relative) above the fastest round's is dropped."""
+MIN_ROUND_SIZE = 3
+"""Rounds hold at least this many timed runs, so that a round's median means something."""
+FIRST_PAUSE_S = 0.05
+"""The pause before re-measuring a dropped round; it doubles with every retry."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class MeasureConfig:
-    """How to measure: runtime, threads, batch size, warm-up runs and timed repeats."""
+    """How to measure: runtime, threads, batch size, warm-up runs, timed repeats and the number
+    of rounds the repeats are split into (see the module docstring)."""
 
     runtime: str = "onnxruntime"
     threads: int = 1
     batch_size: int = 1
     warmup: int = 10
     repeats: int = 50
+    rounds: int = 5
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
             raise UserError(
                 f"unknown runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}"
             )
-        for name in ("threads", "batch_size", "repeats"):
+        for name in ("threads", "batch_size", "repeats", "rounds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{name} must be a positive integer, got {value!r}")
@@ -78,6 +94,8 @@ class Measurement:
     iqr_ms: float
     min_ms: float
     samples_ms: tuple[float, ...]
+    round_medians_ms: tuple[float, ...] = ()
+    dropped_rounds: int = 0
     runtime: str
     threads: int
     batch_size: int
@@ -88,6 +106,7 @@ class Measurement:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["samples_ms"] = list(self.samples_ms)
+        data["round_medians_ms"] = list(self.round_medians_ms)
         data["input_shape"] = list(self.input_shape)
         return data
 
@@ -144,6 +163,59 @@ def time_callable(run: Callable[[], object], *, warmup: int, repeats: int) -> li
     return samples
 
 
+@dataclass(frozen=True)
+class RoundTiming:
+    """The samples of the rounds that agree, every round's median, and how many were dropped."""
+
+    samples_ms: list[float]
+    round_medians_ms: list[float]
+    dropped: int
+
+
+def time_rounds(
+    run: Callable[[], object],
+    *,
+    warmup: int,
+    repeats: int,
+    rounds: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RoundTiming:
+    """Time ``repeats`` calls of ``run`` in ``rounds`` rounds, dropping disturbed rounds.
+
+    A round has at least :data:`MIN_ROUND_SIZE` runs (fewer repeats make fewer rounds). A round
+    is kept when its median is within :data:`ROUND_TOLERANCE` of the fastest round's median.
+    While fewer than a majority of the rounds are kept, the slowest round is measured again
+    after a pause (:data:`FIRST_PAUSE_S`, doubling), at most ``rounds`` times.
+    """
+    rounds = max(1, min(rounds, repeats // MIN_ROUND_SIZE))
+    sizes = [repeats // rounds + (1 if index < repeats % rounds else 0) for index in range(rounds)]
+    measured = [
+        time_callable(run, warmup=warmup if index == 0 else 0, repeats=size)
+        for index, size in enumerate(sizes)
+    ]
+    medians = [statistics.median(samples) for samples in measured]
+    history = list(medians)
+    quorum = rounds // 2 + 1
+    pause = FIRST_PAUSE_S
+
+    def kept() -> list[int]:
+        fastest = min(medians)
+        return [i for i, m in enumerate(medians) if m <= fastest * (1 + ROUND_TOLERANCE)]
+
+    for _ in range(rounds):
+        if len(kept()) >= quorum:
+            break
+        slowest = max(range(rounds), key=medians.__getitem__)
+        sleep(pause)
+        pause *= 2
+        measured[slowest] = time_callable(run, warmup=min(warmup, 2), repeats=sizes[slowest])
+        medians[slowest] = statistics.median(measured[slowest])
+        history.append(medians[slowest])
+    keep = kept()
+    samples = [value for index in keep for value in measured[index]]
+    return RoundTiming(samples, history, len(history) - len(keep))
+
+
 def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
     """The model as an ONNX graph (one self-contained byte string, batch dimension dynamic)."""
     buffer = io.BytesIO()
@@ -197,7 +269,7 @@ def measure_latency(
     if config.runtime == "onnxruntime":
         graph = model if isinstance(model, bytes) else export_onnx(model, example)
         run = _onnx_runner(graph, example.numpy(), config.threads)
-        samples = time_callable(run, warmup=config.warmup, repeats=config.repeats)
+        timing = _time(run, config)
     else:
         if isinstance(model, bytes):
             raise UserError("an ONNX graph can only be measured with runtime onnxruntime")
@@ -205,17 +277,18 @@ def measure_latency(
         model.eval()
         try:
             with torch_threads(config.threads), torch.inference_mode():
-                samples = time_callable(
-                    lambda: model(example), warmup=config.warmup, repeats=config.repeats
-                )
+                timing = _time(lambda: model(example), config)
         finally:
             model.train(was_training)
+    samples = timing.samples_ms
     quartiles = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
     measurement = Measurement(
         median_ms=statistics.median(samples),
         iqr_ms=quartiles[2] - quartiles[0],
         min_ms=min(samples),
         samples_ms=tuple(samples),
+        round_medians_ms=tuple(timing.round_medians_ms),
+        dropped_rounds=timing.dropped,
         runtime=config.runtime,
         threads=config.threads,
         batch_size=config.batch_size,
@@ -224,12 +297,17 @@ def measure_latency(
         versions=library_versions(),
     )
     logger.debug(
-        "measured %.3f ms (IQR %.3f) on %s",
+        "measured %.3f ms (IQR %.3f, %d disturbed rounds dropped) on %s",
         measurement.median_ms,
         measurement.iqr_ms,
+        measurement.dropped_rounds,
         config.runtime,
     )
     return measurement
+
+
+def _time(run: Callable[[], object], config: MeasureConfig) -> RoundTiming:
+    return time_rounds(run, warmup=config.warmup, repeats=config.repeats, rounds=config.rounds)
 
 
 def measure_arch(space: Space, arch: Arch, config: MeasureConfig | None = None) -> Measurement:

@@ -1,13 +1,22 @@
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
 
+import nas.measure
 import search_spaces as ss
 from nas.errors import UserError
-from nas.measure import MeasureConfig, export_onnx, measure_arch, measure_latency
+from nas.measure import (
+    MeasureConfig,
+    export_onnx,
+    measure_arch,
+    measure_latency,
+    time_rounds,
+)
 from nas.models import build_network
 
 
@@ -42,8 +51,79 @@ def test_onnx_export_matches_torch() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"runtime": "tensorrt"}, {"threads": 0}, {"batch_size": -1}, {"repeats": 0}, {"warmup": -1}],
+    [
+        {"runtime": "tensorrt"},
+        {"threads": 0},
+        {"batch_size": -1},
+        {"repeats": 0},
+        {"warmup": -1},
+        {"rounds": 0},
+    ],
 )
 def test_bad_measure_config(kwargs: dict[str, object]) -> None:
     with pytest.raises(UserError):
         MeasureConfig(**kwargs)  # type: ignore[arg-type]
+
+
+class FakeClock:
+    """A clock that a fake workload advances: each call takes ``durations[i]`` ms (the last
+    duration repeats)."""
+
+    def __init__(self, durations: list[float]) -> None:
+        self.now = 0.0
+        self.calls = 0
+        self.durations = durations
+        self.pauses: list[float] = []
+
+    def run(self) -> None:
+        self.now += self.durations[min(self.calls, len(self.durations) - 1)] / 1e3
+        self.calls += 1
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+
+
+def _timed(
+    monkeypatch: pytest.MonkeyPatch, durations: list[float], **kwargs: int
+) -> tuple[nas.measure.RoundTiming, FakeClock]:
+    clock = FakeClock(durations)
+    monkeypatch.setattr(nas.measure.time, "perf_counter", clock.perf_counter)
+    settings = {"warmup": 2, "repeats": 50, "rounds": 5} | kwargs
+    return time_rounds(clock.run, sleep=clock.sleep, **settings), clock
+
+
+def test_undisturbed_rounds_keep_every_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    timing, clock = _timed(monkeypatch, [1.0])
+    assert len(timing.samples_ms) == 50 and timing.dropped == 0 and clock.pauses == []
+    assert timing.round_medians_ms == pytest.approx([1.0] * 5)
+    assert clock.calls == 52  # warm-up once, not per round
+
+
+def test_disturbed_rounds_are_dropped_and_measured_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # another process holds the core for the first 32 calls (warm-up + three rounds): 2x slower
+    timing, clock = _timed(monkeypatch, [2.0] * 32 + [1.0])
+    assert statistics.median(timing.samples_ms) == pytest.approx(1.0)
+    assert all(sample == pytest.approx(1.0) for sample in timing.samples_ms)
+    assert timing.dropped >= 1 and len(timing.samples_ms) >= 30  # a majority of 5 rounds of 10
+    assert clock.pauses == [0.05 * 2**i for i in range(len(clock.pauses))]
+
+
+def test_a_steady_slow_machine_is_measured_as_slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    timing, clock = _timed(monkeypatch, [3.0])
+    assert statistics.median(timing.samples_ms) == pytest.approx(3.0) and clock.pauses == []
+
+
+def test_retries_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # alternating fast and slow rounds never reach a majority: at most `rounds` retries
+    durations = ([1.0] * 10 + [2.0] * 10) * 20
+    timing, clock = _timed(monkeypatch, durations, warmup=0)
+    assert len(clock.pauses) <= 5 and timing.samples_ms
+    assert min(timing.samples_ms) == pytest.approx(1.0)
+
+
+def test_few_repeats_make_fewer_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    timing, _ = _timed(monkeypatch, [1.0], repeats=5)
+    assert len(timing.round_medians_ms) == 1 and len(timing.samples_ms) == 5

@@ -184,7 +184,12 @@ def test_latency_table_on_real_measurements(measured: Measured) -> None:
     smallest, largest = table.raw([space.smallest(), space.largest()])
     assert 0 < smallest < largest  # 2 blocks against 6, larger ones
     assert len(arch_operators(space, space.largest())) == 8
-    assert table.settings == {**SETTINGS, "warmup": FAST.warmup, "repeats": FAST.repeats}
+    assert table.settings == {
+        **SETTINGS,
+        "warmup": FAST.warmup,
+        "repeats": FAST.repeats,
+        "rounds": FAST.rounds,
+    }
 
 
 def test_metrics() -> None:

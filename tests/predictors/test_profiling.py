@@ -51,6 +51,7 @@ def test_profile_latency_writes_one_line_per_arch(
         "batch_size": 1,
         "warmup": 1,
         "repeats": 3,
+        "rounds": 5,
     }
     assert {"median_ms", "iqr_ms", "machine", "versions"} <= set(first)
     assert [r.to_arch() for r in records] == archs
