@@ -95,12 +95,6 @@ def _add_measure_options(parser: argparse.ArgumentParser) -> None:
         default=5,
         help="rounds the timed runs are split into; disturbed rounds are dropped (default: 5)",
     )
-    parser.add_argument(
-        "--max-wait",
-        type=float,
-        default=10.0,
-        help="seconds one measurement may wait for a quiet machine (0: never; default: 10)",
-    )
 
 
 def add_prune_arguments(parser: argparse.ArgumentParser) -> None:

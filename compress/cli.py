@@ -177,11 +177,7 @@ def _measure(args: argparse.Namespace) -> Any:
     from nas.measure import MeasureConfig
 
     return MeasureConfig(
-        threads=args.threads,
-        warmup=args.warmup,
-        repeats=args.repeats,
-        rounds=args.rounds,
-        max_wait_s=args.max_wait,
+        threads=args.threads, warmup=args.warmup, repeats=args.repeats, rounds=args.rounds
     )
 
 

@@ -358,7 +358,6 @@ def _cmd_latency_profile(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         repeats=args.repeats,
         rounds=args.rounds,
-        max_wait_s=args.max_wait,
     )
     config = ProfileConfig(measure=measure, subnets=args.subnets, seed=args.seed, table=args.table)
     out = _latency_dir(args, space.name)
@@ -575,13 +574,6 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
         default=5,
         help="rounds the timed runs are split into; rounds slowed by other processes are "
         "dropped and measured again (default: 5)",
-    )
-    profile.add_argument(
-        "--max-wait",
-        type=float,
-        default=10.0,
-        help="seconds one measurement may wait for other processes to leave the machine "
-        "alone (0: never wait; default: 10)",
     )
     profile.add_argument("--seed", type=int, default=0, help="which subnets (default: 0)")
     _add_measure_options(profile)

@@ -6,15 +6,11 @@ repeated runs with its interquartile range. Every :class:`Measurement` carries t
 the machine and the library versions it was taken with. Thread settings are restored after
 measuring.
 
-The timed runs are taken in rounds, and only while the machine is quiet. On a shared machine
-other processes compete for the cores (and their caches) in episodes from a fraction of a second
-to tens of seconds, slowing a network by up to 1.9x. A fixed reference computation
-(:func:`probe_ms`) runs before and after every round: when it is more than
-:data:`QUIET_TOLERANCE` slower than the fastest probe seen in this process, the machine is busy,
-the round waits (pauses doubling, at most ``max_wait_s`` per measurement) and a round that ended
-busy is measured again. Of the rounds left, one whose median is more than
-:data:`ROUND_TOLERANCE` above the fastest round's was disturbed too and is measured again, until
-a majority agree. Contention only ever adds time, so the fastest agreeing rounds are the
+The timed runs are taken in rounds. On a shared machine another process sometimes holds a core
+for a few hundred milliseconds, which slows every run inside that window: a round whose median
+is more than :data:`ROUND_TOLERANCE` above the fastest round's was disturbed, is dropped and is
+measured again after a pause that doubles each time, until a majority of the rounds agree (or
+the retries run out). Contention only ever adds time, so the fastest agreeing rounds are the
 device's own speed.
 """
 
@@ -50,8 +46,6 @@ __all__ = [
     "machine_info",
     "measure_arch",
     "measure_latency",
-    "probe_ms",
-    "QuietGate",
     "time_callable",
     "time_rounds",
     "torch_threads",
@@ -63,17 +57,14 @@ ROUND_TOLERANCE = 0.05
 """A round whose median is this much (relative) above the fastest round's is dropped."""
 MIN_ROUND_SIZE = 3
 """Rounds hold at least this many timed runs, so that a round's median means something."""
-QUIET_TOLERANCE = 0.10
-"""The machine is quiet when the reference probe runs within this of its fastest time."""
 FIRST_PAUSE_S = 0.05
 """The pause before re-measuring a dropped round; it doubles with every retry."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class MeasureConfig:
-    """How to measure: runtime, threads, batch size, warm-up runs, timed repeats, the number of
-    rounds the repeats are split into, and how long one measurement may wait for a quiet
-    machine (0: never wait; see the module docstring)."""
+    """How to measure: runtime, threads, batch size, warm-up runs, timed repeats and the number
+    of rounds the repeats are split into (see the module docstring)."""
 
     runtime: str = "onnxruntime"
     threads: int = 1
@@ -81,7 +72,6 @@ class MeasureConfig:
     warmup: int = 10
     repeats: int = 50
     rounds: int = 5
-    max_wait_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -92,10 +82,6 @@ class MeasureConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.max_wait_s, bool) or not isinstance(self.max_wait_s, int | float):
-            raise UserError(f"max_wait_s must be a number of seconds, got {self.max_wait_s!r}")
-        if self.max_wait_s < 0:
-            raise UserError(f"max_wait_s must be >= 0, got {self.max_wait_s!r}")
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
             raise UserError(f"warmup must be a non-negative integer, got {self.warmup!r}")
 
@@ -184,59 +170,6 @@ class RoundTiming:
     samples_ms: list[float]
     round_medians_ms: list[float]
     dropped: int
-    waited_s: float = 0.0
-
-
-_PROBE_SIZE = 128
-_fastest_probe_ms: list[float] = []  # the fastest probe seen in this process: an idle machine
-
-
-def probe_ms() -> float:
-    """Milliseconds of a fixed compute-bound reference (a 128x128 matrix product on one thread,
-    median of 15): slower than usual means another process is competing for the core."""
-    generator = torch.Generator().manual_seed(0)
-    a = torch.randn(_PROBE_SIZE, _PROBE_SIZE, generator=generator)
-    with torch_threads(1):
-        return statistics.median(time_callable(lambda: torch.mm(a, a), warmup=2, repeats=15))
-
-
-class QuietGate:
-    """Waits until the machine is quiet: the :func:`probe_ms` reference runs within
-    :data:`QUIET_TOLERANCE` of the fastest probe seen in this process. Waiting pauses
-    :data:`FIRST_PAUSE_S`, doubling, and stops for good once ``max_wait_s`` have been spent."""
-
-    def __init__(
-        self,
-        max_wait_s: float,
-        probe: Callable[[], float] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        fastest: list[float] | None = None,
-    ) -> None:
-        self.budget = max_wait_s
-        self.probe = probe or probe_ms
-        self.sleep = sleep
-        self.fastest = _fastest_probe_ms if fastest is None else fastest
-        self.waited = 0.0
-
-    def quiet(self) -> bool:
-        """Whether the machine is quiet now (always true once the budget is spent)."""
-        if self.budget <= 0 or self.waited >= self.budget:
-            return True
-        value = self.probe()
-        if not self.fastest or value < self.fastest[0]:
-            self.fastest[:] = [value]
-        return value <= self.fastest[0] * (1 + QUIET_TOLERANCE)
-
-    def wait(self) -> bool:
-        """Pause until the machine is quiet or the budget is spent; whether it paused."""
-        pause, paused = FIRST_PAUSE_S, False
-        while not self.quiet():
-            step = min(pause, self.budget - self.waited)
-            self.sleep(step)
-            self.waited += step
-            pause *= 2
-            paused = True
-        return paused
 
 
 def time_rounds(
@@ -245,37 +178,23 @@ def time_rounds(
     warmup: int,
     repeats: int,
     rounds: int,
-    gate: QuietGate | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RoundTiming:
     """Time ``repeats`` calls of ``run`` in ``rounds`` rounds, dropping disturbed rounds.
 
-    A round has at least :data:`MIN_ROUND_SIZE` runs (fewer repeats make fewer rounds). With a
-    ``gate``, each round starts when the machine is quiet and is dropped and measured again if
-    it was not quiet at the end (until the gate's wait budget is spent). Of the rounds left, one
-    is kept when its median is within :data:`ROUND_TOLERANCE` of the fastest round's median;
-    while fewer than a majority are kept, the slowest round is measured again after a pause
-    (:data:`FIRST_PAUSE_S`, doubling), at most ``rounds`` times.
+    A round has at least :data:`MIN_ROUND_SIZE` runs (fewer repeats make fewer rounds). A round
+    is kept when its median is within :data:`ROUND_TOLERANCE` of the fastest round's median.
+    While fewer than a majority of the rounds are kept, the slowest round is measured again
+    after a pause (:data:`FIRST_PAUSE_S`, doubling), at most ``rounds`` times.
     """
     rounds = max(1, min(rounds, repeats // MIN_ROUND_SIZE))
     sizes = [repeats // rounds + (1 if index < repeats % rounds else 0) for index in range(rounds)]
-    history: list[float] = []
-    quiet_now = False  # the probe after the last round found the machine quiet
-
-    def one_round(size: int, warm: int) -> list[float]:
-        nonlocal quiet_now
-        while True:
-            if gate is not None and not quiet_now and gate.wait():
-                warm = max(warm, min(warmup, 2))  # caches went cold while paused
-            samples = time_callable(run, warmup=warm, repeats=size)
-            history.append(statistics.median(samples))
-            quiet_now = gate is None or gate.quiet()
-            if quiet_now:
-                return samples
-            warm = min(warmup, 2)
-
-    measured = [one_round(size, warmup if index == 0 else 0) for index, size in enumerate(sizes)]
+    measured = [
+        time_callable(run, warmup=warmup if index == 0 else 0, repeats=size)
+        for index, size in enumerate(sizes)
+    ]
     medians = [statistics.median(samples) for samples in measured]
+    history = list(medians)
     quorum = rounds // 2 + 1
     pause = FIRST_PAUSE_S
 
@@ -289,13 +208,12 @@ def time_rounds(
         slowest = max(range(rounds), key=medians.__getitem__)
         sleep(pause)
         pause *= 2
-        quiet_now = False
-        measured[slowest] = one_round(sizes[slowest], min(warmup, 2))
+        measured[slowest] = time_callable(run, warmup=min(warmup, 2), repeats=sizes[slowest])
         medians[slowest] = statistics.median(measured[slowest])
+        history.append(medians[slowest])
     keep = kept()
     samples = [value for index in keep for value in measured[index]]
-    waited = gate.waited if gate is not None else 0.0
-    return RoundTiming(samples, history, len(history) - len(keep), waited)
+    return RoundTiming(samples, history, len(history) - len(keep))
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
@@ -389,10 +307,7 @@ def measure_latency(
 
 
 def _time(run: Callable[[], object], config: MeasureConfig) -> RoundTiming:
-    gate = QuietGate(config.max_wait_s) if config.max_wait_s > 0 else None
-    return time_rounds(
-        run, warmup=config.warmup, repeats=config.repeats, rounds=config.rounds, gate=gate
-    )
+    return time_rounds(run, warmup=config.warmup, repeats=config.repeats, rounds=config.rounds)
 
 
 def measure_arch(space: Space, arch: Arch, config: MeasureConfig | None = None) -> Measurement:

@@ -12,7 +12,6 @@ import search_spaces as ss
 from nas.errors import UserError
 from nas.measure import (
     MeasureConfig,
-    QuietGate,
     export_onnx,
     measure_arch,
     measure_latency,
@@ -59,8 +58,6 @@ def test_onnx_export_matches_torch() -> None:
         {"repeats": 0},
         {"warmup": -1},
         {"rounds": 0},
-        {"max_wait_s": -1},
-        {"max_wait_s": "long"},
     ],
 )
 def test_bad_measure_config(kwargs: dict[str, object]) -> None:
@@ -130,55 +127,3 @@ def test_retries_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_few_repeats_make_fewer_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
     timing, _ = _timed(monkeypatch, [1.0], repeats=5)
     assert len(timing.round_medians_ms) == 1 and len(timing.samples_ms) == 5
-
-
-def _gate(probes: list[float], budget: float = 10.0) -> tuple[QuietGate, list[float], list[int]]:
-    pauses: list[float] = []
-    calls = [0]
-
-    def probe() -> float:
-        calls[0] += 1
-        return probes[min(calls[0] - 1, len(probes) - 1)]
-
-    return QuietGate(budget, probe=probe, sleep=pauses.append, fastest=[]), pauses, calls
-
-
-def test_quiet_gate_waits_for_a_quiet_machine() -> None:
-    gate, pauses, _ = _gate([1.0, 1.5, 1.3, 1.05, 1.0])
-    assert gate.quiet()  # the first probe is the fastest yet
-    assert gate.wait() and pauses == [0.05, 0.1]  # 1.5 and 1.3 busy, 1.05 within 10%
-    assert gate.waited == pytest.approx(0.15) and not gate.wait()
-
-
-def test_quiet_gate_gives_up_after_its_budget() -> None:
-    gate, pauses, calls = _gate([1.0, 2.0], budget=0.3)
-    gate.quiet()
-    gate.wait()
-    assert sum(pauses) == pytest.approx(0.3) and gate.quiet()
-    probes = calls[0]
-    gate.wait()
-    assert calls[0] == probes  # a spent budget stops probing
-
-
-def test_round_that_ends_busy_is_measured_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = FakeClock([1.0])
-    monkeypatch.setattr(nas.measure.time, "perf_counter", clock.perf_counter)
-    # quiet at the start, busy after the first round, then quiet
-    gate, pauses, _ = _gate([1.0, 1.5, 1.5, 1.0])
-    timing = time_rounds(clock.run, warmup=2, repeats=50, rounds=5, gate=gate, sleep=clock.sleep)
-    assert len(timing.round_medians_ms) == 6 and timing.dropped == 1
-    assert len(timing.samples_ms) == 50 and pauses == [0.05]
-    assert timing.waited_s == pytest.approx(0.05)
-
-
-def test_without_a_wait_budget_nothing_is_probed(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    monkeypatch.setattr(nas.measure, "probe_ms", lambda: calls.append(1) or 1.0)
-    graph = export_onnx(
-        build_network(ss.get_space("tiny"), ss.get_space("tiny").smallest()),
-        torch.zeros(1, 1, 16, 16),
-    )
-    measure_latency(graph, (1, 16, 16), MeasureConfig(warmup=0, repeats=6, max_wait_s=0))
-    assert calls == []
-    measure_latency(graph, (1, 16, 16), MeasureConfig(warmup=0, repeats=6, max_wait_s=1))
-    assert calls  # with a budget, the machine is probed

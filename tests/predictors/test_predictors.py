@@ -189,7 +189,6 @@ def test_latency_table_on_real_measurements(measured: Measured) -> None:
         "warmup": FAST.warmup,
         "repeats": FAST.repeats,
         "rounds": FAST.rounds,
-        "max_wait_s": FAST.max_wait_s,
     }
 
 
