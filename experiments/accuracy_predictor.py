@@ -15,7 +15,6 @@ other seeds. Writes ``experiments/results/accuracy_predictor.json`` and prints M
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -27,6 +26,7 @@ import torch
 
 import search_spaces as ss
 from nas.data import load_dataset
+from nas.files import atomic_write_json
 from nas.measure import library_versions, machine_info
 from nas.pipeline import Workdir
 from nas.predictors import AccuracyPredictor, kendall_tau, rmse
@@ -132,10 +132,7 @@ def main() -> int:
         "wall_s": time.perf_counter() - started,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(json.dumps(report, indent=2) + "\n")
-    temporary.replace(out)
+    atomic_write_json(out, report)
 
     p = report["predictor"]
     spread = statistics.median(item["spread_points"] for item in noise) if noise else float("nan")

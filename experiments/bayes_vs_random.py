@@ -26,6 +26,7 @@ import torch
 import search_spaces as ss
 from nas.constraints import parse_constraints
 from nas.data import load_dataset
+from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, library_versions, machine_info, time_callable
 from nas.pareto import hypervolume, pareto_mask
 from nas.pipeline import Workdir
@@ -115,10 +116,7 @@ def main() -> int:
         if all(earlier.get(key) == report[key] for key in same):
             results = {**earlier["results"], **results}
             report["results"] = results
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(json.dumps(report, indent=2))
-    temporary.replace(out)
+    atomic_write_json(out, report)
     print(
         f"| strategy ({args.evaluations} real evaluations, {args.seeds} seeds, {args.target}) "
         "| best feasible val accuracy (mean) | hypervolume (mean) |"

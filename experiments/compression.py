@@ -50,6 +50,7 @@ from compress import (
     train_student,
 )
 from nas.data import Dataset, load_dataset
+from nas.files import atomic_write_json
 from nas.measure import (
     MeasureConfig,
     export_onnx,
@@ -477,10 +478,7 @@ def main() -> int:
             }
         )
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(json.dumps(report, indent=2) + "\n")
-    temporary.replace(out)
+    atomic_write_json(out, report)
     print(_markdown(report))
     print(f"\n{report['wall_seconds']:.0f} s; results in {out}")
     return 0

@@ -16,7 +16,6 @@ Writes ``experiments/results/int8_operators.json`` and prints Markdown.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from compress import quantize_onnx
+from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
 
 # name -> (input channels, output channels, kernel, groups, feature map size)
@@ -85,7 +85,7 @@ def main() -> int:
     }
     out = Path(__file__).with_name("results") / "int8_operators.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    atomic_write_json(out, report)
     print(
         f"## int8 vs float32 per layer: ONNX Runtime, {args.threads} thread(s), batch {args.batch}"
     )

@@ -23,7 +23,6 @@ repeats 50) take about 14 minutes; ``--train 300 --test 100`` about 23.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 
 import search_spaces as ss
+from nas.files import atomic_write_json
 from nas.measure import (
     MeasureConfig,
     export_onnx,
@@ -380,7 +380,7 @@ def main() -> int:
     summary, wall_s = timed(run)
     summary["wall_s"] = wall_s
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=1))
+    atomic_write_json(args.out, summary)
     report(summary)
     print(f"written: {args.out}")
     return 0

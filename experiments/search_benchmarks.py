@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import search_spaces as ss
+from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, library_versions, machine_info, time_callable
 from nas.pareto import hypervolume, pareto_mask
 from nas.pipeline import Workdir
@@ -145,7 +145,7 @@ def main() -> int:
 
     out = Path(__file__).with_name("results") / "search_benchmarks.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    atomic_write_json(out, report)
     print(f"## search benchmarks ({space.name}, predictors from {args.workdir})")
     print(
         f"- NSGA-II with both predictors, 50,000 evaluations: "

@@ -11,7 +11,6 @@ of the smallest and the largest subnets on the digits data at 2 threads. Writes
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 import search_spaces as ss
 from nas.data import batches, load_dataset
+from nas.files import atomic_write_json
 from nas.measure import (
     MeasureConfig,
     library_versions,
@@ -117,7 +117,7 @@ def main() -> int:
     }
     out = Path(__file__).with_name("results") / f"space_range-{space.name}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2))
+    atomic_write_json(out, summary)
 
     print("| subnet | MACs | params | ONNX Runtime ms (IQR) | torch eager ms (IQR) |")
     print("|---|---:|---:|---:|---:|")

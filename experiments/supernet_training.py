@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from torch import nn
 import search_spaces as ss
 from nas.data import Dataset, load_dataset, resize_images
 from nas.defaults import DEFAULT_EPOCHS, DEFAULT_SCHEDULE, DEFAULT_WARMUP
+from nas.files import atomic_write_json
 from nas.measure import library_versions, machine_info, time_callable, torch_threads
 from nas.models import build_network
 from nas.train import (
@@ -204,7 +204,7 @@ def main() -> int:
         Path(__file__).with_name("results") / f"supernet_training-{space.name}-{args.tag}.json"
     )
     out_file.parent.mkdir(exist_ok=True)
-    out_file.write_text(json.dumps(report, indent=2))
+    atomic_write_json(out_file, report)
     acc = report["test_accuracy"]
     once = report["train_once_vs_each"]
     steps = report["step_ms"]
