@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,14 +39,17 @@ from nas.models import build_network
 from nas.train import (
     TrainConfig,
     accuracy,
+    cross_entropy,
     evaluate,
     load_supernet,
     make_schedule,
+    recalibrated,
     train_network,
     train_supernet,
 )
 from nas.train.layout import as_layout
 from nas.train.trainer import _subnets, _train_step
+from search_spaces import decode_genome, sample_genomes
 
 
 def step_times(
@@ -82,6 +86,55 @@ def step_times(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def one_dimension(supernet: nn.Module, space: ss.Space, dataset: Dataset, count: int) -> dict:
+    """Test accuracy of the largest subnet with only one dimension sampled (``count`` subnets
+    per dimension): which kind of sharing costs the most."""
+    rng = np.random.default_rng(5)
+    result = {}
+    for dimension in ss.DIMENSIONS:
+        genomes = sample_genomes(space, rng, count, [dimension])
+        scores = [
+            evaluate(supernet, decode_genome(space, g), dataset, split="test") for g in genomes
+        ]
+        result[dimension] = {"mean": float(np.mean(scores)), "min": min(scores), "all": scores}
+        print(
+            f"only {dimension}: mean {np.mean(scores):.4f} min {min(scores):.4f}", file=sys.stderr
+        )
+    return result
+
+
+def _tau(a: list[float], b: list[float]) -> float:
+    return float(kendalltau(a, b).statistic) if len(a) > 1 else float("nan")
+
+
+def compare(pairs: list[dict], supernet_seconds: float, standalone_seconds: float) -> dict:
+    """Mean gap and rank agreement between inherited and stand-alone accuracies (first seed),
+    the same by test cross-entropy (finer where accuracies tie), and the ceiling: how well two
+    stand-alone trainings of the same subnets with other seeds agree with each other."""
+    inherited = [p["inherited"] for p in pairs]
+    alone = [p["alone"][0] for p in pairs]
+    result: dict = {
+        "pairs": pairs,
+        "mean_gap_points": 100 * float(np.mean(np.subtract(alone, inherited))) if pairs else None,
+        "kendall_tau": _tau(inherited, alone),
+        "kendall_tau_nll": _tau(
+            [p["inherited_nll"] for p in pairs], [p["alone_nll"][0] for p in pairs]
+        ),
+        "supernet_seconds": supernet_seconds,
+        "standalone_seconds": standalone_seconds,
+        "cost_ratio_each_over_once": standalone_seconds / supernet_seconds if pairs else None,
+    }
+    if pairs and len(pairs[0]["alone"]) > 1:
+        result["ceiling_kendall_tau"] = _tau(alone, [p["alone"][1] for p in pairs])
+        result["ceiling_kendall_tau_nll"] = _tau(
+            [p["alone_nll"][0] for p in pairs], [p["alone_nll"][1] for p in pairs]
+        )
+        result["seed_spread_points"] = 100 * float(
+            np.mean([max(p["alone"]) - min(p["alone"]) for p in pairs])
+        )
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="mbv3-small")
@@ -96,6 +149,19 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--random-subnets", type=int, default=50)
     parser.add_argument("--standalone", type=int, default=12)
+    parser.add_argument(
+        "--standalone-seeds",
+        type=int,
+        default=2,
+        help="train each stand-alone subnet this many times (seeds): the second gives the "
+        "ceiling of rank agreement",
+    )
+    parser.add_argument(
+        "--per-dimension",
+        type=int,
+        default=12,
+        help="subnets per dimension that vary only that dimension from the largest (0: skip)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="default")
     parser.add_argument("--checkpoint", help="reuse a trained checkpoint instead of training")
@@ -158,46 +224,55 @@ def main() -> int:
             "random": random_scores,
         }
         print(f"test accuracy: {report['test_accuracy']}", file=sys.stderr)
+        if args.per_dimension:
+            report["one_dimension"] = one_dimension(supernet, space, dataset, args.per_dimension)
 
         pairs = []
         standalone_seconds = 0.0
         for index, arch in enumerate(randoms[: args.standalone]):
-            torch.manual_seed(args.seed + index)
-            network = build_network(space, arch)
-            seed = args.seed + index
+            x_test = resize_images(dataset.x_test, arch.resolution)
+            inherited = recalibrated(supernet, arch, dataset)
+            pair: dict[str, Any] = {
+                "arch": arch.to_dict(),
+                "inherited": random_scores[index],
+                "inherited_nll": cross_entropy(inherited, x_test, dataset.y_test),
+                "alone": [],
+                "alone_nll": [],
+            }
+            for repeat in range(args.standalone_seeds):
+                seed = args.seed + index + 1000 * repeat
+                torch.manual_seed(seed)
+                network = build_network(space, arch)
 
-            def run(network: nn.Module = network, arch: ss.Arch = arch, seed: int = seed) -> None:
-                train_network(
-                    network,
-                    dataset,
-                    epochs=schedule.total_epochs,
-                    lr=args.lr,
-                    batch_size=args.batch_size,
-                    resolution=arch.resolution,
-                    seed=seed,
-                )
+                def run(
+                    network: nn.Module = network, arch: ss.Arch = arch, seed: int = seed
+                ) -> None:
+                    train_network(
+                        network,
+                        dataset,
+                        epochs=schedule.total_epochs,
+                        lr=args.lr,
+                        batch_size=args.batch_size,
+                        resolution=arch.resolution,
+                        seed=seed,
+                    )
 
-            (ms,) = time_callable(run, warmup=0, repeats=1)
-            standalone_seconds += ms / 1e3
-            alone = accuracy(
-                network, resize_images(dataset.x_test, arch.resolution), dataset.y_test
-            )
-            pairs.append((random_scores[index], alone))
+                (ms,) = time_callable(run, warmup=0, repeats=1)
+                if repeat == 0:  # the cost ratio counts one training per subnet
+                    standalone_seconds += ms / 1e3
+                pair["alone"].append(accuracy(network, x_test, dataset.y_test))
+                pair["alone_nll"].append(cross_entropy(network, x_test, dataset.y_test))
+            pairs.append(pair)
             print(
-                f"subnet {index}: supernet {random_scores[index]:.4f} alone {alone:.4f}",
+                f"subnet {index}: supernet {pair['inherited']:.4f} "
+                f"(nll {pair['inherited_nll']:.3f}) alone "
+                + " ".join(
+                    f"{a:.4f} (nll {n:.3f})"
+                    for a, n in zip(pair["alone"], pair["alone_nll"], strict=True)
+                ),
                 file=sys.stderr,
             )
-        inherited = np.array([p[0] for p in pairs])
-        alone_scores = np.array([p[1] for p in pairs])
-        tau = kendalltau(inherited, alone_scores).statistic if len(pairs) > 1 else float("nan")
-        report["train_once_vs_each"] = {
-            "pairs": pairs,
-            "mean_gap_points": float(100 * np.mean(alone_scores - inherited)) if pairs else None,
-            "kendall_tau": float(tau),
-            "supernet_seconds": train_seconds,
-            "standalone_seconds": standalone_seconds,
-            "cost_ratio_each_over_once": standalone_seconds / train_seconds if pairs else None,
-        }
+        report["train_once_vs_each"] = compare(pairs, train_seconds, standalone_seconds)
         report["step_ms"] = step_times(space, dataset, config, repeats=10)
 
     out_file = (
@@ -216,12 +291,21 @@ def main() -> int:
         f"{acc['smallest']:.2%}, {args.random_subnets} random: min {acc['random_min']:.2%}, "
         f"median {acc['random_median']:.2%}, max {acc['random_max']:.2%}"
     )
+    for dimension, scores in report.get("one_dimension", {}).items():
+        print(f"- only {dimension} sampled: mean {scores['mean']:.2%}, min {scores['min']:.2%}")
     if pairs:
         print(
             f"- train once vs each ({len(pairs)} subnets): mean gap "
             f"{once['mean_gap_points']:.2f} points (alone minus inherited), Kendall tau "
-            f"{once['kendall_tau']:.2f}, cost of training each / once = "
-            f"{once['cost_ratio_each_over_once']:.2f}"
+            f"{once['kendall_tau']:.2f} (by test cross-entropy {once['kendall_tau_nll']:.2f}), "
+            f"cost of training each / once = {once['cost_ratio_each_over_once']:.2f}"
+        )
+    if "ceiling_kendall_tau" in once:
+        print(
+            f"- ceiling: two stand-alone seeds agree with Kendall tau "
+            f"{once['ceiling_kendall_tau']:.2f} (by cross-entropy "
+            f"{once['ceiling_kendall_tau_nll']:.2f}); seeds differ by "
+            f"{once['seed_spread_points']:.2f} points on average"
         )
     for layout in ("nchw", "nhwc"):
         sandwich, largest = steps[f"sandwich_{layout}_ms"], steps[f"largest_{layout}_ms"]

@@ -15,7 +15,13 @@ from nas.train.checkpoint import (
     load_weights,
     save_checkpoint,
 )
-from nas.train.evaluate import accuracy, evaluate, recalibrate_batch_norm
+from nas.train.evaluate import (
+    accuracy,
+    cross_entropy,
+    evaluate,
+    recalibrate_batch_norm,
+    recalibrated,
+)
 from nas.train.schedule import SCHEDULES, Phase, Schedule, make_schedule
 from nas.train.standalone import train_network
 from nas.train.trainer import EpochResult, StepResult, TrainConfig, train_supernet
@@ -30,12 +36,14 @@ __all__ = [
     "StepResult",
     "TrainConfig",
     "accuracy",
+    "cross_entropy",
     "evaluate",
     "load_checkpoint",
     "load_supernet",
     "load_weights",
     "make_schedule",
     "recalibrate_batch_norm",
+    "recalibrated",
     "save_checkpoint",
     "train_network",
     "train_supernet",

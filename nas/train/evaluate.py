@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional
 
 from nas.data import Dataset, resize_images
 from search_spaces import Arch
 
-__all__ = ["accuracy", "evaluate", "recalibrate_batch_norm"]
+__all__ = ["accuracy", "cross_entropy", "evaluate", "recalibrate_batch_norm", "recalibrated"]
 
 _SPLITS = ("train", "val", "test")
 
@@ -74,6 +75,51 @@ def accuracy(
     return correct / max(len(x), 1)
 
 
+@torch.no_grad()
+def cross_entropy(
+    network: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Mean negative log-likelihood of the labels under ``network`` (in eval mode) on ``x``/``y``:
+    a finer measure than accuracy where many networks classify the same images right."""
+    was_training = network.training
+    network.eval()
+    total = 0.0
+    try:
+        for start in range(0, len(x), batch_size):
+            logits = network(torch.as_tensor(x[start : start + batch_size], device=device))
+            labels = torch.as_tensor(y[start : start + batch_size], device=device)
+            total += float(functional.cross_entropy(logits, labels, reduction="sum"))
+    finally:
+        network.train(was_training)
+    return total / max(len(x), 1)
+
+
+def recalibrated(
+    supernet: nn.Module,
+    arch: Arch,
+    dataset: Dataset,
+    *,
+    calibration_size: int = 500,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> nn.Module:
+    """``arch`` taken out of ``supernet`` (a :class:`nas.supernet.Supernet`) as a static network,
+    its batch norm re-estimated on a seeded random subset of ``calibration_size`` training
+    images resized to the arch's resolution."""
+    network: nn.Module = supernet.extract(arch)  # type: ignore[operator]
+    rng = np.random.default_rng(seed)
+    count = min(calibration_size, len(dataset.x_train))
+    chosen = rng.choice(len(dataset.x_train), size=count, replace=False)
+    calibration = resize_images(dataset.x_train[np.sort(chosen)], arch.resolution)
+    recalibrate_batch_norm(network, calibration, device=device)
+    return network
+
+
 def evaluate(
     supernet: nn.Module,
     arch: Arch,
@@ -84,18 +130,12 @@ def evaluate(
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> float:
-    """Accuracy of ``arch`` on ``split`` after recalibrating its batch norm on training images.
-
-    ``supernet`` is a :class:`nas.supernet.Supernet`; images are resized to the arch's
-    resolution. The calibration images are a seeded random subset of the training split.
-    """
+    """Accuracy of ``arch`` on ``split`` after recalibrating its batch norm on training images
+    (:func:`recalibrated`); images are resized to the arch's resolution."""
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
-    network = supernet.extract(arch)  # type: ignore[operator]
-    rng = np.random.default_rng(seed)
-    count = min(calibration_size, len(dataset.x_train))
-    chosen = rng.choice(len(dataset.x_train), size=count, replace=False)
-    calibration = resize_images(dataset.x_train[np.sort(chosen)], arch.resolution)
-    recalibrate_batch_norm(network, calibration, device=device)
+    network = recalibrated(
+        supernet, arch, dataset, calibration_size=calibration_size, seed=seed, device=device
+    )
     x = resize_images(getattr(dataset, f"x_{split}"), arch.resolution)
     return accuracy(network, x, getattr(dataset, f"y_{split}"), device=device)

@@ -16,11 +16,14 @@ from nas.train import (
     EpochResult,
     StepResult,
     TrainConfig,
+    accuracy,
+    cross_entropy,
     evaluate,
     load_checkpoint,
     load_supernet,
     make_schedule,
     recalibrate_batch_norm,
+    recalibrated,
     train_supernet,
 )
 
@@ -236,6 +239,25 @@ def test_batch_norm_recalibration_uses_the_given_images(small_digits: Dataset) -
     assert stem_bn.momentum == 0.1 and network.training  # settings restored
 
 
+def test_cross_entropy_is_the_mean_negative_log_likelihood() -> None:
+    network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    network.train()
+    x = np.random.default_rng(0).normal(size=(10, 1, 2, 2)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    with torch.no_grad():
+        logits = network(torch.as_tensor(x))
+    picked = torch.log_softmax(logits, dim=1)[torch.arange(10), torch.as_tensor(y)]
+    # batches of 4 do not divide 10: the mean is over images, not over batches
+    assert cross_entropy(network, x, y, batch_size=4) == pytest.approx(float(-picked.mean()))
+    with torch.no_grad():  # all-zero logits: every class equally likely
+        network[1].weight.zero_()
+        network[1].bias.zero_()
+    uniform = cross_entropy(network, x, y)
+    assert uniform == pytest.approx(float(np.log(3)), abs=1e-6)
+    assert network.training  # mode restored
+    assert 0.0 <= accuracy(network, x, y) <= 1.0
+
+
 def test_evaluate_does_not_touch_the_supernet(tmp_path: Path, small_digits: Dataset) -> None:
     supernet = train_supernet(
         SPACE, small_digits, make_schedule("all", epochs=1, lr=0.1), CONFIG, tmp_path / "r"
@@ -246,6 +268,14 @@ def test_evaluate_does_not_touch_the_supernet(tmp_path: Path, small_digits: Data
         evaluate(supernet, SPACE.sample(rng), small_digits, calibration_size=64) for _ in range(3)
     ]
     assert all(0.0 <= s <= 1.0 for s in scores)
+    arch = SPACE.sample(np.random.default_rng(1))
+    network = recalibrated(supernet, arch, small_digits, calibration_size=64)
+    from nas.data import resize_images
+
+    x_val = resize_images(small_digits.x_val, arch.resolution)
+    assert accuracy(network, x_val, small_digits.y_val) == evaluate(
+        supernet, arch, small_digits, calibration_size=64
+    )
     for key, value in supernet.state_dict().items():
         assert torch.equal(value, before[key]), key
 
