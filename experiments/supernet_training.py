@@ -57,12 +57,14 @@ def step_times(
 ) -> dict[str, float]:
     """Median milliseconds of a sandwich step (every dimension elastic) and of a step of the
     largest subnet alone, in both memory layouts (NCHW, and NHWC as training uses by default),
+    and of an NHWC sandwich step on one thread (how well a step uses the second core),
     measured in alternating rounds."""
     from nas.supernet import Supernet
 
     images = dataset.x_train[: config.batch_size]
     labels = torch.as_tensor(dataset.y_train[: config.batch_size])
     phase = make_schedule("all", epochs=1, lr=0.1).phases[0]
+    threads = torch.get_num_threads()
     cases = {}
     for layout, channels_last in (("nchw", False), ("nhwc", True)):
         torch.manual_seed(0)
@@ -74,13 +76,24 @@ def step_times(
             ("largest", lambda: [space.largest()]),
             ("sandwich", lambda rng=rng, settings=settings: _subnets(space, phase, settings, rng)),
         ):
-            cases[f"{label}_{layout}_ms"] = (supernet, optimizer, settings, pick)
+            cases[f"{label}_{layout}_ms"] = (supernet, optimizer, settings, pick, threads)
+    one_rng = np.random.default_rng(0)  # the same subnets as the NHWC sandwich case
+    cases["sandwich_nhwc_1thread_ms"] = (
+        supernet,
+        optimizer,
+        settings,
+        lambda: _subnets(space, phase, settings, one_rng),
+        1,
+    )
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for round_index in range(repeats + 2):
-        for name, (supernet, optimizer, settings, pick) in cases.items():
-            start = time.perf_counter()
-            _train_step(supernet, optimizer, pick(), images, labels, settings, torch.device("cpu"))
-            ms = (time.perf_counter() - start) * 1e3
+        for name, (supernet, optimizer, settings, pick, count) in cases.items():
+            with torch_threads(count):
+                start = time.perf_counter()
+                _train_step(
+                    supernet, optimizer, pick(), images, labels, settings, torch.device("cpu")
+                )
+                ms = (time.perf_counter() - start) * 1e3
             if round_index >= 2:  # two warm-up rounds
                 samples[name].append(ms)
     return {name: statistics.median(values) for name, values in samples.items()}
@@ -132,6 +145,8 @@ def compare(pairs: list[dict], supernet_seconds: float, standalone_seconds: floa
         result["seed_spread_points"] = 100 * float(
             np.mean([max(p["alone"]) - min(p["alone"]) for p in pairs])
         )
+        # the stand-alone ranking with less seed noise: the mean over the seeds
+        result["kendall_tau_seed_mean"] = _tau(inherited, [np.mean(p["alone"]) for p in pairs])
     return result
 
 
@@ -305,7 +320,8 @@ def main() -> int:
             f"- ceiling: two stand-alone seeds agree with Kendall tau "
             f"{once['ceiling_kendall_tau']:.2f} (by cross-entropy "
             f"{once['ceiling_kendall_tau_nll']:.2f}); seeds differ by "
-            f"{once['seed_spread_points']:.2f} points on average"
+            f"{once['seed_spread_points']:.2f} points on average; inherited vs the mean of the "
+            f"seeds: Kendall tau {once['kendall_tau_seed_mean']:.2f}"
         )
     for layout in ("nchw", "nhwc"):
         sandwich, largest = steps[f"sandwich_{layout}_ms"], steps[f"largest_{layout}_ms"]
@@ -313,6 +329,11 @@ def main() -> int:
             f"- step ({layout.upper()}): sandwich {sandwich:.0f} ms vs largest alone "
             f"{largest:.0f} ms ({sandwich / largest:.2f}x)"
         )
+    print(
+        f"- NHWC sandwich step on 1 thread: {steps['sandwich_nhwc_1thread_ms']:.0f} ms "
+        f"({steps['sandwich_nhwc_1thread_ms'] / steps['sandwich_nhwc_ms']:.2f}x the "
+        f"{args.threads}-thread step)"
+    )
     print(
         f"- NHWC vs NCHW: sandwich step "
         f"{steps['sandwich_nchw_ms'] / steps['sandwich_nhwc_ms']:.2f}x faster"
