@@ -8,6 +8,8 @@ few training batches, and only then measures accuracy; the supernet itself is un
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -53,6 +55,28 @@ def recalibrate_batch_norm(
 
 
 @torch.no_grad()
+def _mean_over_images(
+    network: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    total: Callable[[torch.Tensor, torch.Tensor], float],
+    batch_size: int,
+    device: torch.device | str,
+) -> float:
+    """``total(logits, labels)`` summed over batches of ``network``'s outputs in eval mode,
+    divided by the number of images; the network's mode is restored."""
+    was_training = network.training
+    network.eval()
+    summed = 0.0
+    try:
+        for start in range(0, len(x), batch_size):
+            logits = network(torch.as_tensor(x[start : start + batch_size], device=device))
+            summed += total(logits, torch.as_tensor(y[start : start + batch_size], device=device))
+    finally:
+        network.train(was_training)
+    return summed / max(len(x), 1)
+
+
 def accuracy(
     network: nn.Module,
     x: np.ndarray,
@@ -62,20 +86,13 @@ def accuracy(
     device: torch.device | str = "cpu",
 ) -> float:
     """Top-1 accuracy of ``network`` (in eval mode) on ``x``/``y``."""
-    was_training = network.training
-    network.eval()
-    correct = 0
-    try:
-        for start in range(0, len(x), batch_size):
-            logits = network(torch.as_tensor(x[start : start + batch_size], device=device))
-            labels = torch.as_tensor(y[start : start + batch_size], device=device)
-            correct += int((logits.argmax(dim=1) == labels).sum())
-    finally:
-        network.train(was_training)
-    return correct / max(len(x), 1)
+
+    def correct(logits: torch.Tensor, labels: torch.Tensor) -> float:
+        return float((logits.argmax(dim=1) == labels).sum())
+
+    return _mean_over_images(network, x, y, correct, batch_size, device)
 
 
-@torch.no_grad()
 def cross_entropy(
     network: nn.Module,
     x: np.ndarray,
@@ -86,17 +103,11 @@ def cross_entropy(
 ) -> float:
     """Mean negative log-likelihood of the labels under ``network`` (in eval mode) on ``x``/``y``:
     a finer measure than accuracy where many networks classify the same images right."""
-    was_training = network.training
-    network.eval()
-    total = 0.0
-    try:
-        for start in range(0, len(x), batch_size):
-            logits = network(torch.as_tensor(x[start : start + batch_size], device=device))
-            labels = torch.as_tensor(y[start : start + batch_size], device=device)
-            total += float(functional.cross_entropy(logits, labels, reduction="sum"))
-    finally:
-        network.train(was_training)
-    return total / max(len(x), 1)
+
+    def summed(logits: torch.Tensor, labels: torch.Tensor) -> float:
+        return float(functional.cross_entropy(logits, labels, reduction="sum"))
+
+    return _mean_over_images(network, x, y, summed, batch_size, device)
 
 
 def recalibrated(
