@@ -9,6 +9,7 @@ import argparse
 
 from compress.pruning import IMPORTANCES
 from compress.quantization import METHODS
+from nas.defaults import DEFAULT_DATA
 
 __all__ = [
     "add_compress_arguments",
@@ -40,8 +41,9 @@ def _add_model_options(parser: argparse.ArgumentParser, *, positional: str = "mo
 def _add_data_options(parser: argparse.ArgumentParser, *, name: str = "--data") -> None:
     parser.add_argument(
         name,
-        default="digits",
-        help="data set: digits (default), or a CIFAR-10/MNIST directory, image folder or .npz",
+        default=DEFAULT_DATA,
+        help=f"data set: {DEFAULT_DATA} (default), digits, or a CIFAR-10/MNIST directory, image "
+        "folder or .npz",
     )
     parser.add_argument(
         "--resolution",
@@ -203,7 +205,7 @@ def add_compress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.9, help="distillation weight")
     parser.add_argument("--method", default="minmax", choices=METHODS, help="calibration method")
     parser.add_argument("--calib-batches", type=int, default=8, help="calibration batches of 32")
-    parser.add_argument("--data", help="data set (default: the search run's, else digits)")
+    parser.add_argument("--data", help=f"data set (default: the search run's, else {DEFAULT_DATA})")
     parser.add_argument("--resolution", type=int, help="input size (default: the model's)")
     parser.add_argument("--seed", type=int, help="seed (default: the search run's, else 0)")
     _add_measure_options(parser)

@@ -31,6 +31,7 @@ from compress.checkpoint import LoadedModel, build_from_factory, load_model
 from compress.factories import first_line
 from compress.metrics import count_flops, count_params
 from nas.data import Dataset
+from nas.defaults import DEFAULT_DATA
 from nas.errors import UserError
 from nas.files import atomic_write_bytes
 from search_spaces import Arch, ArchError, Space, SpaceError
@@ -374,7 +375,7 @@ def _from_run(directory: Path, point: int | None, data: str | None, seed: int | 
     except (OSError, json.JSONDecodeError, SpaceError, ArchError, KeyError, TypeError) as exc:
         raise UserError(f"{directory}: cannot read the search run ({first_line(exc)})") from None
     supernet, _ = load_supernet(Workdir(Path(run["workdir"]), space.name).supernet)
-    data_name = data or run.get("data", "digits")
+    data_name = data or run.get("data", DEFAULT_DATA)
     data_seed = run.get("seed", 0) if seed is None else seed
     dataset = _dataset(data_name, max(space.resolution.values), data_seed, space.in_channels)
     rng = np.random.default_rng(data_seed)
@@ -416,7 +417,7 @@ def run_compress(args: argparse.Namespace) -> int:
         source = _Source(
             loaded=loaded,
             teacher=_teacher(args),
-            data=args.data or "digits",
+            data=args.data or DEFAULT_DATA,
             seed=0 if args.seed is None else args.seed,
         )
     loaded = source.loaded

@@ -7,7 +7,7 @@ recalibration, as the search does), fits the :class:`AccuracyPredictor` on the f
 reports on the second: Kendall tau (goal >= 0.7), RMSE in points, and the share within 1 and 3
 points. FLOPs as a proxy (more MACs, more accuracy) is reported beside it. Also the noise floor:
 the spread of one subnet's accuracy when the batch-norm recalibration images are drawn with
-other seeds. Writes ``experiments/results/accuracy_predictor.json`` and prints Markdown.
+other seeds. Writes ``experiments/results/accuracy_predictor-SPACE.json`` and prints Markdown.
 
     python experiments/accuracy_predictor.py --workdir runs --train 100 --test 100
 """
@@ -26,6 +26,7 @@ import torch
 
 import search_spaces as ss
 from nas.data import load_dataset
+from nas.defaults import DEFAULT_DATA, DEFAULT_SPACE
 from nas.files import atomic_write_json
 from nas.measure import library_versions, machine_info
 from nas.pipeline import Workdir
@@ -52,7 +53,8 @@ def _within(predicted: np.ndarray, true: np.ndarray, points: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="runs")
-    parser.add_argument("--space", default="mbv3-small")
+    parser.add_argument("--space", default=DEFAULT_SPACE)
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--train", type=int, default=100)
     parser.add_argument("--test", type=int, default=100)
     parser.add_argument("--noise-subnets", type=int, default=5)
@@ -60,7 +62,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--out", default=str(Path(__file__).with_name("results") / "accuracy_predictor.json")
+        "--out", help="results file (default: results/accuracy_predictor-SPACE.json)"
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -70,7 +72,7 @@ def main() -> int:
     space = ss.get_space(args.space)
     work = Workdir(Path(args.workdir), space.name)
     supernet, _ = load_supernet(work.supernet)
-    dataset = load_dataset("digits", resolution=max(space.resolution.values), seed=args.seed)
+    dataset = load_dataset(args.data, resolution=max(space.resolution.values), seed=args.seed)
     train_archs = sample_for_coverage(space, np.random.default_rng(args.seed + 1), args.train)
     test_archs = [space.sample(np.random.default_rng([args.seed, 7, i])) for i in range(args.test)]
     start = time.perf_counter()
@@ -107,6 +109,9 @@ def main() -> int:
         )
 
     report = {
+        "command": " ".join(["python", *sys.argv]),
+        "data": args.data,
+        "validation_images": len(dataset.y_val),
         "space": space.name,
         "args": vars(args),
         "machine": machine_info(),
@@ -131,7 +136,8 @@ def main() -> int:
         "fit_s": fit_s,
         "wall_s": time.perf_counter() - started,
     }
-    out = Path(args.out)
+    default = Path(__file__).with_name("results") / f"accuracy_predictor-{space.name}.json"
+    out = Path(args.out or default)
     atomic_write_json(out, report)
 
     p = report["predictor"]

@@ -16,7 +16,16 @@ from typing import Any, NoReturn
 from tqdm import tqdm
 
 import nas
-from nas.defaults import DEFAULT_EPOCHS, DEFAULT_NUM_RANDOM, DEFAULT_SCHEDULE, DEFAULT_WARMUP
+from nas.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DATA,
+    DEFAULT_EPOCHS,
+    DEFAULT_IMAGES_PER_EPOCH,
+    DEFAULT_NUM_RANDOM,
+    DEFAULT_SCHEDULE,
+    DEFAULT_SPACE,
+    DEFAULT_WARMUP,
+)
 from nas.errors import UserError
 
 __all__ = ["main"]
@@ -189,7 +198,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.resume and not args.out:
         raise UserError("--resume needs the --out of the search to continue")
     out = Path(args.out or f"runs/search-{space.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    dataset = load_dataset(args.data, resolution=max(space.resolution.values), seed=args.seed)
+    dataset = load_dataset(
+        args.data,
+        resolution=max(space.resolution.values),
+        seed=args.seed,
+        expect=(space.in_channels, space.num_classes, f"space {space.name!r}"),
+    )
     if dataset.in_channels != space.in_channels or dataset.num_classes != space.num_classes:
         raise UserError(
             f"data {args.data!r} has {dataset.in_channels} channel(s) and {dataset.num_classes} "
@@ -234,6 +248,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
         )
     if len(outcome.rows) > 12:
         print(f"  ... {len(outcome.rows) - 12} more points in {out / 'pareto.csv'}")
+    print("measured for real (latency on this machine, accuracy after BN recalibration):")
+    print(f"{'':>9} {'meas ms':>8} {'val acc':>8} {'test acc':>8} {'MACs':>8}  targets")
+    measured = sorted(outcome.verified, key=lambda v: v.measured_latency_ms)
+    named = [("front", v) for v in measured] + list(outcome.references.items())
+    for name, verified in named:
+        if verified is chosen:
+            name = "chosen"
+        flops = space.flops(ss.Arch.from_dict(verified.arch))
+        print(
+            f"{name:>9} {verified.measured_latency_ms:>8.3f} {verified.val_accuracy:>8.2%} "
+            f"{verified.test_accuracy or 0.0:>8.2%} {_format_count(flops):>8}  "
+            f"{'met' if verified.meets_targets else 'missed'}"
+        )
     assert chosen is not None
     print(
         f"chosen: val accuracy {chosen.val_accuracy:.2%}, test accuracy "
@@ -283,12 +310,46 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget_images(
+    space: Any, dataset: Any, schedule: Any, config: Any, budget: float, out: str
+) -> int:
+    """Images per epoch for ``--budget``: the checkpoint's own when resuming one, else sized
+    from timed steps on this machine."""
+    from pathlib import Path
+
+    from nas.train import CHECKPOINT_FILE, images_for_budget, load_checkpoint
+
+    if (Path(out) / CHECKPOINT_FILE).exists():
+        saved = load_checkpoint(out).metadata.get("config", {}).get("images_per_epoch")
+        if saved:
+            return int(saved)
+    print(f"timing a few steps to fit {schedule.total_epochs} epochs into {budget:.0f} s ...")
+    count = images_for_budget(space, dataset, schedule, config, budget)
+    print(f"{count} images per epoch fit the budget")
+    return count
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
     import search_spaces as ss
     from nas.data import load_dataset
-    from nas.train import EpochResult, StepResult, TrainConfig, make_schedule, train_supernet
+    from nas.train import (
+        EpochResult,
+        StepResult,
+        TrainConfig,
+        make_schedule,
+        parse_duration,
+        train_supernet,
+    )
 
     space = ss.get_space(args.space)
+    budget = None if args.budget is None else parse_duration(args.budget)
+    if args.images_per_epoch < 0:
+        raise UserError(
+            f"--images-per-epoch must be >= 0 (0: the whole train split), got "
+            f"{args.images_per_epoch}"
+        )
     schedule = make_schedule(args.schedule, epochs=args.epochs, lr=args.lr, warmup=args.warmup)
     config = TrainConfig(
         batch_size=args.batch_size,
@@ -298,9 +359,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         threads=args.threads,
+        images_per_epoch=args.images_per_epoch or None,
     )
     out = args.out or f"runs/supernet-{space.name}"
-    dataset = load_dataset(args.data, resolution=max(space.resolution.values), seed=args.seed)
+    dataset = load_dataset(
+        args.data,
+        resolution=max(space.resolution.values),
+        seed=args.seed,
+        expect=(space.in_channels, space.num_classes, f"space {space.name!r}"),
+    )
+    if budget is not None:
+        config = dataclasses.replace(
+            config, images_per_epoch=_budget_images(space, dataset, schedule, config, budget, out)
+        )
     print(
         f"training the {space.name} supernet on {dataset.name} ({len(dataset.y_train)} images): "
         f"{schedule.total_epochs} epochs in phases "
@@ -491,8 +562,8 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     data.add_argument(
         "source",
         nargs="?",
-        default="digits",
-        help="digits (default), or a CIFAR-10/MNIST directory, image folder or .npz",
+        default=DEFAULT_DATA,
+        help="fashion-mnist (default), digits, or a CIFAR-10/MNIST directory, image folder or .npz",
     )
     data.add_argument("--resolution", type=int, default=32, help="image size (default: 32)")
     data.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
@@ -503,8 +574,10 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
         help="train the elastic supernet of a space once",
         description="Train the supernet; a checkpoint is written after every epoch.",
     )
-    train.add_argument("--space", default="mbv3-small", help="space name or file")
-    train.add_argument("--data", default="digits", help="data set (default: digits)")
+    train.add_argument(
+        "--space", default=DEFAULT_SPACE, help=f"space name or file (default: {DEFAULT_SPACE})"
+    )
+    train.add_argument("--data", default=DEFAULT_DATA, help=f"data set (default: {DEFAULT_DATA})")
     train.add_argument("--out", help="checkpoint directory (default: runs/supernet-SPACE)")
     train.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     train.add_argument(
@@ -528,7 +601,24 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
         f"shrinking; default: {DEFAULT_WARMUP})",
     )
     train.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default: 0.1)")
-    train.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"batch size (default: {DEFAULT_BATCH_SIZE})",
+    )
+    train.add_argument(
+        "--images-per-epoch",
+        type=int,
+        default=DEFAULT_IMAGES_PER_EPOCH,
+        help="training images drawn afresh each epoch; 0 for the whole train split "
+        f"(default: {DEFAULT_IMAGES_PER_EPOCH})",
+    )
+    train.add_argument(
+        "--budget",
+        help="fit the schedule into this much time on this machine, e.g. 10m, 90s or 1.5h: "
+        "sets the images per epoch from a few timed steps (recorded, so --resume is exact)",
+    )
     train.add_argument(
         "--num-random",
         type=int,
@@ -560,7 +650,9 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     profile = latency_commands.add_parser(
         "profile", help="measure subnets (resumable: a rerun measures only what is missing)"
     )
-    profile.add_argument("--space", default="mbv3-small", help="space name or file")
+    profile.add_argument(
+        "--space", default=DEFAULT_SPACE, help=f"space name or file (default: {DEFAULT_SPACE})"
+    )
     profile.add_argument("--out", help="profile directory (default: runs/latency-SPACE)")
     profile.add_argument("--subnets", type=int, default=150, help="subnets to measure")
     profile.add_argument(
@@ -579,7 +671,9 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     _add_measure_options(profile)
     profile.set_defaults(handler=_cmd_latency_profile)
     fit = latency_commands.add_parser("fit", help="fit a latency predictor to a profile")
-    fit.add_argument("--space", default="mbv3-small", help="space name or file")
+    fit.add_argument(
+        "--space", default=DEFAULT_SPACE, help=f"space name or file (default: {DEFAULT_SPACE})"
+    )
     fit.add_argument("--out", help="profile directory (default: runs/latency-SPACE)")
     fit.add_argument(
         "--kind",
@@ -595,7 +689,9 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     report = latency_commands.add_parser(
         "report", help="held-out accuracy of each predictor kind and a scatter plot"
     )
-    report.add_argument("--space", default="mbv3-small", help="space name or file")
+    report.add_argument(
+        "--space", default=DEFAULT_SPACE, help=f"space name or file (default: {DEFAULT_SPACE})"
+    )
     report.add_argument("--out", help="profile directory (default: runs/latency-SPACE)")
     report.add_argument("--holdout", type=float, default=0.25, help="held-out share")
     report.add_argument("--plot", help="PNG path (default: OUT/latency-report.png)")
@@ -630,8 +726,10 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     search.add_argument(
         "--evaluations", type=int, default=20_000, help="predictor evaluations (default: 20000)"
     )
-    search.add_argument("--space", default="mbv3-small", help="space name or file")
-    search.add_argument("--data", default="digits", help="data set (default: digits)")
+    search.add_argument(
+        "--space", default=DEFAULT_SPACE, help=f"space name or file (default: {DEFAULT_SPACE})"
+    )
+    search.add_argument("--data", default=DEFAULT_DATA, help=f"data set (default: {DEFAULT_DATA})")
     search.add_argument(
         "--workdir",
         default="runs",

@@ -30,7 +30,15 @@ from nas.search import SearchResult
 from nas.train import evaluate, recalibrate_batch_norm
 from search_spaces import Arch, Space, decode_genome, to_genome
 
-__all__ = ["EXPORT_FORMATS", "Verified", "export_model", "verify", "write_front"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "Verified",
+    "export_model",
+    "measure_subnet",
+    "spread_along",
+    "verify",
+    "write_front",
+]
 
 logger = logging.getLogger(__name__)
 EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
@@ -47,7 +55,18 @@ class Verified:
     latency_iqr_ms: float
     val_accuracy: float  # used for choosing, so the test split stays unseen
     meets_targets: bool
-    test_accuracy: float | None = None  # measured for the chosen subnet only
+    test_accuracy: float | None = None  # reported, never used for choosing
+
+
+def spread_along(candidates: Sequence[int], count: int) -> list[int]:
+    """``count`` of ``candidates`` (a front in order): the first third of ``count`` (at least
+    one), then the rest evenly spaced over what remains, the last candidate included."""
+    if len(candidates) <= count:
+        return list(candidates)
+    best = max(1, count // 3)
+    rest = candidates[best:]
+    positions = np.linspace(0, len(rest) - 1, count - best).round().astype(int)
+    return list(candidates[:best]) + [rest[p] for p in sorted(set(positions.tolist()))]
 
 
 def _meets(constraints: Sequence[Constraint], values: dict[str, float]) -> bool:
@@ -66,37 +85,76 @@ def verify(
     seed: int = 0,
     skip: frozenset[bytes] = frozenset(),
 ) -> list[Verified]:
-    """Measure the ``top`` front subnets with the best predicted first objective (those whose
-    genome bytes are in ``skip`` were measured before and are passed over)."""
+    """Measure ``top`` front subnets: the third with the best predicted first objective, and the
+    rest spread evenly along the remaining front (its far end included), so the verified points
+    show the whole trade-off; those whose genome bytes are in ``skip`` were measured before and
+    are passed over."""
+    candidates = [int(i) for i in result.front if result.genomes[i].tobytes() not in skip]
     checked = []
-    candidates = [i for i in result.front if result.genomes[i].tobytes() not in skip]
-    for index in candidates[:top]:
-        arch = decode_genome(space, result.genomes[index])
+    for index in spread_along(candidates, top):
         predicted = {name: float(values[index]) for name, values in result.metrics.items()}
-        network = supernet.extract(arch).eval()
-        shape = (space.in_channels, arch.resolution, arch.resolution)
-        measurement = measure_latency(network, shape, measure)
-        val_accuracy = evaluate(supernet, arch, dataset, split="val", seed=seed)
-        real = {**predicted, "latency": measurement.median_ms, "accuracy": val_accuracy}
+        arch = decode_genome(space, result.genomes[index])
         checked.append(
-            Verified(
-                index=int(index),
-                arch=arch.to_dict(),
+            measure_subnet(
+                space,
+                supernet,
+                dataset,
+                arch,
+                constraints,
+                measure,
+                seed=seed,
                 predicted=predicted,
-                measured_latency_ms=measurement.median_ms,
-                latency_iqr_ms=measurement.iqr_ms,
-                val_accuracy=val_accuracy,
-                meets_targets=_meets(constraints, real),
+                index=index,
             )
         )
-        logger.info(
-            "verified subnet %d: predicted %.3f ms, measured %.3f ms, val accuracy %.4f",
-            index,
-            predicted.get("latency", float("nan")),
-            measurement.median_ms,
-            val_accuracy,
-        )
     return checked
+
+
+def measure_subnet(
+    space: Space,
+    supernet: Any,
+    dataset: Dataset,
+    arch: Arch,
+    constraints: Sequence[Constraint],
+    measure: MeasureConfig,
+    *,
+    seed: int = 0,
+    predicted: dict[str, float] | None = None,
+    index: int = -1,
+) -> Verified:
+    """One subnet measured for real: latency on this machine, validation accuracy (for
+    choosing) and test accuracy (for reporting), both after batch-norm recalibration."""
+    predicted = dict(predicted or {})
+    network = supernet.extract(arch).eval()
+    shape = (space.in_channels, arch.resolution, arch.resolution)
+    measurement = measure_latency(network, shape, measure)
+    val_accuracy = evaluate(supernet, arch, dataset, split="val", seed=seed)
+    test_accuracy = evaluate(supernet, arch, dataset, split="test", seed=seed)
+    real = {
+        "flops": float(space.flops(arch)),
+        "params": float(space.params(arch)),
+        "size": float(space.params(arch)) * 4.0,
+        **predicted,
+        "latency": measurement.median_ms,
+        "accuracy": val_accuracy,
+    }
+    logger.info(
+        "measured subnet %d: predicted %.3f ms, measured %.3f ms, val accuracy %.4f",
+        index,
+        predicted.get("latency", float("nan")),
+        measurement.median_ms,
+        val_accuracy,
+    )
+    return Verified(
+        index=int(index),
+        arch=arch.to_dict(),
+        predicted=predicted,
+        measured_latency_ms=measurement.median_ms,
+        latency_iqr_ms=measurement.iqr_ms,
+        val_accuracy=val_accuracy,
+        meets_targets=_meets(constraints, real),
+        test_accuracy=test_accuracy,
+    )
 
 
 def write_front(

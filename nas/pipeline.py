@@ -9,7 +9,9 @@ while building resumes the piece it was building (training and profiling are res
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ import numpy as np
 from nas.data import Dataset
 from nas.defaults import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_SCHEDULE, DEFAULT_WARMUP
 from nas.errors import UserError
+from nas.files import atomic_write_json
 from nas.latency import ProfileConfig, fit, predictor_path, profile
 from nas.measure import MeasureConfig
 from nas.predictors import AccuracyPredictor, Predictor, load_predictor, save_predictor
@@ -68,6 +71,24 @@ class Workdir:
     def accuracy(self) -> Path:
         return self.root / f"accuracy-{self.space}" / "accuracy-predictor.json"
 
+    @property
+    def costs(self) -> Path:
+        """Seconds each piece took to build here (supernet, latency, accuracy), as JSON."""
+        return self.root / f"costs-{self.space}.json"
+
+    def read_costs(self) -> dict[str, float]:
+        try:
+            data = json.loads(self.costs.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def add_cost(self, piece: str, seconds: float) -> None:
+        """Add ``seconds`` to what building ``piece`` has cost (a resumed build adds up)."""
+        costs = self.read_costs()
+        costs[piece] = costs.get(piece, 0.0) + seconds
+        atomic_write_json(self.costs, costs)
+
 
 def ensure_supernet(
     space: Space,
@@ -107,20 +128,23 @@ def ensure_supernet(
             }
         )
         logger.info("resuming the supernet training in %s", directory)
-        return train_supernet(
-            space,
-            dataset,
-            schedule,
-            config,
-            directory,
-            resume=True,
-            on_step=on_step,
-            on_epoch=on_epoch,
-        )
-    config = TrainConfig(seed=seed, device=device)
-    return train_supernet(
-        space, dataset, schedule, config, directory, on_step=on_step, on_epoch=on_epoch
+        resume = True
+    else:
+        config = TrainConfig(seed=seed, device=device)
+        resume = False
+    start = time.perf_counter()
+    supernet = train_supernet(
+        space,
+        dataset,
+        schedule,
+        config,
+        directory,
+        resume=resume,
+        on_step=on_step,
+        on_epoch=on_epoch,
     )
+    workdir.add_cost("supernet", time.perf_counter() - start)
+    return supernet
 
 
 def ensure_latency_predictor(
@@ -137,13 +161,16 @@ def ensure_latency_predictor(
     path = predictor_path(directory, "learned")
     if path.exists():
         return load_predictor(path, space)
+    start = time.perf_counter()
     profile(
         space,
         ProfileConfig(measure=measure, subnets=subnets, seed=seed),
         directory,
         progress=progress,
     )
-    return load_predictor(fit(space, directory, kind="learned", seed=seed), space)
+    fitted = fit(space, directory, kind="learned", seed=seed)
+    workdir.add_cost("latency", time.perf_counter() - start)
+    return load_predictor(fitted, space)
 
 
 def _settings_name(measure: MeasureConfig) -> str:
@@ -166,6 +193,7 @@ def ensure_accuracy_predictor(
     path = workdir.accuracy
     if path.exists():
         return load_predictor(path, space)
+    start = time.perf_counter()
     archs = sample_for_coverage(space, np.random.default_rng(seed + 1), subnets)
     scores = []
     for index, arch in enumerate(archs):
@@ -174,6 +202,7 @@ def ensure_accuracy_predictor(
             progress(index + 1, len(archs))
     predictor = AccuracyPredictor(space).fit(archs, np.array(scores))
     save_predictor(predictor, path, settings={"split": "val", "data": dataset.name})
+    workdir.add_cost("accuracy", time.perf_counter() - start)
     return predictor
 
 

@@ -11,7 +11,6 @@ reported as feasible on prediction alone.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -21,9 +20,9 @@ from typing import Any, Protocol
 
 from nas.constraints import Constraint
 from nas.data import Dataset
-from nas.deploy import Verified, export_model, verify, write_front
+from nas.deploy import Verified, export_model, measure_subnet, verify, write_front
 from nas.errors import UserError
-from nas.files import atomic_write_text
+from nas.files import atomic_write_json, atomic_write_text
 from nas.measure import MeasureConfig, measure_arch
 from nas.pipeline import (
     Workdir,
@@ -33,7 +32,7 @@ from nas.pipeline import (
     refine_accuracy_predictor,
 )
 from nas.search import Evaluator, SearchConfig, SearchResult, measured_accuracies, run_search
-from nas.train import EpochResult, StepResult, evaluate
+from nas.train import EpochResult, StepResult
 from search_spaces import Arch, Space, decode_genome, to_genome
 
 __all__ = ["Reporter", "SearchOutcome", "SearchRequest", "search"]
@@ -72,7 +71,7 @@ class SearchRequest:
     workdir: Path
     out: Path
     resume: bool = False
-    verify_top: int = 5
+    verify_top: int = 6
     rounds: int = 4
     device: str = "cpu"
 
@@ -85,6 +84,8 @@ class SearchOutcome:
     margin: float
     rows: list[dict[str, Any]] = field(default_factory=list)
     model: Path | None = None
+    # the largest and the smallest subnets measured the same way, to put the choice in context
+    references: dict[str, Verified] = field(default_factory=dict)
 
 
 def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
@@ -241,20 +242,24 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             )
     passing = [v for v in verified if v.meets_targets]
     chosen = max(passing, key=lambda v: (v.val_accuracy, -v.measured_latency_ms), default=None)
-    if chosen is not None:
-        test = evaluate(
-            supernet,
-            Arch.from_dict(chosen.arch),
-            request.dataset,
-            split="test",
-            seed=request.search.seed,
-            device=request.device,
-        )
-        position = verified.index(chosen)
-        chosen = dataclasses.replace(chosen, test_accuracy=test)
-        verified[position] = chosen
     assert result is not None
     outcome = SearchOutcome(result=result, verified=verified, chosen=chosen, margin=margin)
+    outcome.references = {
+        name: measure_subnet(
+            space,
+            supernet,
+            request.dataset,
+            arch,
+            request.constraints,
+            request.measure,
+            seed=request.search.seed,
+        )
+        for name, arch in (("largest", space.largest()), ("smallest", space.smallest()))
+    }
+    atomic_write_json(
+        request.out / "references.json",
+        {name: asdict(value) for name, value in outcome.references.items()},
+    )
     outcome.rows = write_front(
         request.out,
         space,

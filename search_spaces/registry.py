@@ -13,7 +13,7 @@ __all__ = ["DEFAULT_SPACE", "SPACE_NAMES", "get_space"]
 
 _BUILTIN = Path(__file__).with_name("builtin")
 SPACE_NAMES: tuple[str, ...] = tuple(sorted(p.stem for p in _BUILTIN.glob("*.yaml")))
-DEFAULT_SPACE = "mbv3-small"
+DEFAULT_SPACE = "mbv3-28"
 
 
 @lru_cache(maxsize=None)

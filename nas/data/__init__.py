@@ -6,7 +6,8 @@ Use :func:`load_dataset` to get a :class:`Dataset` (normalised train/val/test nu
 
 from __future__ import annotations
 
-from nas.data.batching import batches
+from nas.data import fashion_mnist
+from nas.data.batching import batches, epoch_images
 from nas.data.dataset import (
     MAX_RESOLUTION,
     MIN_RESOLUTION,
@@ -27,6 +28,8 @@ __all__ = [
     "SafeUnpickler",
     "batches",
     "check_resolution",
+    "epoch_images",
+    "fashion_mnist",
     "load_dataset",
     "load_pickle",
     "resize_images",

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["batches"]
+__all__ = ["batches", "epoch_images"]
 
 
 def batches(
@@ -40,3 +40,14 @@ def batches(
         else:
             chosen = order[start : start + batch_size]
             yield x[chosen], y[chosen]
+
+
+def epoch_images(
+    x: np.ndarray, y: np.ndarray, count: int | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels of one epoch: ``count`` of them drawn without replacement by
+    ``rng`` (kept in their stored order), or all of them when ``count`` is None or not smaller."""
+    if count is None or count >= len(y):
+        return x, y
+    chosen = np.sort(rng.choice(len(y), size=count, replace=False))
+    return x[chosen], y[chosen]

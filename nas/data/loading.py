@@ -1,8 +1,9 @@
 """The one entry point for data: :func:`load_dataset`.
 
 It detects the source's format, reads it (:mod:`nas.data.cifar`, :mod:`nas.data.idx`,
-:mod:`nas.data.image_folder`, :mod:`nas.data.npz` or the built-in :mod:`nas.data.digits`),
-converts channels, resizes, splits by seed and normalises with the train split's statistics.
+:mod:`nas.data.image_folder`, :mod:`nas.data.npz`, Fashion-MNIST by name
+(:mod:`nas.data.fashion_mnist`) or the built-in :mod:`nas.data.digits`), converts channels,
+resizes, splits by seed and normalises with the train split's statistics.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from nas.data.cifar import find_cifar_directory, read_cifar
 from nas.data.dataset import Dataset, FloatArray, LabelArray, check_resolution, resize_images
 from nas.data.digits import read_digits
+from nas.data.fashion_mnist import read_fashion_mnist
 from nas.data.idx import find_idx_files, read_idx
 from nas.data.image_folder import read_image_folder
 from nas.data.npz import read_npz
@@ -27,11 +29,12 @@ __all__ = ["ACCEPTED_FORMATS", "DATASET_NAMES", "LoadOptions", "build_dataset", 
 
 logger = logging.getLogger(__name__)
 
-DATASET_NAMES: tuple[str, ...] = ("digits",)
+DATASET_NAMES: tuple[str, ...] = ("fashion-mnist", "digits")
 
 ACCEPTED_FORMATS = (
-    "a built-in name (digits), a CIFAR-10 python batches directory, a directory of MNIST idx "
-    "files, a directory with one sub-directory of images per class, or an .npz file"
+    "a named data set (fashion-mnist, digits), a CIFAR-10 python batches directory, a "
+    "directory of MNIST idx files, a directory with one sub-directory of images per class, or "
+    "an .npz file"
 )
 
 # ITU-R 601 luma weights, as Pillow's convert("L") uses.
@@ -85,8 +88,12 @@ def load_dataset(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     grayscale: bool | None = None,
+    expect: tuple[int, int, str] | None = None,
 ) -> Dataset:
     """Load ``source`` (a name in :data:`DATASET_NAMES` or a path) as a normalised Dataset.
+
+    ``expect=(channels, classes, who)`` checks the source against what ``who`` (say, a space)
+    needs before anything is resized, so a mismatch costs no time or memory.
 
     Images are resized to ``resolution`` x ``resolution``. Sources without a test split are
     divided into train/val/test by ``val_fraction``/``test_fraction`` of the whole set; sources
@@ -102,11 +109,22 @@ def load_dataset(
         grayscale=grayscale,
     )
     raw, name = read_source(str(source), options=options)
+    if expect is not None:
+        channels = 1 if options.grayscale else 3 if options.grayscale is False else None
+        channels = channels or raw.x_train.shape[1]
+        classes = len(_class_names(raw))
+        if (channels, classes) != expect[:2]:
+            raise DataError(
+                f"data {name!r} has {channels} channel(s) and {classes} classes but {expect[2]} "
+                f"expects {expect[0]} and {expect[1]}; pick a matching data set or space"
+            )
     return build_dataset(raw, name=name, options=options)
 
 
 def read_source(source: str, *, options: LoadOptions) -> tuple[RawData, str]:
     """Detect the format of ``source`` and read it; returns the data and a data set name."""
+    if source == "fashion-mnist":
+        return read_fashion_mnist(), source
     if source in DATASET_NAMES:
         return read_digits(), source
     path = Path(source).expanduser()

@@ -7,6 +7,7 @@ delayed shrinking are options. Checkpoints are safetensors plus JSON.
 
 from __future__ import annotations
 
+from nas.train.budget import images_for_budget, parse_duration
 from nas.train.checkpoint import (
     CHECKPOINT_FILE,
     Checkpoint,
@@ -23,7 +24,7 @@ from nas.train.evaluate import (
     recalibrated,
 )
 from nas.train.schedule import SCHEDULES, Phase, Schedule, make_schedule
-from nas.train.standalone import train_network
+from nas.train.standalone import Recipe, train_from_scratch, train_network
 from nas.train.trainer import EpochResult, StepResult, TrainConfig, train_supernet
 
 __all__ = [
@@ -32,19 +33,23 @@ __all__ = [
     "Checkpoint",
     "EpochResult",
     "Phase",
+    "Recipe",
     "Schedule",
     "StepResult",
     "TrainConfig",
     "accuracy",
     "cross_entropy",
     "evaluate",
+    "images_for_budget",
     "load_checkpoint",
     "load_supernet",
     "load_weights",
     "make_schedule",
+    "parse_duration",
     "recalibrate_batch_norm",
     "recalibrated",
     "save_checkpoint",
+    "train_from_scratch",
     "train_network",
     "train_supernet",
 ]

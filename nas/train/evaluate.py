@@ -140,13 +140,15 @@ def evaluate(
     calibration_size: int = 500,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    limit: int | None = None,
 ) -> float:
-    """Accuracy of ``arch`` on ``split`` after recalibrating its batch norm on training images
-    (:func:`recalibrated`); images are resized to the arch's resolution."""
+    """Accuracy of ``arch`` on ``split`` (its first ``limit`` images when given) after
+    recalibrating its batch norm on training images (:func:`recalibrated`); images are resized
+    to the arch's resolution."""
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
     network = recalibrated(
         supernet, arch, dataset, calibration_size=calibration_size, seed=seed, device=device
     )
-    x = resize_images(getattr(dataset, f"x_{split}"), arch.resolution)
-    return accuracy(network, x, getattr(dataset, f"y_{split}"), device=device)
+    x, y = getattr(dataset, f"x_{split}")[:limit], getattr(dataset, f"y_{split}")[:limit]
+    return accuracy(network, resize_images(x, arch.resolution), y, device=device)

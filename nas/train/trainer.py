@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from nas.data import Dataset, batches, resize_images
-from nas.defaults import DEFAULT_NUM_RANDOM
+from nas.data import Dataset, batches, epoch_images, resize_images
+from nas.defaults import DEFAULT_BATCH_SIZE, DEFAULT_IMAGES_PER_EPOCH, DEFAULT_NUM_RANDOM
 from nas.errors import UserError
 from nas.measure import torch_threads
 from nas.supernet import Supernet, reorder_channels
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 class TrainConfig:
     """Optimisation settings and policies (the schedule is separate)."""
 
-    batch_size: int = 64
+    batch_size: int = DEFAULT_BATCH_SIZE
     momentum: float = 0.9
     weight_decay: float = 5e-5
     label_smoothing: float = 0.1
@@ -63,6 +63,13 @@ class TrainConfig:
     # NHWC tensors: mkldnn's depthwise-conv backward is 2-3x faster in it on CPU, which halves
     # a sandwich step on the default space (README "Supernet training"); the numbers are the same.
     channels_last: bool = True
+    # Training images per epoch, drawn afresh every epoch (seeded by the seed and the epoch);
+    # None is the whole train split. Lets an epoch (and so a checkpoint) come every half minute
+    # on a large data set.
+    images_per_epoch: int | None = DEFAULT_IMAGES_PER_EPOCH
+    # Validation images the end-of-epoch check of the largest and smallest subnets uses (the
+    # first ones of the split); None is all of them. It only informs the log and the history.
+    monitor_images: int | None = 1000
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -77,6 +84,10 @@ class TrainConfig:
             raise UserError("distillation temperature must be positive")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"threads must be positive, got {self.threads}")
+        if self.images_per_epoch is not None and self.images_per_epoch < 1:
+            raise UserError(f"images per epoch must be positive, got {self.images_per_epoch}")
+        if self.monitor_images is not None and self.monitor_images < 1:
+            raise UserError(f"monitor images must be positive, got {self.monitor_images}")
         try:
             torch.device(self.device)
         except RuntimeError:
@@ -306,15 +317,16 @@ def _run_epoch(
 
     rng = np.random.default_rng([config.seed, epoch])
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout, the same on resume
-    steps = math.ceil(len(dataset.y_train) / config.batch_size)
+    x_train, y_train = epoch_images(dataset.x_train, dataset.y_train, config.images_per_epoch, rng)
+    steps = math.ceil(len(y_train) / config.batch_size)
     total_steps = steps * phase.epochs
     losses: list[float] = []
 
     def run() -> None:
         supernet.train()
         order = batches(
-            dataset.x_train,
-            dataset.y_train,
+            x_train,
+            y_train,
             batch_size=config.batch_size,
             seed=int(rng.integers(2**31)),
         )
@@ -337,21 +349,17 @@ def _run_epoch(
                 on_step(StepResult(epoch=epoch, step=step + 1, steps=steps, loss=loss))
 
     (milliseconds,) = time_callable(run, warmup=0, repeats=1)
-    largest = evaluate(
-        supernet,
-        space.largest(),
-        dataset,
-        calibration_size=config.calibration_size,
-        seed=config.seed,
-        device=device,
-    )
-    smallest = evaluate(
-        supernet,
-        smallest_in(space, phase.elastic),
-        dataset,
-        calibration_size=config.calibration_size,
-        seed=config.seed,
-        device=device,
+    largest, smallest = (
+        evaluate(
+            supernet,
+            arch,
+            dataset,
+            calibration_size=config.calibration_size,
+            seed=config.seed,
+            device=device,
+            limit=config.monitor_images,
+        )
+        for arch in (space.largest(), smallest_in(space, phase.elastic))
     )
     supernet.set_max()
     result = EpochResult(

@@ -18,7 +18,7 @@ def digits() -> Dataset:
 
 
 def test_builtin_names() -> None:
-    assert DATASET_NAMES == ("digits",)
+    assert DATASET_NAMES == ("fashion-mnist", "digits")
 
 
 def test_digits_at_32(digits: Dataset) -> None:

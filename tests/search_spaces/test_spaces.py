@@ -36,8 +36,8 @@ def test_search_spaces_never_imports_torch() -> None:
 
 
 def test_builtin_spaces_and_default() -> None:
-    assert {"mbv3-small", "mbv3-imagenet", "tiny"} <= set(ss.SPACE_NAMES)
-    assert ss.DEFAULT_SPACE == "mbv3-small"
+    assert {"mbv3-28", "mbv3-small", "mbv3-imagenet", "tiny"} <= set(ss.SPACE_NAMES)
+    assert ss.DEFAULT_SPACE == "mbv3-28"
     small = ss.get_space("mbv3-small")
     assert small.size() > 10**9
     assert set(small.num_stages.values) == {3, 4, 5}
@@ -247,9 +247,10 @@ def test_extremes_bound_flops_and_params(space: Space) -> None:
     assert high > low
 
 
-def test_default_space_flops_span() -> None:
-    space = ss.get_space("mbv3-small")
-    assert space.flops(space.largest()) / space.flops(space.smallest()) > 50
+@pytest.mark.parametrize(("name", "span"), [("mbv3-28", 20), ("mbv3-small", 50)])
+def test_default_space_flops_span(name: str, span: float) -> None:
+    space = ss.get_space(name)
+    assert space.flops(space.largest()) / space.flops(space.smallest()) > span
 
 
 def test_restricted_sampling_keeps_fixed_dimensions_at_the_largest(space: Space) -> None:

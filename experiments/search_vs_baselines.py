@@ -1,0 +1,293 @@
+"""The search against the obvious alternatives, on Fashion-MNIST, at latency targets that bind
+on this machine.
+
+For each target, three subnets of the default space are trained from scratch with one recipe
+(the supernet's: same epochs, images per epoch, batch and learning rate), once per seed, and
+compared on the 10,000 test images:
+
+- the search's choice: `nas search --target "latency<T"` on the supernet and predictors in
+  --workdir (what `make demo` builds), verified by measurement;
+- random: the best, by validation accuracy after stand-alone training, of N random subnets
+  whose measured latency meets the target, with N set so that training them costs as much as
+  train-once did (supernet, latency profile, accuracy predictor, search);
+- hand-scaled: the MobileNetV3-style family of the space with uniform width and depth
+  multipliers (kernel 3 then 5, expand 4, the first stage at 14x14), the largest member that
+  meets the target when measured.
+
+Targets default to three points between the smallest and the largest subnet's measured latency
+(geometric, at 30%, 55% and 80% of the way). Resumable: every training is written at once.
+
+    python experiments/search_vs_baselines.py --workdir runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from standalone_pool import Job, run_jobs
+
+import search_spaces as ss
+from nas.constraints import parse_constraints
+from nas.data import load_dataset
+from nas.defaults import DEFAULT_DATA, DEFAULT_SPACE
+from nas.files import atomic_write_json
+from nas.measure import MeasureConfig, library_versions, machine_info, measure_arch
+from nas.pipeline import Workdir
+from nas.search import SearchConfig
+from nas.train import Recipe, load_checkpoint
+from nas.workflow import SearchRequest, search
+
+
+class _Quiet:
+    """A workflow reporter that prints notes only."""
+
+    def stage(self, name: str, total: int | None = None):  # type: ignore[no-untyped-def]
+        return lambda done, count: None
+
+    def note(self, text: str) -> None:
+        print(text, file=sys.stderr)
+
+    def epoch(self, result: Any) -> None:
+        pass
+
+    def step(self, result: Any) -> None:
+        pass
+
+
+def hand_scaled_family(space: ss.Space) -> list[ss.Arch]:
+    """Uniform width and depth multipliers over every stage at each resolution: kernel 3 in
+    the first two stages and 5 after (as MobileNetV3), expand ratio 4 (clipped to the space),
+    all stages, the first one keeping its size."""
+    family = []
+    count = max(space.num_stages.values)
+    expand = min(space.stages[0].expand_ratio.values, key=lambda e: abs(e - 4))
+    for resolution in space.resolution.values:
+        for width in space.stages[0].width_mult.values:
+            for depth_index in range(max(len(s.depth.values) for s in space.stages[:count])):
+                stages = []
+                for index, spec in enumerate(space.stages[:count]):
+                    depth = spec.depth.values[min(depth_index, len(spec.depth.values) - 1)]
+                    kernel = 3 if index < 2 else 5
+                    kernel = min(
+                        spec.kernel_size.values, key=lambda k, kernel=kernel: abs(k - kernel)
+                    )
+                    stages.append(
+                        ss.StageArch(
+                            depth=depth,
+                            width_mult=width,
+                            kernel_size=(kernel,) * depth,
+                            expand_ratio=(expand,) * depth,
+                            stride=1 if index == 0 else 2,
+                        )
+                    )
+                arch = ss.Arch(resolution=resolution, stages=tuple(stages))
+                space.validate(arch)
+                family.append(arch)
+    return sorted(family, key=space.flops)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default=DEFAULT_SPACE)
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--workdir", default="runs", help="where `nas search` keeps its pieces")
+    parser.add_argument("--targets", help="latency targets in ms, e.g. 0.1,0.2,0.3")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--max-random", type=int, default=16, help="cap on N")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="default")
+    args = parser.parse_args()
+    if args.seeds < 1 or args.max_random < 1:
+        parser.error("--seeds and --max-random must be >= 1")
+
+    space = ss.get_space(args.space)
+    workdir = Workdir(Path(args.workdir), space.name)
+    checkpoint = load_checkpoint(workdir.supernet)
+    recipe = Recipe.from_checkpoint(checkpoint.metadata)
+    dataset = load_dataset(args.data, resolution=max(space.resolution.values), seed=args.seed)
+    measure = MeasureConfig()
+    out_file = (
+        Path(__file__).with_name("results") / f"search_vs_baselines-{space.name}-{args.tag}.json"
+    )
+    report: dict[str, Any] = json.loads(out_file.read_text()) if out_file.exists() else {}
+    report.update(
+        {
+            "command": " ".join(["python", *sys.argv]),
+            "space": space.name,
+            "data": args.data,
+            "recipe": recipe.__dict__,
+            "measure": measure.__dict__,
+            "machine": machine_info(),
+            "versions": library_versions(),
+        }
+    )
+
+    def save() -> None:
+        atomic_write_json(out_file, report)
+
+    latencies = report.setdefault("latency_ms", {})
+    for name, arch in (("smallest", space.smallest()), ("largest", space.largest())):
+        if name not in latencies:
+            latencies[name] = measure_arch(space, arch, measure).median_ms
+    if args.targets:
+        targets = [float(t) for t in args.targets.split(",")]
+    else:
+        low, high = math.log(latencies["smallest"]), math.log(latencies["largest"])
+        targets = [round(math.exp(low + f * (high - low)), 3) for f in (0.3, 0.55, 0.8)]
+    report["targets_ms"] = targets
+    save()
+
+    # the cost of train-once as `nas search` recorded it: supernet, latency profile, accuracy
+    costs = workdir.read_costs()
+    if not costs:
+        costs = {"supernet": float(sum(e["seconds"] for e in checkpoint.metadata["history"]))}
+    report["train_once_seconds"] = costs
+
+    jobs: list[Job] = []
+    per_target = report.setdefault("per_target", {})
+    family = hand_scaled_family(space)
+    family_latency = report.setdefault("family_latency_ms", {})
+    for arch in family:
+        if arch.to_json() not in family_latency:
+            family_latency[arch.to_json()] = measure_arch(space, arch, measure).median_ms
+    save()
+    rng = np.random.default_rng(2000 + args.seed)
+    for target in targets:
+        key = f"{target:g}"
+        entry = per_target.setdefault(key, {})
+        if "search" not in entry:
+            start = time.perf_counter()
+            outcome = search(
+                SearchRequest(
+                    space=space,
+                    dataset=dataset,
+                    constraints=parse_constraints([f"latency<{target}ms"]),
+                    measure=measure,
+                    search=SearchConfig(seed=args.seed),
+                    workdir=Path(args.workdir),
+                    out=Path(args.workdir) / f"search-vs-baselines-{key}",
+                ),
+                _Quiet(),
+            )
+            assert outcome.chosen is not None
+            entry["search"] = {
+                "arch": outcome.chosen.arch,
+                "measured_latency_ms": outcome.chosen.measured_latency_ms,
+                "inherited_val": outcome.chosen.val_accuracy,
+                "inherited_test": outcome.chosen.test_accuracy,
+                "seconds": time.perf_counter() - start,
+            }
+            save()
+        if "hand" not in entry:
+            fitting = [a for a in family if family_latency[a.to_json()] < target]
+            arch = fitting[-1] if fitting else family[0]
+            entry["hand"] = {
+                "arch": arch.to_dict(),
+                "measured_latency_ms": family_latency[arch.to_json()],
+                "meets": bool(fitting),
+            }
+            save()
+        if "random_pool" not in entry:
+            pool = []
+            while len(pool) < args.max_random:
+                arch = space.sample(rng)
+                if space.flops(arch) > space.flops(space.largest()) * 0.9:
+                    continue
+                latency = measure_arch(space, arch, measure).median_ms
+                if latency < target:
+                    pool.append({"arch": arch.to_dict(), "measured_latency_ms": latency})
+            entry["random_pool"] = pool
+            save()
+
+    # N at equal cost: train-once's seconds over the median stand-alone training's
+    results = report.setdefault("trainings", {})
+    for key, entry in per_target.items():
+        for name in ("search", "hand"):
+            for seed in range(args.seeds):
+                jobs.append(
+                    Job(f"{key}-{name}-seed{seed}", ss.Arch.from_dict(entry[name]["arch"]), seed)
+                )
+    run_jobs(space, dataset, recipe, jobs, results, save, processes=args.processes)
+    each = float(np.median([r["seconds"] * r["threads"] / 2 for r in results.values()]))
+    once = sum(costs.values()) + float(
+        np.mean([e["search"]["seconds"] for e in per_target.values()])
+    )
+    count = int(min(args.max_random, max(1, math.floor(once / each))))
+    report["random_n"] = count
+    report["standalone_seconds_median"] = each
+    save()
+    jobs = [
+        Job(f"{key}-random{i}-seed0", ss.Arch.from_dict(entry["random_pool"][i]["arch"]), 0)
+        for key, entry in per_target.items()
+        for i in range(count)
+    ]
+    run_jobs(space, dataset, recipe, jobs, results, save, processes=args.processes)
+    for key, entry in per_target.items():
+        best = max(range(count), key=lambda i: results[f"{key}-random{i}-seed0"]["val_accuracy"])
+        entry["random_best"] = best
+    jobs = [
+        Job(
+            f"{key}-random{entry['random_best']}-seed{seed}",
+            ss.Arch.from_dict(entry["random_pool"][entry["random_best"]]["arch"]),
+            seed,
+        )
+        for key, entry in per_target.items()
+        for seed in range(1, args.seeds)
+    ]
+    run_jobs(space, dataset, recipe, jobs, results, save, processes=args.processes)
+
+    summary = {}
+    print(f"## search vs baselines: {space.name} on {args.data}; N = {count} random per target")
+    print("| target | method | MACs | measured ms | test accuracy (seeds) | mean |")
+    print("|---|---|---:|---:|---|---:|")
+    for key, entry in per_target.items():
+        rows = {
+            "search": ("search", entry["search"]),
+            "random": (f"random{entry['random_best']}", entry["random_pool"][entry["random_best"]]),
+            "hand": ("hand", entry["hand"]),
+        }
+        summary[key] = {}
+        for method, (prefix, item) in rows.items():
+            scores = [
+                results[f"{key}-{prefix}-seed{s}"]["test_accuracy"] for s in range(args.seeds)
+            ]
+            arch = ss.Arch.from_dict(item["arch"])
+            summary[key][method] = {
+                "test": scores,
+                "mean": float(np.mean(scores)),
+                "spread": float(max(scores) - min(scores)),
+                "flops": space.flops(arch),
+                "measured_latency_ms": item["measured_latency_ms"],
+            }
+            print(
+                f"| <{key} ms | {method} | {space.flops(arch) / 1e6:.2f}M | "
+                f"{item['measured_latency_ms']:.3f} | "
+                + " / ".join(f"{s:.2%}" for s in scores)
+                + f" | {np.mean(scores):.2%} |"
+            )
+    report["summary"] = summary
+    report["cost"] = {
+        "train_once_seconds": once,
+        "each_candidate_seconds": each,
+        "training_each_random_candidate_seconds": each * count * len(per_target),
+    }
+    save()
+    print(
+        f"- cost: train-once {once / 60:.1f} min in all (shared by every target); one stand-alone "
+        f"training {each:.0f} s (2-core equivalent), so N = {count}; training the random "
+        f"candidates of all targets {each * count * len(per_target) / 60:.1f} min"
+    )
+    print(f"written: {out_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
