@@ -10,6 +10,7 @@ with a model card.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -34,6 +35,7 @@ __all__ = [
     "EXPORT_FORMATS",
     "Verified",
     "export_model",
+    "measure_cached",
     "measure_subnet",
     "spread_along",
     "verify",
@@ -69,6 +71,20 @@ def spread_along(candidates: Sequence[int], count: int) -> list[int]:
     return list(candidates[:best]) + [rest[p] for p in sorted(set(positions.tolist()))]
 
 
+def _real(
+    space: Space, arch: Arch, predicted: dict[str, float], latency: float, accuracy: float
+) -> dict[str, float]:
+    """What a subnet measures: latency and accuracy measured, counts exact."""
+    return {
+        **predicted,
+        "flops": float(space.flops(arch)),
+        "params": float(space.params(arch)),
+        "size": float(space.params(arch)) * 4.0,
+        "latency": latency,
+        "accuracy": accuracy,
+    }
+
+
 def _meets(constraints: Sequence[Constraint], values: dict[str, float]) -> bool:
     return all(c.satisfied(values[c.metric]) for c in constraints if c.metric in values)
 
@@ -84,18 +100,20 @@ def verify(
     top: int = 5,
     seed: int = 0,
     skip: frozenset[bytes] = frozenset(),
+    cache: Any = None,
 ) -> list[Verified]:
     """Measure ``top`` front subnets: the third with the best predicted first objective, and the
     rest spread evenly along the remaining front (its far end included), so the verified points
     show the whole trade-off; those whose genome bytes are in ``skip`` were measured before and
-    are passed over."""
+    are passed over. A ``cache`` (:class:`nas.measured.MeasuredCache`) gives the figures of
+    subnets measured by an earlier search and keeps the new ones."""
     candidates = [int(i) for i in result.front if result.genomes[i].tobytes() not in skip]
     checked = []
     for index in spread_along(candidates, top):
         predicted = {name: float(values[index]) for name, values in result.metrics.items()}
         arch = decode_genome(space, result.genomes[index])
         checked.append(
-            measure_subnet(
+            measure_cached(
                 space,
                 supernet,
                 dataset,
@@ -105,9 +123,49 @@ def verify(
                 seed=seed,
                 predicted=predicted,
                 index=index,
+                cache=cache,
             )
         )
     return checked
+
+
+def measure_cached(
+    space: Space,
+    supernet: Any,
+    dataset: Dataset,
+    arch: Arch,
+    constraints: Sequence[Constraint],
+    measure: MeasureConfig,
+    *,
+    seed: int = 0,
+    predicted: dict[str, float] | None = None,
+    index: int = -1,
+    cache: Any = None,
+) -> Verified:
+    """:func:`measure_subnet`, or what ``cache`` remembers of this subnet (checked against
+    ``constraints`` again); what is measured goes into the cache."""
+    predicted = dict(predicted or {})
+    genome_bytes = to_genome(space, arch).tobytes()
+    known = None if cache is None else cache.get(genome_bytes)
+    if known is not None:
+        real = _real(space, arch, predicted, known.measured_latency_ms, known.val_accuracy)
+        return dataclasses.replace(
+            known, index=index, predicted=predicted, meets_targets=_meets(constraints, real)
+        )
+    measured = measure_subnet(
+        space,
+        supernet,
+        dataset,
+        arch,
+        constraints,
+        measure,
+        seed=seed,
+        predicted=predicted,
+        index=index,
+    )
+    if cache is not None:
+        cache.add(genome_bytes, measured)
+    return measured
 
 
 def measure_subnet(
@@ -130,14 +188,7 @@ def measure_subnet(
     measurement = measure_latency(network, shape, measure)
     val_accuracy = evaluate(supernet, arch, dataset, split="val", seed=seed)
     test_accuracy = evaluate(supernet, arch, dataset, split="test", seed=seed)
-    real = {
-        "flops": float(space.flops(arch)),
-        "params": float(space.params(arch)),
-        "size": float(space.params(arch)) * 4.0,
-        **predicted,
-        "latency": measurement.median_ms,
-        "accuracy": val_accuracy,
-    }
+    real = _real(space, arch, predicted, measurement.median_ms, val_accuracy)
     logger.info(
         "measured subnet %d: predicted %.3f ms, measured %.3f ms, val accuracy %.4f",
         index,

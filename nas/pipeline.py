@@ -72,6 +72,11 @@ class Workdir:
         return self.root / f"accuracy-{self.space}" / "accuracy-predictor.json"
 
     @property
+    def measured(self) -> Path:
+        """Subnets measured for real by searches (:class:`nas.measured.MeasuredCache`)."""
+        return self.root / f"measured-{self.space}.jsonl"
+
+    @property
     def costs(self) -> Path:
         """Seconds each piece took to build here (supernet, latency, accuracy), as JSON."""
         return self.root / f"costs-{self.space}.json"

@@ -20,10 +20,11 @@ from typing import Any, Protocol
 
 from nas.constraints import Constraint
 from nas.data import Dataset
-from nas.deploy import Verified, export_model, measure_subnet, verify, write_front
+from nas.deploy import Verified, export_model, measure_cached, verify, write_front
 from nas.errors import UserError
 from nas.files import atomic_write_json, atomic_write_text
 from nas.measure import MeasureConfig, measure_arch
+from nas.measured import MeasuredCache
 from nas.pipeline import (
     Workdir,
     ensure_accuracy_predictor,
@@ -169,6 +170,14 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
     }
     _write_run_file(request, settings)
 
+    cache = MeasuredCache(
+        workdir.measured,
+        {
+            "measure": asdict(request.measure),
+            "data": request.dataset.name,
+            "seed": settings["seed"],
+        },
+    )
     margin = 0.0
     result: SearchResult | None = None
     verified: list[Verified] = []
@@ -202,19 +211,13 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             top=request.verify_top,
             seed=request.search.seed,
             skip=skip,
+            cache=cache,
         )
         verified.extend(fresh)
         errors = [abs(v.predicted["accuracy"] - v.val_accuracy) for v in fresh]
         latency_ok = any(v.meets_targets for v in fresh)
-        if latency_ok and max(errors, default=0.0) <= ACCURACY_TOLERANCE:
-            break
-        if round_index + 1 == request.rounds:
-            break
-        if errors and max(errors) > ACCURACY_TOLERANCE:
-            reporter.note(
-                f"predicted accuracy was off by up to {max(errors):.1%} on the measured "
-                "subnets; refitting the accuracy predictor with them and searching again"
-            )
+        off = max(errors, default=0.0) > ACCURACY_TOLERANCE
+        if off:  # refit even after the last round, so later searches know these subnets
             accuracy = refine_accuracy_predictor(
                 space,
                 accuracy,
@@ -227,6 +230,13 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
                 accuracy=accuracy,
                 latency=latency,
                 measured_accuracy=measured_accuracies(space, accuracy),
+            )
+        if (latency_ok and not off) or round_index + 1 == request.rounds:
+            break
+        if off:
+            reporter.note(
+                f"predicted accuracy was off by up to {max(errors):.1%} on the measured "
+                "subnets; refitted the accuracy predictor with them; searching again"
             )
         if not latency_ok:
             ratios = [
@@ -245,7 +255,7 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
     assert result is not None
     outcome = SearchOutcome(result=result, verified=verified, chosen=chosen, margin=margin)
     outcome.references = {
-        name: measure_subnet(
+        name: measure_cached(
             space,
             supernet,
             request.dataset,
@@ -253,6 +263,7 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             request.constraints,
             request.measure,
             seed=request.search.seed,
+            cache=cache,
         )
         for name, arch in (("largest", space.largest()), ("smallest", space.smallest()))
     }

@@ -146,3 +146,31 @@ def test_impossible_target_is_refused_with_the_closest(
         ["search", "--space", "tiny", "--target", "latency<1s", "--strategy", "annealing"], capsys
     )
     assert code == 2 and "unknown strategy" in err
+
+
+def test_a_second_search_measures_nothing_again(
+    workdir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Subnets measured by one search are remembered in the work directory: the same search
+    again takes its figures from there, and shows the largest and smallest beside the choice."""
+    args = ["search", "--space", "tiny", "--workdir", str(workdir), "--target", "latency<1s"]
+    args += ["--evaluations", "300", "--threads", "1"]
+    code, first, err = _run([*args, "--out", str(tmp_path / "one")], capsys)
+    assert code == 0, err
+    assert (workdir / "measured-tiny.jsonl").exists()
+    references = json.loads((tmp_path / "one" / "references.json").read_text())
+    assert set(references) == {"largest", "smallest"}
+    assert "largest" in first and "smallest" in first
+
+    import nas.deploy
+
+    def no_measuring(*_: object, **__: object) -> None:
+        raise AssertionError("measured a subnet again")
+
+    monkeypatch.setattr(nas.deploy, "measure_subnet", no_measuring)
+    code, second, err = _run([*args, "--out", str(tmp_path / "two")], capsys)
+    assert code == 0, err
+    assert first.splitlines()[-1].split("; model")[0] == second.splitlines()[-1].split("; model")[0]
