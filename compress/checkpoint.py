@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.factories import build_from_factory, factory_name, first_line, resolve_factory
-from nas.errors import UserError
+from compress.factories import build_from_factory, factory_name, resolve_factory
+from nas.errors import UserError, first_line
 from nas.train.checkpoint import load_weights
 from search_spaces import Arch, ArchError, Space, SpaceError, get_space, space_from_dict
 

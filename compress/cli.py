@@ -28,11 +28,10 @@ from compress.arguments import (
     add_quantize_arguments,
 )
 from compress.checkpoint import LoadedModel, build_from_factory, load_model
-from compress.factories import first_line
 from compress.metrics import count_flops, count_params
 from nas.data import Dataset
 from nas.defaults import DEFAULT_DATA
-from nas.errors import UserError
+from nas.errors import UserError, first_line
 from nas.files import atomic_write_bytes
 from search_spaces import Arch, ArchError, Space, SpaceError
 

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional
 
 from nas.data import Dataset
-from nas.errors import UserError
+from nas.errors import UserError, first_line
 from nas.train.standalone import train_network
 
 __all__ = [
@@ -150,7 +150,7 @@ def _forward(model: nn.Module, images: torch.Tensor, role: str) -> torch.Tensor:
     try:
         output: torch.Tensor = model(images)
     except Exception as exc:  # shape errors from the user's model
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         raise UserError(
             f"the {role} fails on images of shape {tuple(images.shape)}: {text[:200]}"
         ) from None

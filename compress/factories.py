@@ -15,16 +15,9 @@ from typing import Any
 
 from torch import nn
 
-from nas.errors import UserError
+from nas.errors import UserError, first_line
 
-__all__ = ["build_from_factory", "factory_name", "first_line", "resolve_factory"]
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (or its type), at most 300 characters."""
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line[:300]
+__all__ = ["build_from_factory", "factory_name", "resolve_factory"]
 
 
 def _load_file_module(file: Path, spec: str) -> Any:

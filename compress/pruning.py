@@ -34,7 +34,7 @@ from compress.metrics import count_flops, count_params
 from compress.serialization import load_pruned, save_pruned
 from nas.constraints import Constraint
 from nas.data import Dataset
-from nas.errors import UserError
+from nas.errors import UserError, first_line
 from nas.measure import MeasureConfig, measure_latency
 
 __all__ = [
@@ -117,11 +117,6 @@ def _inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torc
     return tuple(example_inputs)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
-
-
 def _run_locating(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Any:
     """Run ``model``; on failure raise a UserError naming the last layer entered."""
     names = {id(m): n for n, m in model.named_modules()}
@@ -136,7 +131,7 @@ def _run_locating(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Any:
             return model(*inputs)
     except Exception as exc:  # any shape or type error from the user's forward
         where = f"at layer {entered[-1]!r}" if entered else "before any layer"
-        raise UserError(f"{type(model).__name__} fails {where} ({_first_line(exc)})") from None
+        raise UserError(f"{type(model).__name__} fails {where} ({first_line(exc)})") from None
     finally:
         for hook in hooks:
             hook.remove()
@@ -259,7 +254,7 @@ def _build_pruner(
     except Exception as exc:  # torch-pruning raises many kinds of errors while tracing
         _run_locating(model, inputs)  # a failing forward names its layer
         raise UserError(
-            f"torch-pruning cannot trace {type(model).__name__}: {_first_line(exc)}"
+            f"torch-pruning cannot trace {type(model).__name__}: {first_line(exc)}"
         ) from None
 
 
@@ -314,7 +309,7 @@ def prune(
                 pruner.step()
         except Exception as exc:
             raise UserError(
-                f"torch-pruning failed on {type(model).__name__}: {_first_line(exc)}"
+                f"torch-pruning failed on {type(model).__name__}: {first_line(exc)}"
             ) from None
         finally:
             pruned.zero_grad(set_to_none=True)

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from compress.checkpoint import onnx_input_shape
-from nas.errors import UserError
+from nas.errors import UserError, first_line
 from nas.measure import export_onnx
 
 __all__ = [
@@ -307,7 +307,7 @@ def prepare_qat(model: nn.Module, example_inputs: torch.Tensor) -> nn.Module:
         except Exception as exc:  # FX tracing errors
             raise UserError(
                 f"cannot prepare {type(model).__name__} for QAT (FX tracing failed: "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+                f"{first_line(exc)})"
             ) from None
 
 

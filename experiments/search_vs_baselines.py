@@ -23,6 +23,7 @@ Targets default to three points between the smallest and the largest subnet's me
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -100,6 +101,9 @@ def main() -> int:
     parser.add_argument("--workdir", default="runs", help="where `nas search` keeps its pieces")
     parser.add_argument("--targets", help="latency targets in ms, e.g. 0.1,0.2,0.3")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument(
+        "--epochs", type=int, help="stand-alone epochs (default: the supernet's own recipe)"
+    )
     parser.add_argument("--max-random", type=int, default=16, help="cap on N")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -112,6 +116,8 @@ def main() -> int:
     workdir = Workdir(Path(args.workdir), space.name)
     checkpoint = load_checkpoint(workdir.supernet)
     recipe = Recipe.from_checkpoint(checkpoint.metadata)
+    if args.epochs:
+        recipe = dataclasses.replace(recipe, epochs=args.epochs)
     dataset = load_dataset(args.data, resolution=max(space.resolution.values), seed=args.seed)
     measure = MeasureConfig()
     out_file = (

@@ -6,7 +6,9 @@ can catch them to tell input mistakes apart from bugs.
 
 from __future__ import annotations
 
-__all__ = ["UserError", "DataError"]
+from search_spaces.errors import first_line
+
+__all__ = ["DataError", "UserError", "first_line"]
 
 
 class UserError(Exception):

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from search_spaces.errors import SpaceError
+from search_spaces.errors import SpaceError, first_line
 from search_spaces.spec import Choice, HeadSpec, Space, StageSpec, StemSpec
 
 __all__ = ["load_space", "save_space", "space_from_dict", "space_to_dict"]
@@ -95,7 +95,7 @@ def load_space(path: str | Path) -> Space:
         text = file.read_text(encoding="utf-8")
         data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise SpaceError(f"space file {file} cannot be read as JSON/YAML: {reason}") from None
     try:
         return space_from_dict(data)

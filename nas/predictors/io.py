@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nas.errors import UserError
+from nas.errors import UserError, first_line
 from nas.measure import library_versions, machine_info
 from nas.predictors.analytical import FlopsPredictor, ParamsPredictor
 from nas.predictors.base import Predictor
@@ -50,11 +50,6 @@ class MachineMismatchWarning(UserWarning):
 
 def _describe(machine: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in machine.items())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def save_predictor(
@@ -118,7 +113,7 @@ def _check_space(file: Path, saved: Any, space: Space | None) -> Space:
         try:
             return space_from_dict(saved)
         except SpaceError as exc:
-            raise UserError(f"predictor file {file} has a bad space: {_first_line(exc)}") from None
+            raise UserError(f"predictor file {file} has a bad space: {first_line(exc)}") from None
     if _plain(space_to_dict(space)) != _plain(saved):
         name = saved.get("name")
         if name == space.name:
@@ -146,7 +141,7 @@ def load_predictor(path: str | Path, space: Space | None = None) -> Predictor:
     except OSError as exc:
         raise UserError(f"cannot read predictor file {file}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = _first_line(exc)
+        reason = first_line(exc)
         raise UserError(f"{file} is not a predictor file (not valid JSON: {reason})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(f'{file} is not a predictor file (no "format": "{FORMAT}")')
@@ -178,7 +173,7 @@ def load_predictor(path: str | Path, space: Space | None = None) -> Predictor:
     try:
         return PREDICTOR_KINDS[kind].from_dict(data["predictor"], space)
     except UserError as exc:
-        raise UserError(f"predictor file {file}: {_first_line(exc)}") from None
+        raise UserError(f"predictor file {file}: {first_line(exc)}") from None
     except (KeyError, TypeError, ValueError, AttributeError, ArchError) as exc:
-        reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        reason = f"{type(exc).__name__}: {first_line(exc)}"
         raise UserError(f"predictor file {file} is corrupt ({reason})") from None

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from nas.errors import UserError
+from nas.errors import UserError, first_line
 from nas.files import atomic_write_json
 from nas.measure import library_versions
 from nas.supernet import Supernet
@@ -103,7 +103,7 @@ class Checkpoint:
         try:
             return load_file(str(path), device=str(device))
         except (SafetensorError, OSError, ValueError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             raise UserError(f"{path}: not a readable safetensors file ({reason})") from None
 
 
@@ -153,7 +153,7 @@ def _read_metadata(directory: Path) -> dict[str, Any]:
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise UserError(f"{path}: corrupt checkpoint description ({reason})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise UserError(f"{path}: not a supernet checkpoint (expected format {FORMAT})")
