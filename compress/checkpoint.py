@@ -5,7 +5,7 @@ Accepted inputs (the format is read from the file's content, not only its name):
 * a subnet bundle written by ``nas export --format safetensors``: ``point-000.safetensors``
   (weights, metadata ``{"arch": json}``) next to its card ``point-000.safetensors.json``
   holding ``"space"`` and ``"arch"``; the network is rebuilt with
-  :func:`nas.models.build_network`;
+  :func:`nas.supernet.static.build_network`;
 * a compressed model written by :func:`compress.save_pruned` (safetensors plus a JSON graph
   description);
 * a ``state_dict`` in ``.safetensors`` or ``.pt``/``.pth`` (read with
@@ -269,7 +269,7 @@ def arch_of_card(card: Mapping[str, Any], source: Path) -> Arch:
 
 
 def _bundle(file: Path, card: Mapping[str, Any], state: dict[str, torch.Tensor]) -> LoadedModel:
-    from nas.models import build_network
+    from nas.supernet.static import build_network
 
     space = space_of_card(card, file)
     arch = arch_of_card(card, file)

@@ -168,7 +168,7 @@ def _teacher(args: argparse.Namespace) -> nn.Module | None:
 def _target(text: str | None) -> Any:
     if not text:
         return None
-    from nas.constraints import parse_constraint
+    from nas.search.targets import parse_constraint
 
     return parse_constraint(text)
 
@@ -350,9 +350,9 @@ class _Source:
 
 
 def _from_run(directory: Path, point: int | None, data: str | None, seed: int | None) -> _Source:
-    from nas.pipeline import Workdir
+    from nas.search.run import front_points, read_run
+    from nas.search.workdir import Workdir
     from nas.train import load_supernet, recalibrate_batch_norm
-    from nas.workflow import front_points, read_run
     from search_spaces import get_space
 
     run = read_run(directory)

@@ -24,10 +24,10 @@ from compress.metrics import count_flops, count_params
 from compress.pruning import PruneConfig, prune, prune_to_target
 from compress.quantization import QuantizeConfig, evaluate_onnx, quantize_onnx
 from compress.serialization import save_pruned
-from nas.constraints import Constraint
 from nas.data import Dataset
 from nas.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
+from nas.search.targets import Constraint
 from search_spaces import Arch, Space
 
 __all__ = ["CompressConfig", "CompressReport", "StageResult", "compress_model", "measure_stage"]

@@ -32,10 +32,10 @@ from torch.nn import functional
 from compress.distillation import train_student
 from compress.metrics import count_flops, count_params
 from compress.serialization import load_pruned, save_pruned
-from nas.constraints import Constraint
 from nas.data import Dataset
 from nas.errors import UserError, first_line
 from nas.measure import MeasureConfig, measure_latency
+from nas.search.targets import Constraint
 
 __all__ = [
     "IMPORTANCES",

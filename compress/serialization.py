@@ -198,7 +198,7 @@ def _build_original(
             raise UserError(f"factory {factory!r} returned {type(model).__name__}, not a module")
         return model
     if "arch" in description:
-        from nas.models import build_network
+        from nas.supernet.static import build_network
 
         return build_network(space_of_card(description, source), arch_of_card(description, source))
     if isinstance(description.get("factory"), str):

@@ -30,10 +30,10 @@ from nas.data import load_dataset
 from nas.defaults import DEFAULT_DATA, DEFAULT_SPACE
 from nas.files import atomic_write_json
 from nas.measure import library_versions, machine_info
-from nas.pipeline import Workdir
+from nas.measure.profiling import sample_for_coverage
 from nas.predictors import AccuracyPredictor, kendall_tau, rmse
 from nas.predictors.base import training_from_dict
-from nas.profiling import sample_for_coverage
+from nas.search.workdir import Workdir
 from nas.train import evaluate, load_supernet
 
 

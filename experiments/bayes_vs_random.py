@@ -24,15 +24,15 @@ import numpy as np
 import torch
 
 import search_spaces as ss
-from nas.constraints import parse_constraints
 from nas.data import load_dataset
 from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, library_versions, machine_info, time_callable
-from nas.pareto import hypervolume, pareto_mask
-from nas.pipeline import Workdir
 from nas.predictors import load_predictor
 from nas.search import violations
+from nas.search.targets import parse_constraints
+from nas.search.workdir import Workdir
 from nas.strategies import make_strategy
+from nas.strategies.pareto import hypervolume, pareto_mask
 from nas.train import evaluate, load_supernet
 
 

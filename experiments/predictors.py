@@ -45,7 +45,14 @@ from nas.measure import (
     measure_latency,
     time_callable,
 )
-from nas.models import build_network
+from nas.measure.profiling import (
+    BLOCKS_FILE,
+    MEASUREMENTS_FILE,
+    profile_blocks,
+    profile_latency,
+    sample_for_coverage,
+    settings_of,
+)
 from nas.predictors import (
     FlopsPredictor,
     LatencyTable,
@@ -56,14 +63,7 @@ from nas.predictors import (
     space_operators,
     summarize,
 )
-from nas.profiling import (
-    BLOCKS_FILE,
-    MEASUREMENTS_FILE,
-    profile_blocks,
-    profile_latency,
-    sample_for_coverage,
-    settings_of,
-)
+from nas.supernet.static import build_network
 
 logger = logging.getLogger("experiments.predictors")
 T = TypeVar("T")

@@ -28,11 +28,11 @@ import numpy as np
 import search_spaces as ss
 from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, library_versions, machine_info, time_callable
-from nas.pareto import hypervolume, pareto_mask
-from nas.pipeline import Workdir
 from nas.predictors import load_predictor
 from nas.search import Evaluator, objective_matrix
+from nas.search.workdir import Workdir
 from nas.strategies import make_strategy
+from nas.strategies.pareto import hypervolume, pareto_mask
 
 
 def _run(strategy_name: str, space: ss.Space, evaluate, budget: int, batch: int, seed: int):  # type: ignore[no-untyped-def]

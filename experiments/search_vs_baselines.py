@@ -36,15 +36,15 @@ import numpy as np
 from standalone_pool import Job, run_jobs
 
 import search_spaces as ss
-from nas.constraints import parse_constraints
 from nas.data import load_dataset
 from nas.defaults import DEFAULT_DATA, DEFAULT_SPACE
 from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, library_versions, machine_info, measure_arch
-from nas.pipeline import Workdir
 from nas.search import SearchConfig
+from nas.search.run import SearchRequest, search
+from nas.search.targets import parse_constraints
+from nas.search.workdir import Workdir
 from nas.train import Recipe, load_checkpoint
-from nas.workflow import SearchRequest, search
 
 
 class _Quiet:

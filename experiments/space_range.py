@@ -29,7 +29,7 @@ from nas.measure import (
     time_callable,
     torch_threads,
 )
-from nas.models import build_network
+from nas.supernet.static import build_network
 
 
 def epoch_seconds(space: ss.Space, arch: ss.Arch, threads: int, batch_size: int) -> float:

@@ -35,7 +35,7 @@ from nas.data import Dataset, load_dataset, resize_images
 from nas.defaults import DEFAULT_EPOCHS, DEFAULT_SCHEDULE, DEFAULT_WARMUP
 from nas.files import atomic_write_json
 from nas.measure import library_versions, machine_info, time_callable, torch_threads
-from nas.models import build_network
+from nas.supernet.static import build_network
 from nas.train import (
     TrainConfig,
     accuracy,

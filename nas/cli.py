@@ -180,11 +180,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import search_spaces as ss
-    from nas.constraints import parse_constraints
     from nas.data import load_dataset
     from nas.measure import MeasureConfig
     from nas.search import SearchConfig
-    from nas.workflow import SearchRequest, search
+    from nas.search.run import SearchRequest, search
+    from nas.search.targets import parse_constraints
 
     constraints = parse_constraints(args.target)
     space = ss.get_space(args.space)
@@ -276,10 +276,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     import search_spaces as ss
     from nas.data import load_dataset
-    from nas.deploy import export_model
-    from nas.pipeline import Workdir
+    from nas.export import export_model
+    from nas.search.run import front_points, read_run, select
+    from nas.search.workdir import Workdir
     from nas.train import load_supernet
-    from nas.workflow import front_points, read_run, select
 
     run = Path(args.run_dir)
     settings = read_run(run)
@@ -418,8 +418,8 @@ def _latency_dir(args: argparse.Namespace, space_name: str) -> str:
 
 def _cmd_latency_profile(args: argparse.Namespace) -> int:
     import search_spaces as ss
-    from nas.latency import ProfileConfig, profile
     from nas.measure import MeasureConfig
+    from nas.measure.latency import ProfileConfig, profile
 
     space = ss.get_space(args.space)
     measure = MeasureConfig(
@@ -453,7 +453,7 @@ def _cmd_latency_profile(args: argparse.Namespace) -> int:
 
 def _cmd_latency_fit(args: argparse.Namespace) -> int:
     import search_spaces as ss
-    from nas.latency import fit
+    from nas.measure.latency import fit
 
     space = ss.get_space(args.space)
     path = fit(space, _latency_dir(args, space.name), kind=args.kind, seed=args.seed)
@@ -462,7 +462,7 @@ def _cmd_latency_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_latency_show(args: argparse.Namespace) -> int:
-    from nas.latency import describe
+    from nas.measure.latency import describe
 
     for line in describe(args.file):
         print(line)
@@ -471,7 +471,7 @@ def _cmd_latency_show(args: argparse.Namespace) -> int:
 
 def _cmd_latency_report(args: argparse.Namespace) -> int:
     import search_spaces as ss
-    from nas.latency import report
+    from nas.measure.latency import report
 
     space = ss.get_space(args.space)
     out = _latency_dir(args, space.name)

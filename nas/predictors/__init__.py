@@ -5,8 +5,8 @@ All follow the :class:`Predictor` protocol (``fit``/``predict``/``predict_genome
 
 - :class:`FlopsPredictor`, :class:`ParamsPredictor`: exact analytical counts, or a fitted line
   of them (FLOPs as a latency proxy);
-- :class:`LatencyTable`: per-operator lookup table from :func:`nas.profiling.profile_blocks`,
-  calibrated on whole-network measurements;
+- :class:`LatencyTable`: per-operator lookup table from
+  :func:`nas.measure.profiling.profile_blocks`, calibrated on whole-network measurements;
 - :class:`LearnedPredictor` and :class:`AccuracyPredictor`: scikit-learn models on architecture
   features, chosen by cross-validation.
 

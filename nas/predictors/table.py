@@ -2,12 +2,13 @@
 
 The table maps each operator key (stem, block configuration, head; see
 :mod:`nas.predictors.operators`) to its standalone median latency from
-:func:`nas.profiling.profile_blocks`. Every standalone measurement also pays the runtime's fixed
-per-call cost once, measured as the ``overhead()`` operator; a network pays it once in all, so
-the raw estimate of a subnet is ``overhead + sum(operator - overhead)``. Fitting to measured
-whole-network latencies calibrates ``intercept + scale * raw`` by least squares of the relative
-error (so the few slowest subnets, and timing outliers among them, do not dominate), which absorbs
-what standalone timing misses (caches warm across layers, fused graphs, memory traffic).
+:func:`nas.measure.profiling.profile_blocks`. Every standalone measurement also pays the
+runtime's fixed per-call cost once, measured as the ``overhead()`` operator; a network pays it
+once in all, so the raw estimate of a subnet is ``overhead + sum(operator - overhead)``.
+Fitting to measured whole-network latencies calibrates ``intercept + scale * raw`` by least
+squares of the relative error (so the few slowest subnets, and timing outliers among them, do
+not dominate), which absorbs what standalone timing misses (caches warm across layers, fused
+graphs, memory traffic).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class LatencyTable:
             more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
             raise UserError(
                 f"latency table has no entry for {absent[0]}{more}; measure them with "
-                "nas.profiling.profile_blocks(space, config, path, archs=...)"
+                "nas.measure.profiling.profile_blocks(space, config, path, archs=...)"
             )
         totals = np.empty(len(archs))
         for i, arch in enumerate(archs):

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.pareto import constrained_ranks
+from nas.strategies.pareto import constrained_ranks
 
 __all__ = ["ParetoArchive", "row_keys"]
 

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from nas.pareto import constrained_ranks, crowding_distance
 from nas.strategies.base import (
     StrategyBase,
     check_ask_count,
@@ -33,6 +32,7 @@ from nas.strategies.base import (
     check_probability,
     config_from_options,
 )
+from nas.strategies.pareto import constrained_ranks, crowding_distance
 from nas.strategies.seen import SeenGenomes, fresh_genomes, surplus
 from search_spaces import Space, breed_genomes, sample_genomes, to_genome
 

@@ -3,8 +3,8 @@
 :class:`Supernet` holds every module at its largest size; ``set_active(arch)`` configures it
 from :func:`search_spaces.layer_shapes` of ``arch`` (the same description the static network is
 built from), and ``extract(arch)`` copies the subnet's weights into a plain
-:class:`nas.models.StaticNetwork` for deployment. :func:`reorder_channels` sorts channels by
-importance before width is made elastic.
+:class:`nas.supernet.static.StaticNetwork` for deployment. :func:`reorder_channels` sorts
+channels by importance before width is made elastic.
 """
 
 from __future__ import annotations

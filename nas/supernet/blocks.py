@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.models import activation
 from nas.supernet.limits import BlockLimits
 from nas.supernet.ops import ElasticBatchNorm2d, ElasticConv2d
+from nas.supernet.static import activation
 from search_spaces import BlockShape
 
 __all__ = ["ElasticInvertedResidual", "ElasticSqueezeExcitation", "ElasticStage"]

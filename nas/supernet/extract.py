@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, cast
 import torch
 from torch import nn
 
-from nas.models import InvertedResidual, SqueezeExcitation, StaticNetwork
 from nas.supernet.blocks import ElasticInvertedResidual, ElasticSqueezeExcitation
 from nas.supernet.ops import ElasticConv2d
+from nas.supernet.static import InvertedResidual, SqueezeExcitation, StaticNetwork
 from search_spaces import Arch, BlockShape, layer_shapes, validate
 
 if TYPE_CHECKING:

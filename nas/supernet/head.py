@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.models import activation
 from nas.supernet.ops import ElasticConv2d, ElasticLinear
+from nas.supernet.static import activation
 from search_spaces import HeadSpec
 
 __all__ = ["ElasticHead"]

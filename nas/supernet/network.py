@@ -9,14 +9,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.models import activation
 from nas.supernet.blocks import ElasticStage
 from nas.supernet.head import ElasticHead
 from nas.supernet.limits import block_limits, head_in_channel_choices
+from nas.supernet.static import activation
 from search_spaces import Arch, BlockShape, LayerShapes, Space, layer_shapes, validate
 
 if TYPE_CHECKING:
-    from nas.models import StaticNetwork
+    from nas.supernet.static import StaticNetwork
 
 __all__ = ["Supernet"]
 
@@ -33,7 +33,7 @@ class Supernet(nn.Module):
     subnet starts as ``space.largest()``.
 
     Every module is configured from :func:`search_spaces.layer_shapes` of the active arch, the
-    same description :class:`nas.models.StaticNetwork` is built from.
+    same description :class:`nas.supernet.static.StaticNetwork` is built from.
 
     Raises ``ValueError`` when a stage's expand ratio choices mix 1 with other values.
     """
@@ -112,7 +112,7 @@ class Supernet(nn.Module):
         return cast(torch.Tensor, self.head(x))
 
     def extract(self, arch: Arch | None = None) -> StaticNetwork:
-        """A :class:`~nas.models.StaticNetwork` of ``arch`` (default: the active one).
+        """A :class:`~nas.supernet.static.StaticNetwork` of ``arch`` (default: the active one).
 
         The weights are copies (kernel transforms applied, channels sliced, batch norm
         statistics copied), on this supernet's device and in its train/eval mode; the supernet

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional
 
 from nas.data import Dataset, batches, epoch_images, resize_images
-from nas.models import build_network
+from nas.supernet.static import build_network
 from nas.train.layout import as_layout, batch_in_layout
 from search_spaces import Arch, Space
 

@@ -9,8 +9,8 @@ from safetensors.torch import save_file
 
 import search_spaces as ss
 from compress import load_model, prune, read_state_dict, resolve_factory, save_pruned
-from nas.deploy import export_model
 from nas.errors import UserError
+from nas.export import export_model
 from nas.files import file_digest
 from nas.measure import export_onnx
 from nas.supernet import Supernet

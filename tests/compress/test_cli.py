@@ -20,8 +20,8 @@ from compress.cli import (
     run_prune,
     run_quantize,
 )
-from nas.deploy import export_model
 from nas.errors import UserError
+from nas.export import export_model
 from nas.files import file_digest
 from nas.measure import export_onnx
 from nas.supernet import Supernet

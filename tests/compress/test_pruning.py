@@ -16,9 +16,9 @@ from compress import (
     prune_to_target,
     save_pruned,
 )
-from nas.constraints import parse_constraint
 from nas.errors import UserError
-from nas.models import build_network
+from nas.search.targets import parse_constraint
+from nas.supernet.static import build_network
 from tests.compress import models
 from tests.compress.conftest import one_line
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from nas.constraints import parse_constraint, parse_constraints
 from nas.errors import UserError
+from nas.search.targets import parse_constraint, parse_constraints
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from nas.measure import (
     measure_latency,
     time_rounds,
 )
-from nas.models import build_network
+from nas.supernet.static import build_network
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "torch"])
@@ -88,9 +88,9 @@ class FakeClock:
 
 def _timed(
     monkeypatch: pytest.MonkeyPatch, durations: list[float], **kwargs: int
-) -> tuple[nas.measure.RoundTiming, FakeClock]:
+) -> tuple[nas.measure.timing.RoundTiming, FakeClock]:
     clock = FakeClock(durations)
-    monkeypatch.setattr(nas.measure.time, "perf_counter", clock.perf_counter)
+    monkeypatch.setattr(nas.measure.timing.time, "perf_counter", clock.perf_counter)
     settings = {"warmup": 2, "repeats": 50, "rounds": 5} | kwargs
     return time_rounds(clock.run, sleep=clock.sleep, **settings), clock
 
@@ -120,7 +120,7 @@ def test_retries_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     # two fast rounds, then a machine that stays busy: no majority, at most MAX_RETRIES retries
     durations = [1.0] * 20 + [2.0]
     timing, clock = _timed(monkeypatch, durations, warmup=0)
-    assert len(clock.pauses) == nas.measure.MAX_RETRIES and timing.samples_ms
+    assert len(clock.pauses) == nas.measure.timing.MAX_RETRIES and timing.samples_ms
     assert min(timing.samples_ms) == pytest.approx(1.0)
 
 

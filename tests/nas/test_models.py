@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import search_spaces as ss
-from nas.models import build_network
+from nas.supernet.static import build_network
 
 
 def _count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:

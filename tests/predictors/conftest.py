@@ -9,8 +9,8 @@ import pytest
 
 import search_spaces as ss
 from nas.measure import MeasureConfig, Measurement, library_versions, machine_info
+from nas.measure.profiling import profile_blocks, profile_latency
 from nas.predictors import LatencyRecord
-from nas.profiling import profile_blocks, profile_latency
 
 FAST = MeasureConfig(warmup=1, repeats=3)
 
@@ -56,7 +56,7 @@ def fake_arch_timer(monkeypatch: pytest.MonkeyPatch) -> Counter:
         return fake_measurement(0.01 + space.flops(arch) / 1e7)
 
     counter = Counter(fake)
-    monkeypatch.setattr("nas.profiling.measure_arch", counter)
+    monkeypatch.setattr("nas.measure.profiling.measure_arch", counter)
     return counter
 
 

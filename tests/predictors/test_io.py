@@ -10,6 +10,7 @@ import pytest
 import search_spaces as ss
 from nas.errors import UserError
 from nas.measure import machine_info
+from nas.measure.profiling import sample_for_coverage
 from nas.predictors import (
     AccuracyPredictor,
     FlopsPredictor,
@@ -22,7 +23,6 @@ from nas.predictors import (
     load_predictor,
     save_predictor,
 )
-from nas.profiling import sample_for_coverage
 
 from .conftest import Measured
 

@@ -6,6 +6,7 @@ import pytest
 import search_spaces as ss
 from nas.errors import UserError
 from nas.measure import library_versions, machine_info
+from nas.measure.profiling import sample_for_coverage
 from nas.predictors import (
     OVERHEAD_KEY,
     AccuracyPredictor,
@@ -26,7 +27,6 @@ from nas.predictors import (
     summarize,
     within_tolerance,
 )
-from nas.profiling import sample_for_coverage
 
 from .conftest import FAST, Measured
 

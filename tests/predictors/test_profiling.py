@@ -10,19 +10,19 @@ import pytest
 import search_spaces as ss
 from nas.errors import UserError
 from nas.measure import MeasureConfig, measure_arch
+from nas.measure.profiling import (
+    BLOCKS_FILE,
+    MEASUREMENTS_FILE,
+    profile_blocks,
+    profile_latency,
+    sample_for_coverage,
+)
 from nas.predictors import (
     OVERHEAD_KEY,
     arch_operators,
     genome_costs,
     read_records,
     space_operators,
-)
-from nas.profiling import (
-    BLOCKS_FILE,
-    MEASUREMENTS_FILE,
-    profile_blocks,
-    profile_latency,
-    sample_for_coverage,
 )
 
 from .conftest import FAST, Counter, Measured
@@ -130,7 +130,7 @@ def test_real_profile_resumes_after_kill(
     data = file.read_bytes()
     file.write_bytes(data[: len(data) - 25])
     counter = Counter(measure_arch)
-    monkeypatch.setattr("nas.profiling.measure_arch", counter)
+    monkeypatch.setattr("nas.measure.profiling.measure_arch", counter)
     with pytest.warns(RuntimeWarning):
         records = profile_latency(space, measured.archs, FAST, file)
     assert counter.calls == 1
@@ -167,7 +167,7 @@ def test_profile_blocks_records_and_resumes(
     def refuse(*args: object) -> None:
         raise AssertionError("an operator was measured again")
 
-    monkeypatch.setattr("nas.profiling.measure_operator", refuse)
+    monkeypatch.setattr("nas.measure.profiling.measure_operator", refuse)
     again = profile_blocks(space, FAST, tmp_path, archs=measured.archs)
     assert [r.key for r in again] == [r.key for r in measured.block_records]
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import search_spaces as ss
-from nas.constraints import parse_constraints
 from nas.errors import UserError
 from nas.predictors import genome_costs
 from nas.search import Evaluator, SearchConfig, objective_matrix, run_search, violations
+from nas.search.targets import parse_constraints
 
 SPACE = ss.get_space("tiny")
 

@@ -12,10 +12,10 @@ import torch
 import search_spaces as ss
 from nas.cli import main
 from nas.data import load_dataset
-from nas.latency import ProfileConfig, fit, profile
 from nas.measure import MeasureConfig
-from nas.pipeline import Workdir
+from nas.measure.latency import ProfileConfig, fit, profile
 from nas.predictors import AccuracyPredictor, save_predictor
+from nas.search.workdir import Workdir
 from nas.train import TrainConfig, evaluate, make_schedule, train_supernet
 
 SPACE = ss.get_space("tiny")
@@ -165,12 +165,12 @@ def test_a_second_search_measures_nothing_again(
     assert set(references) == {"largest", "smallest"}
     assert "largest" in first and "smallest" in first
 
-    import nas.deploy
+    import nas.search.verify
 
     def no_measuring(*_: object, **__: object) -> None:
         raise AssertionError("measured a subnet again")
 
-    monkeypatch.setattr(nas.deploy, "measure_subnet", no_measuring)
+    monkeypatch.setattr(nas.search.verify, "measure_subnet", no_measuring)
     code, second, err = _run([*args, "--out", str(tmp_path / "two")], capsys)
     assert code == 0, err
     assert first.splitlines()[-1].split("; model")[0] == second.splitlines()[-1].split("; model")[0]

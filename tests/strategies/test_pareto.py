@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from nas.pareto import (
+from nas.strategies.pareto import (
     constrained_ranks,
     crowding_distance,
     dominates,

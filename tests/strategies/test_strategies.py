@@ -9,7 +9,6 @@ import numpy as np
 import optuna
 import pytest
 
-from nas.pareto import hypervolume, pareto_mask
 from nas.strategies import (
     STRATEGIES,
     EvolutionStrategy,
@@ -20,6 +19,7 @@ from nas.strategies import (
     Strategy,
     make_strategy,
 )
+from nas.strategies.pareto import hypervolume, pareto_mask
 from nas.strategies.seen import SeenGenomes, fresh_genomes
 from search_spaces import Space, get_space, sample_genomes, to_genome
 

@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from nas.models import StaticNetwork
 from nas.supernet import Supernet
+from nas.supernet.static import StaticNetwork
 from search_spaces import Arch, Space, get_space
 
 from .conftest import images, randomize

@@ -226,7 +226,7 @@ def test_data_must_fit_the_space(small_digits: Dataset, tmp_path: Path) -> None:
 
 
 def test_batch_norm_recalibration_uses_the_given_images(small_digits: Dataset) -> None:
-    from nas.models import build_network
+    from nas.supernet.static import build_network
 
     network = build_network(SPACE, SPACE.smallest())
     images = small_digits.x_train[:64]

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from nas.deploy import Verified
+from nas.search.verify import Verified
 
 __all__ = ["MeasuredCache"]
 

@@ -22,11 +22,11 @@ from nas.data import Dataset
 from nas.defaults import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_SCHEDULE, DEFAULT_WARMUP
 from nas.errors import UserError
 from nas.files import atomic_write_json
-from nas.latency import ProfileConfig, fit, predictor_path, profile
 from nas.measure import MeasureConfig
+from nas.measure.latency import ProfileConfig, fit, predictor_path, profile
+from nas.measure.profiling import sample_for_coverage
 from nas.predictors import AccuracyPredictor, Predictor, load_predictor, save_predictor
 from nas.predictors.base import training_from_dict
-from nas.profiling import sample_for_coverage
 from nas.supernet import Supernet
 from nas.train import (
     CHECKPOINT_FILE,
@@ -73,7 +73,7 @@ class Workdir:
 
     @property
     def measured(self) -> Path:
-        """Subnets measured for real by searches (:class:`nas.measured.MeasuredCache`)."""
+        """Subnets measured for real by searches (:class:`nas.search.measured.MeasuredCache`)."""
         return self.root / f"measured-{self.space}.jsonl"
 
     @property

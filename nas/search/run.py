@@ -2,7 +2,7 @@
 
 The steps: the supernet, the latency predictor for these measurement settings on this machine
 and the accuracy predictor are taken from the work directory or built (see
-:mod:`nas.pipeline`); targets no subnet can meet are refused with the closest subnet; the
+:mod:`nas.search.workdir`); targets no subnet can meet are refused with the closest subnet; the
 strategy searches with the predictors; the best front subnets are extracted and measured for
 real, and if none meets the latency target on measurement, the latency bound is tightened by
 the prediction error seen and the search runs again (at most ``rounds`` times). Nothing is
@@ -18,21 +18,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from nas.constraints import Constraint
 from nas.data import Dataset
-from nas.deploy import Verified, export_model, measure_cached, verify, write_front
 from nas.errors import UserError
+from nas.export import export_model
 from nas.files import atomic_write_json, atomic_write_text
 from nas.measure import MeasureConfig, measure_arch
-from nas.measured import MeasuredCache
-from nas.pipeline import (
+from nas.search.loop import Evaluator, SearchConfig, SearchResult, measured_accuracies, run_search
+from nas.search.measured import MeasuredCache
+from nas.search.targets import Constraint
+from nas.search.verify import Verified, measure_cached, verify, write_front
+from nas.search.workdir import (
     Workdir,
     ensure_accuracy_predictor,
     ensure_latency_predictor,
     ensure_supernet,
     refine_accuracy_predictor,
 )
-from nas.search import Evaluator, SearchConfig, SearchResult, measured_accuracies, run_search
 from nas.train import EpochResult, StepResult
 from search_spaces import Arch, Space, decode_genome, to_genome
 

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from nas.errors import UserError
-from nas.measure import MeasureConfig, library_versions, machine_info
+from nas.measure.profiling import (
+    BLOCKS_FILE,
+    MEASUREMENTS_FILE,
+    profile_blocks,
+    profile_latency,
+    sample_for_coverage,
+)
+from nas.measure.timing import MeasureConfig, library_versions, machine_info
 from nas.predictors import (
     FlopsPredictor,
     LatencyRecord,
@@ -28,13 +35,6 @@ from nas.predictors import (
     read_records,
     save_predictor,
     summarize,
-)
-from nas.profiling import (
-    BLOCKS_FILE,
-    MEASUREMENTS_FILE,
-    profile_blocks,
-    profile_latency,
-    sample_for_coverage,
 )
 from search_spaces import Arch, Space
 

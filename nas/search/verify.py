@@ -20,21 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from nas.constraints import Constraint
 from nas.data import Dataset
-from nas.errors import UserError
-from nas.files import atomic_write_bytes, atomic_write_text
-from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
-from nas.search import SearchResult
-from nas.train import evaluate, recalibrate_batch_norm
+from nas.files import atomic_write_text
+from nas.measure import MeasureConfig, library_versions, machine_info, measure_latency
+from nas.search.loop import SearchResult
+from nas.search.targets import Constraint
+from nas.train import evaluate
 from search_spaces import Arch, Space, decode_genome, to_genome
 
 __all__ = [
-    "EXPORT_FORMATS",
     "Verified",
-    "export_model",
     "measure_cached",
     "measure_subnet",
     "spread_along",
@@ -43,7 +39,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
 
 
 @dataclass(frozen=True)
@@ -105,7 +100,7 @@ def verify(
     """Measure ``top`` front subnets: the third with the best predicted first objective, and the
     rest spread evenly along the remaining front (its far end included), so the verified points
     show the whole trade-off; those whose genome bytes are in ``skip`` were measured before and
-    are passed over. A ``cache`` (:class:`nas.measured.MeasuredCache`) gives the figures of
+    are passed over. A ``cache`` (:class:`nas.search.measured.MeasuredCache`) gives the figures of
     subnets measured by an earlier search and keeps the new ones."""
     candidates = [int(i) for i in result.front if result.genomes[i].tobytes() not in skip]
     checked = []
@@ -325,54 +320,3 @@ def _plot(
     figure.savefig(temporary, dpi=120)
     plt.close(figure)
     temporary.replace(path)
-
-
-def export_model(
-    supernet: Any,
-    space: Space,
-    arch: Arch,
-    path: Path,
-    *,
-    fmt: str,
-    dataset: Dataset | None = None,
-    card: dict[str, Any],
-) -> Path:
-    """Write the subnet ``arch`` in ``fmt`` to ``path`` plus ``path.json`` (its model card)."""
-    if fmt not in EXPORT_FORMATS:
-        raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    network = supernet.extract(arch).eval()
-    if dataset is not None:
-        rng = np.random.default_rng(0)
-        count = min(500, len(dataset.x_train))
-        chosen = np.sort(rng.choice(len(dataset.x_train), size=count, replace=False))
-        from nas.data import resize_images
-
-        recalibrate_batch_norm(network, resize_images(dataset.x_train[chosen], arch.resolution))
-    example = torch.zeros(1, space.in_channels, arch.resolution, arch.resolution)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "onnx":
-        atomic_write_bytes(path, export_onnx(network, example))
-    elif fmt == "torchscript":
-        buffer = io.BytesIO()
-        torch.jit.save(torch.jit.trace(network, example), buffer)
-        atomic_write_bytes(path, buffer.getvalue())
-    else:
-        from safetensors.torch import save as save_tensors
-
-        state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
-        atomic_write_bytes(path, save_tensors(state, metadata={"arch": arch.to_json()}))
-    full_card = {
-        "format": fmt,
-        "space": space.name,
-        "arch": arch.to_dict(),
-        "input_shape": list(example.shape),
-        "flops": space.flops(arch),
-        "params": space.params(arch),
-        "mean": list(dataset.mean) if dataset is not None else None,
-        "std": list(dataset.std) if dataset is not None else None,
-        "machine": machine_info(),
-        "versions": library_versions(),
-        **card,
-    }
-    atomic_write_text(path.with_name(path.name + ".json"), json.dumps(full_card, indent=2) + "\n")
-    return path

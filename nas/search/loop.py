@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from nas.constraints import Constraint
 from nas.errors import UserError
 from nas.files import atomic_write_json
-from nas.pareto import hypervolume, pareto_mask
 from nas.predictors import Predictor
 from nas.predictors.base import training_from_dict
 from nas.predictors.features import features_and_costs
+from nas.search.targets import Constraint
 from nas.strategies import STRATEGIES, make_strategy
 from nas.strategies.archive import row_keys
+from nas.strategies.pareto import hypervolume, pareto_mask
 from search_spaces import Space, canonicalize, decode_genome, to_genome
 
 __all__ = [

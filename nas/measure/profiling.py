@@ -24,8 +24,13 @@ import torch
 from torch import nn
 
 from nas.errors import UserError
-from nas.measure import MeasureConfig, Measurement, machine_info, measure_arch, measure_latency
-from nas.models import InvertedResidual, activation, conv_bn
+from nas.measure.timing import (
+    MeasureConfig,
+    Measurement,
+    machine_info,
+    measure_arch,
+    measure_latency,
+)
 from nas.predictors.features import genome_costs
 from nas.predictors.operators import Operator, space_operators
 from nas.predictors.records import (
@@ -35,6 +40,7 @@ from nas.predictors.records import (
     same_machine,
     space_digest,
 )
+from nas.supernet.static import InvertedResidual, activation, conv_bn
 from search_spaces import Arch, ArchError, Space, decode_genome, sample_genomes, to_genome
 
 __all__ = [
@@ -162,8 +168,8 @@ def profile_latency(
 
 
 class _Head(nn.Module):
-    """The network's end as :class:`nas.models.StaticNetwork` runs it: 1x1 conv, BN, activation,
-    global pooling, optional feature conv, dropout, classifier."""
+    """The network's end as :class:`nas.supernet.static.StaticNetwork` runs it: 1x1 conv, BN,
+    activation, global pooling, optional feature conv, dropout, classifier."""
 
     def __init__(self, space: Space, channels: int) -> None:
         super().__init__()

@@ -319,7 +319,7 @@ def _time(run: Callable[[], object], config: MeasureConfig) -> RoundTiming:
 def measure_arch(space: Space, arch: Arch, config: MeasureConfig | None = None) -> Measurement:
     """Latency of the static network of ``arch`` (randomly initialised: weights do not change
     the latency of these dense networks) at the arch's resolution."""
-    from nas.models import build_network
+    from nas.supernet.static import build_network
 
     with torch.random.fork_rng():
         torch.manual_seed(0)

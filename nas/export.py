@@ -1,0 +1,77 @@
+"""Deployable files of a subnet: ONNX, TorchScript or safetensors, each with a model card.
+
+The subnet is taken out of the supernet, its batch norm recalibrated on training images, and
+written atomically; ``path.json`` beside it records the space, the arch, the input shape and
+normalisation, counts, the machine and library versions, and what the caller adds (measured
+latency and accuracy, targets).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.data import Dataset, resize_images
+from nas.errors import UserError
+from nas.files import atomic_write_bytes, atomic_write_text
+from nas.measure import export_onnx, library_versions, machine_info
+from nas.train import recalibrate_batch_norm
+from search_spaces import Arch, Space
+
+__all__ = ["EXPORT_FORMATS", "export_model"]
+
+EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
+
+
+def export_model(
+    supernet: Any,
+    space: Space,
+    arch: Arch,
+    path: Path,
+    *,
+    fmt: str,
+    dataset: Dataset | None = None,
+    card: dict[str, Any],
+) -> Path:
+    """Write the subnet ``arch`` in ``fmt`` to ``path`` plus ``path.json`` (its model card)."""
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    network = supernet.extract(arch).eval()
+    if dataset is not None:
+        rng = np.random.default_rng(0)
+        count = min(500, len(dataset.x_train))
+        chosen = np.sort(rng.choice(len(dataset.x_train), size=count, replace=False))
+        recalibrate_batch_norm(network, resize_images(dataset.x_train[chosen], arch.resolution))
+    example = torch.zeros(1, space.in_channels, arch.resolution, arch.resolution)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "onnx":
+        atomic_write_bytes(path, export_onnx(network, example))
+    elif fmt == "torchscript":
+        buffer = io.BytesIO()
+        torch.jit.save(torch.jit.trace(network, example), buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+    else:
+        from safetensors.torch import save as save_tensors
+
+        state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+        atomic_write_bytes(path, save_tensors(state, metadata={"arch": arch.to_json()}))
+    full_card = {
+        "format": fmt,
+        "space": space.name,
+        "arch": arch.to_dict(),
+        "input_shape": list(example.shape),
+        "flops": space.flops(arch),
+        "params": space.params(arch),
+        "mean": list(dataset.mean) if dataset is not None else None,
+        "std": list(dataset.std) if dataset is not None else None,
+        "machine": machine_info(),
+        "versions": library_versions(),
+        **card,
+    }
+    atomic_write_text(path.with_name(path.name + ".json"), json.dumps(full_card, indent=2) + "\n")
+    return path
