@@ -1,0 +1,157 @@
+"""``nas search``: search subnets under targets; builds what the work directory lacks."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from nas.cli.common import TerminalReporter, add_measure_options, format_count
+from nas.defaults import (
+    DEFAULT_DATA,
+    DEFAULT_SPACE,
+)
+from nas.errors import UserError
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: Any) -> None:
+    search = commands.add_parser(
+        "search",
+        help="search subnets under targets such as latency<10ms",
+        description="Search the space for subnets that meet every --target; builds the "
+        "supernet and the predictors first when the work directory lacks them.",
+    )
+    search.add_argument(
+        "--target",
+        action="append",
+        required=True,
+        metavar="TARGET",
+        help="a target such as latency<10ms, params<1M, flops<=50M, size<2MB, accuracy>0.95; "
+        "repeat or separate with commas",
+    )
+    search.add_argument(
+        "--objective",
+        action="append",
+        choices=("accuracy", "latency", "flops", "params", "size"),
+        help="objectives (default: accuracy and latency)",
+    )
+    search.add_argument(
+        "--strategy",
+        default="nsga2",
+        help="nsga2 (default), evolution, random, tpe, gp or optuna-nsga2",
+    )
+    search.add_argument(
+        "--evaluations", type=int, default=20_000, help="predictor evaluations (default: 20000)"
+    )
+    search.add_argument(
+        "--space", default=DEFAULT_SPACE, help=f"space name or file (default: {DEFAULT_SPACE})"
+    )
+    search.add_argument("--data", default=DEFAULT_DATA, help=f"data set (default: {DEFAULT_DATA})")
+    search.add_argument(
+        "--workdir",
+        default="runs",
+        help="where the supernet and predictors are kept (default: runs)",
+    )
+    search.add_argument("--out", help="run directory (default: runs/search-SPACE-TIME)")
+    search.add_argument("--resume", action="store_true", help="continue the search in --out")
+    search.add_argument("--device", default="cpu", help="device for training (default: cpu)")
+    search.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_measure_options(search)
+    search.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import search_spaces as ss
+    from nas.data import load_dataset
+    from nas.measure import MeasureConfig
+    from nas.search import SearchConfig
+    from nas.search.run import SearchRequest, search
+    from nas.search.targets import parse_constraints
+
+    constraints = parse_constraints(args.target)
+    space = ss.get_space(args.space)
+    measure = MeasureConfig(runtime=args.runtime, threads=args.threads, batch_size=args.batch_size)
+    config = SearchConfig(
+        strategy=args.strategy,
+        evaluations=args.evaluations,
+        objectives=tuple(args.objective or ("accuracy", "latency")),
+        seed=args.seed,
+    )
+    if args.resume and not args.out:
+        raise UserError("--resume needs the --out of the search to continue")
+    out = Path(args.out or f"runs/search-{space.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    dataset = load_dataset(
+        args.data,
+        resolution=max(space.resolution.values),
+        seed=args.seed,
+        expect=(space.in_channels, space.num_classes, f"space {space.name!r}"),
+    )
+    if dataset.in_channels != space.in_channels or dataset.num_classes != space.num_classes:
+        raise UserError(
+            f"data {args.data!r} has {dataset.in_channels} channel(s) and {dataset.num_classes} "
+            f"classes but space {space.name!r} expects {space.in_channels} and "
+            f"{space.num_classes}; pick a matching --space or --data"
+        )
+    print(
+        f"targets: {', '.join(str(c) for c in constraints)}; space {space.name} "
+        f"({space.size():.3e} subnets); data {dataset.name}; results in {out}"
+    )
+    request = SearchRequest(
+        space=space,
+        dataset=dataset,
+        constraints=constraints,
+        measure=measure,
+        search=config,
+        workdir=Path(args.workdir),
+        out=out,
+        resume=args.resume,
+        device=args.device,
+    )
+    outcome = search(request, TerminalReporter())
+    result, chosen = outcome.result, outcome.chosen
+    print(
+        f"{len(result.genomes)} subnets scored by the predictors, {int(result.feasible.sum())} "
+        f"feasible; front of {len(result.front)} points, hypervolume {result.hypervolume:.4g}"
+    )
+    print(
+        f"{'point':>5} {'pred acc':>9} {'pred ms':>8} {'meas ms':>8} {'val acc':>9} "
+        f"{'MACs':>8} {'params':>8}"
+    )
+    for row in outcome.rows[:12]:
+        measured = row["measured_latency_ms"]
+        test = row["val_accuracy"]
+        print(
+            f"{row['point']:>5} {row['predicted_accuracy']:>9.2%} "
+            f"{row.get('predicted_latency', float('nan')):>8.3f} "
+            f"{'' if measured is None else f'{measured:.3f}':>8} "
+            f"{'' if test is None else f'{test:.2%}':>9} "
+            f"{format_count(row['predicted_flops']):>8} "
+            f"{format_count(row['predicted_params']):>8}"
+        )
+    if len(outcome.rows) > 12:
+        print(f"  ... {len(outcome.rows) - 12} more points in {out / 'pareto.csv'}")
+    print("measured for real (latency on this machine, accuracy after BN recalibration):")
+    print(f"{'':>9} {'meas ms':>8} {'val acc':>8} {'test acc':>8} {'MACs':>8}  targets")
+    measured = sorted(outcome.verified, key=lambda v: v.measured_latency_ms)
+    named = [("front", v) for v in measured] + list(outcome.references.items())
+    for name, verified in named:
+        if verified is chosen:
+            name = "chosen"
+        flops = space.flops(ss.Arch.from_dict(verified.arch))
+        print(
+            f"{name:>9} {verified.measured_latency_ms:>8.3f} {verified.val_accuracy:>8.2%} "
+            f"{verified.test_accuracy or 0.0:>8.2%} {format_count(flops):>8}  "
+            f"{'met' if verified.meets_targets else 'missed'}"
+        )
+    assert chosen is not None
+    print(
+        f"chosen: val accuracy {chosen.val_accuracy:.2%}, test accuracy "
+        f"{chosen.test_accuracy or 0.0:.2%}, measured latency "
+        f"{chosen.measured_latency_ms:.3f} ms ({measure.runtime}, {measure.threads} thread(s), "
+        f"batch {measure.batch_size}); model {outcome.model}"
+    )
+    return 0

@@ -1,0 +1,73 @@
+"""``nas spaces``: list the search spaces with their exact sizes, or describe one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from nas.cli.common import format_count
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: Any) -> None:
+    spaces = commands.add_parser("spaces", help="list the search spaces, or describe one")
+    spaces.add_argument("space", nargs="?", help="a built-in space name or a .yaml/.json file")
+    spaces.add_argument("--json", action="store_true", help="print JSON")
+    spaces.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import search_spaces as ss
+
+    if args.space is None:
+        rows = [(name, ss.get_space(name)) for name in ss.SPACE_NAMES]
+        if args.json:
+            print(json.dumps({name: space.size() for name, space in rows}, indent=2))
+            return 0
+        print(f"{'space':<16}{'subnets':>14}  description")
+        for name, space in rows:
+            default = " (default)" if name == ss.DEFAULT_SPACE else ""
+            print(f"{name:<16}{space.size():>14.3e}  {space.description}{default}")
+        return 0
+    space = ss.get_space(args.space)
+    if args.json:
+        print(json.dumps({**ss.space_to_dict(space), "size": space.size()}, indent=2))
+        return 0
+    small, large = space.smallest(), space.largest()
+    print(f"space {space.name}: {space.description}")
+    print(f"  subnets      {space.size()} ({space.size():.3e})")
+    print(
+        f"  input        {space.in_channels} channel(s), resolution {list(space.resolution.values)}"
+    )
+    print(f"  classes      {space.num_classes}")
+    print(
+        f"  stages       {list(space.num_stages.values)} of {len(space.stages)}, "
+        f"{space.min_downsamples}-{space.max_downsamples} of them with stride 2"
+    )
+    print(
+        f"  stem         {space.stem.channels} channels, kernel {space.stem.kernel_size}, "
+        f"stride {space.stem.stride}"
+    )
+    header = f"  {'stage':<6}{'channels':<14}{'depth':<11}{'width':<18}{'stride':<8}"
+    print(header + f"{'kernel':<11}{'expand':<11}se  act")
+    for index, stage in enumerate(space.stages):
+        channels = [space.stage_channels(index, w) for w in stage.width_mult.values]
+        print(
+            f"  {index:<6}{str(channels):<14}{str(list(stage.depth.values)):<11}"
+            f"{str(list(stage.width_mult.values)):<18}{str(list(stage.stride.values)):<8}"
+            f"{str(list(stage.kernel_size.values)):<11}{str(list(stage.expand_ratio.values)):<11}"
+            f"{'yes' if stage.se else 'no ':<4}{stage.activation}"
+        )
+    feature = f", features {space.head.feature_channels}" if space.head.feature_channels else ""
+    print(f"  head         {space.head.channels} channels{feature}, dropout {space.head.dropout}")
+    print(
+        f"  FLOPs (MACs) {format_count(space.flops(small))} (smallest) to "
+        f"{format_count(space.flops(large))} (largest)"
+    )
+    print(
+        f"  params       {format_count(space.params(small))} (smallest) to "
+        f"{format_count(space.params(large))} (largest)"
+    )
+    return 0
