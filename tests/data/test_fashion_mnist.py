@@ -93,3 +93,21 @@ def test_epoch_images_draws_a_seeded_subset_in_order() -> None:
     assert np.array_equal(first[1], again[1]) and not np.array_equal(first[1], other[1])
     assert epoch_images(x, y, None, np.random.default_rng(0))[1] is y
     assert epoch_images(x, y, 500, np.random.default_rng(0))[1] is y
+
+
+def test_cli_train_on_a_truncated_file_is_one_line_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nas.cli import main
+
+    root = make_mnist(tmp_path / "fm")
+    path = root / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-7])
+    before = {p.name: p.read_bytes() for p in root.iterdir()}
+    monkeypatch.setenv(fashion_mnist.ENVIRONMENT_VARIABLE, str(root))
+    out = tmp_path / "run"
+    code = main(["train", "--space", "tiny", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "t10k-images-idx3-ubyte" in err
+    assert not out.exists()
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == before
