@@ -17,6 +17,7 @@ Resumable: every finished training goes into the results file at once; a rerun s
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -79,6 +80,11 @@ def main() -> int:
     parser.add_argument("--calibration", type=int, default=2000, help="BN recalibration images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="default")
+    parser.add_argument(
+        "--standalone-from",
+        help="take the stand-alone trainings from this results file (same --subnets and --seed, "
+        "so the same subnets) instead of training them: compares another supernet with them",
+    )
     args = parser.parse_args()
     if args.subnets < 4 or args.seeds < 1 or args.processes < 1:
         parser.error("--subnets must be >= 4, --seeds and --processes >= 1")
@@ -93,8 +99,6 @@ def main() -> int:
     )
     report: dict[str, Any] = {}
     if out_file.exists():
-        import json
-
         report = json.loads(out_file.read_text())
     report.update(
         {
@@ -130,6 +134,15 @@ def main() -> int:
         )
     atomic_write_json(out_file, report)
 
+    if args.standalone_from:
+        borrowed = json.loads(Path(args.standalone_from).read_text())
+        if borrowed["inherited"].keys() != inherited.keys() or any(
+            borrowed["inherited"][k]["arch"] != inherited[k]["arch"] for k in inherited
+        ):
+            parser.error(f"{args.standalone_from} holds other subnets; use the same --subnets")
+        report["standalone"] = borrowed["standalone"]
+        report["standalone_from"] = args.standalone_from
+        report["standalone_recipe"] = borrowed["recipe"]
     alone = report.setdefault("standalone", {})
     jobs = [
         Job(key=f"subnet{index}-seed{seed}", arch=arch, seed=seed)
