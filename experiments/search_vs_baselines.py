@@ -57,10 +57,10 @@ class _Quiet:
         print(text, file=sys.stderr)
 
     def epoch(self, result: Any) -> None:
-        pass
+        """Nothing: the supernet is already trained when this experiment runs."""
 
     def step(self, result: Any) -> None:
-        pass
+        """Nothing, as for :meth:`epoch`."""
 
 
 def hand_scaled_family(space: ss.Space) -> list[ss.Arch]:

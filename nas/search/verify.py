@@ -17,17 +17,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas.data import Dataset
+from nas.data import Dataset, resize_images
 from nas.files import atomic_write_text
 from nas.measure import MeasureConfig, library_versions, machine_info, measure_latency
 from nas.search.loop import SearchResult
 from nas.search.targets import Constraint
-from nas.train import evaluate
+from nas.train import accuracy, recalibrated
 from search_spaces import Arch, Space, decode_genome, to_genome
+
+if TYPE_CHECKING:
+    from nas.search.measured import MeasuredCache
 
 __all__ = [
     "Verified",
@@ -95,7 +98,7 @@ def verify(
     top: int = 5,
     seed: int = 0,
     skip: frozenset[bytes] = frozenset(),
-    cache: Any = None,
+    cache: MeasuredCache | None = None,
 ) -> list[Verified]:
     """Measure ``top`` front subnets: the third with the best predicted first objective, and the
     rest spread evenly along the remaining front (its far end included), so the verified points
@@ -135,7 +138,7 @@ def measure_cached(
     seed: int = 0,
     predicted: dict[str, float] | None = None,
     index: int = -1,
-    cache: Any = None,
+    cache: MeasuredCache | None = None,
 ) -> Verified:
     """:func:`measure_subnet`, or what ``cache`` remembers of this subnet (checked against
     ``constraints`` again); what is measured goes into the cache."""
@@ -181,8 +184,11 @@ def measure_subnet(
     network = supernet.extract(arch).eval()
     shape = (space.in_channels, arch.resolution, arch.resolution)
     measurement = measure_latency(network, shape, measure)
-    val_accuracy = evaluate(supernet, arch, dataset, split="val", seed=seed)
-    test_accuracy = evaluate(supernet, arch, dataset, split="test", seed=seed)
+    recalibrated_network = recalibrated(supernet, arch, dataset, seed=seed)  # once for both splits
+    val_accuracy, test_accuracy = (
+        accuracy(recalibrated_network, resize_images(x, arch.resolution), y)
+        for x, y in ((dataset.x_val, dataset.y_val), (dataset.x_test, dataset.y_test))
+    )
     real = _real(space, arch, predicted, measurement.median_ms, val_accuracy)
     logger.info(
         "measured subnet %d: predicted %.3f ms, measured %.3f ms, val accuracy %.4f",
