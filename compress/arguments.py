@@ -6,10 +6,21 @@ Re-exported by :mod:`compress.cli`, next to the handlers that read them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any
 
-from compress.pruning import IMPORTANCES
-from compress.quantization import METHODS
-from nas.defaults import DEFAULT_DATA
+from compress.distillation import DistillConfig
+from compress.pipeline import CompressConfig
+from compress.pruning import IMPORTANCES, PruneConfig
+from compress.quantization import METHODS, QUANTIZED_FORMATS, QuantizeConfig
+from nas.data import DATASET_NAMES
+from nas.defaults import (
+    DEFAULT_DATA,
+    DEFAULT_REPEATS,
+    DEFAULT_ROUNDS,
+    DEFAULT_THREADS,
+    DEFAULT_WARMUP_RUNS,
+)
 
 __all__ = [
     "add_compress_arguments",
@@ -17,6 +28,12 @@ __all__ = [
     "add_prune_arguments",
     "add_quantize_arguments",
 ]
+
+
+def _default(config: type[Any], name: str) -> Any:
+    """The default of field ``name`` of the config dataclass ``config``."""
+    field = next(f for f in dataclasses.fields(config) if f.name == name)
+    return field.default
 
 
 def _add_model_options(parser: argparse.ArgumentParser, *, positional: str = "model") -> None:
@@ -42,8 +59,8 @@ def _add_data_options(parser: argparse.ArgumentParser, *, name: str = "--data") 
     parser.add_argument(
         name,
         default=DEFAULT_DATA,
-        help=f"data set: {DEFAULT_DATA} (default), digits, or a CIFAR-10/MNIST directory, image "
-        "folder or .npz",
+        help=f"data set: {', '.join(DATASET_NAMES)} (default: {DEFAULT_DATA}), or a CIFAR-10/MNIST "
+        "directory, image folder or .npz",
     )
     parser.add_argument(
         "--resolution",
@@ -61,17 +78,19 @@ def _add_teacher_options(parser: argparse.ArgumentParser, *, required: bool = Fa
 
 
 def _add_prune_options(parser: argparse.ArgumentParser) -> None:
+    ratio = _default(CompressConfig, "ratio")
+    importance = _default(PruneConfig, "importance")
     parser.add_argument(
         "--ratio",
         type=float,
-        default=0.5,
-        help="share of channels to remove, strictly between 0 and 1 (default: 0.5)",
+        default=ratio,
+        help=f"share of channels to remove, strictly between 0 and 1 (default: {ratio})",
     )
     parser.add_argument(
         "--importance",
-        default="l2",
+        default=importance,
         choices=IMPORTANCES,
-        help="channel importance criterion (default: l2)",
+        help=f"channel importance criterion (default: {importance})",
     )
     parser.add_argument(
         "--global",
@@ -88,14 +107,30 @@ def _add_prune_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_measure_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=1, help="threads for latency (default: 1)")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed runs (default: 10)")
-    parser.add_argument("--repeats", type=int, default=50, help="timed runs (default: 50)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"threads for latency (default: {DEFAULT_THREADS})",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=DEFAULT_WARMUP_RUNS,
+        help=f"untimed runs (default: {DEFAULT_WARMUP_RUNS})",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=DEFAULT_REPEATS,
+        help=f"timed runs (default: {DEFAULT_REPEATS})",
+    )
     parser.add_argument(
         "--rounds",
         type=int,
-        default=5,
-        help="rounds the timed runs are split into; disturbed rounds are dropped (default: 5)",
+        default=DEFAULT_ROUNDS,
+        help="rounds the timed runs are split into; disturbed rounds are dropped "
+        f"(default: {DEFAULT_ROUNDS})",
     )
 
 
@@ -116,7 +151,9 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fine-tune on labels only (default: distil from --teacher, else the unpruned model)",
     )
-    parser.add_argument("--lr", type=float, default=0.01, help="fine-tuning learning rate")
+    parser.add_argument(
+        "--lr", type=float, default=_default(CompressConfig, "lr"), help="fine-tuning learning rate"
+    )
     _add_data_options(parser)
     _add_measure_options(parser)
     parser.add_argument(
@@ -128,12 +165,22 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``nas quantize``."""
     _add_model_options(parser)
     _add_data_options(parser, name="--calib")
+    calib_batches = _default(CompressConfig, "calib_batches")
+    method = _default(QuantizeConfig, "method")
     parser.add_argument(
-        "--calib-batches", type=int, default=8, help="calibration batches (default: 8)"
+        "--calib-batches",
+        type=int,
+        default=calib_batches,
+        help=f"calibration batches (default: {calib_batches})",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="calibration batch size")
     parser.add_argument(
-        "--method", default="minmax", choices=METHODS, help="calibration method (default: minmax)"
+        "--batch-size",
+        type=int,
+        default=_default(QuantizeConfig, "batch_size"),
+        help="calibration batch size",
+    )
+    parser.add_argument(
+        "--method", default=method, choices=METHODS, help=f"calibration method (default: {method})"
     )
     parser.add_argument(
         "--per-tensor",
@@ -141,7 +188,10 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
         help="one weight scale per tensor (default: per channel)",
     )
     parser.add_argument(
-        "--format", default="onnx-int8", choices=("onnx-int8",), help="output format"
+        "--format",
+        default=QUANTIZED_FORMATS[0],
+        choices=QUANTIZED_FORMATS,
+        help=f"output format (default: {QUANTIZED_FORMATS[0]})",
     )
     parser.add_argument("--out", help="output ONNX file (default: MODEL-int8.onnx)")
 
@@ -158,18 +208,35 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
         "--trust-checkpoint", action="store_true", help="allow unpickling whole models"
     )
     _add_teacher_options(parser, required=True)
+    defaults = {
+        name: _default(DistillConfig, name) for name in ("lr", "temperature", "alpha", "batch_size")
+    }
     parser.add_argument("--epochs", type=int, default=5, help="training epochs (default: 5)")
-    parser.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
     parser.add_argument(
-        "--temperature", type=float, default=4.0, help="softening temperature (default: 4)"
+        "--lr",
+        type=float,
+        default=defaults["lr"],
+        help=f"learning rate (default: {defaults['lr']:g})",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=defaults["temperature"],
+        help=f"softening temperature (default: {defaults['temperature']:g})",
     )
     parser.add_argument(
         "--alpha",
         type=float,
-        default=0.9,
-        help="weight of the teacher's soft targets; 1 - alpha weighs the labels (default: 0.9)",
+        default=defaults["alpha"],
+        help="weight of the teacher's soft targets; 1 - alpha weighs the labels "
+        f"(default: {defaults['alpha']:g})",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults["batch_size"],
+        help=f"batch size (default: {defaults['batch_size']})",
+    )
     _add_data_options(parser)
     parser.add_argument(
         "--out", help="output weights (default: STUDENT-distilled.safetensors, plus .json/.onnx)"
@@ -200,11 +267,30 @@ def add_compress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--finetune", type=int, default=1, metavar="EPOCHS", help="fine-tuning epochs after pruning"
     )
-    parser.add_argument("--lr", type=float, default=0.01, help="training learning rate")
-    parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
-    parser.add_argument("--alpha", type=float, default=0.9, help="distillation weight")
-    parser.add_argument("--method", default="minmax", choices=METHODS, help="calibration method")
-    parser.add_argument("--calib-batches", type=int, default=8, help="calibration batches of 32")
+    parser.add_argument(
+        "--lr", type=float, default=_default(CompressConfig, "lr"), help="training learning rate"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=_default(CompressConfig, "temperature"),
+        help="distillation temperature",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=_default(CompressConfig, "alpha"), help="distillation weight"
+    )
+    parser.add_argument(
+        "--method",
+        default=_default(CompressConfig, "method"),
+        choices=METHODS,
+        help="calibration method",
+    )
+    parser.add_argument(
+        "--calib-batches",
+        type=int,
+        default=_default(CompressConfig, "calib_batches"),
+        help="calibration batches of 32",
+    )
     parser.add_argument("--data", help=f"data set (default: the search run's, else {DEFAULT_DATA})")
     parser.add_argument("--resolution", type=int, help="input size (default: the model's)")
     parser.add_argument("--seed", type=int, help="seed (default: the search run's, else 0)")

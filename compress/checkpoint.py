@@ -119,8 +119,8 @@ def _sniff(path: Path) -> str:
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
-        except zipfile.BadZipFile:
-            return "unknown"
+        except zipfile.BadZipFile:  # a truncated torch.save archive is still torch's to explain
+            return "torch" if path.suffix in (".pt", ".pth", ".bin", ".ckpt") else "unknown"
         if any("/code/" in name or name.endswith("constants.pkl") for name in names):
             return "torchscript"
         if any(name.endswith("data.pkl") for name in names):
@@ -206,7 +206,10 @@ def _torch_load_weights(file: Path, *, trust: bool) -> Any:
                 "state_dict and pass --factory"
             ) from None
     except Exception as exc:  # corrupt archives, text files, ...
-        raise UserError(f"{file} is not a model file: {first_line(exc)}") from None
+        raise UserError(
+            f"{file} is not a model file (corrupt, truncated or another format: "
+            f"{type(exc).__name__}: {first_line(exc)}); expected {_ACCEPTED}"
+        ) from None
     logger.warning("unpickling %s with weights_only=False (--trust-checkpoint)", file)
     try:
         return torch.load(file, map_location="cpu", weights_only=False)

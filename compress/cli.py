@@ -9,14 +9,12 @@ with code 2. Outputs are written atomically and never over the input model.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -28,12 +26,20 @@ from compress.arguments import (
     add_quantize_arguments,
 )
 from compress.checkpoint import LoadedModel, build_from_factory, load_model
+from compress.io import (
+    DEFAULT_RESOLUTION,
+    check_report_directory,
+    load_data,
+    model_channels,
+    model_resolution,
+    output_path,
+    save_model,
+)
 from compress.metrics import count_flops, count_params
 from nas.data import Dataset
 from nas.defaults import DEFAULT_DATA
-from nas.errors import UserError, first_line
+from nas.errors import UserError
 from nas.files import atomic_write_bytes
-from search_spaces import Arch, ArchError, Space, SpaceError
 
 __all__ = [
     "add_compress_arguments",
@@ -47,90 +53,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-DEFAULT_RESOLUTION = 32
-_COMPRESS_OUTPUTS = (
-    "pruned.safetensors",
-    "pruned.safetensors.json",
-    "pruned.onnx",
-    "int8.onnx",
-    "report.json",
-    "report.md",
-    "report.png",
-)
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def _model_channels(loaded: LoadedModel) -> int | None:
-    if loaded.input_shape is not None:
-        return loaded.input_shape[0]
-    if loaded.module is None:
-        return None
-    for module in loaded.module.modules():
-        if isinstance(module, nn.modules.conv._ConvNd):
-            return int(module.in_channels)
-    return None
-
-
-def _resolution(loaded: LoadedModel, requested: int | None) -> int:
-    own = loaded.input_shape[-1] if loaded.input_shape is not None else None
-    if requested is not None and own is not None and requested != own and loaded.kind == "onnx":
-        raise UserError(
-            f"{loaded.path} takes {own}x{own} inputs; --resolution {requested} does not fit"
-        )
-    return requested or own or DEFAULT_RESOLUTION
-
-
-def _dataset(
-    source: str, resolution: int, seed: int, channels: int | None, space: Space | None = None
-) -> Dataset:
-    from nas.data import load_dataset
-
-    grayscale = None if channels not in (1, 3) else channels == 1
-    stored = resolution if space is None else max(resolution, *space.resolution.values)
-    dataset = load_dataset(source, resolution=stored, seed=seed, grayscale=grayscale)
-    return dataset.at_resolution(resolution)
-
-
-def _output(requested: str | None, source: Path, suffix: str, inputs: list[Path]) -> Path:
-    """The output path; refused when it (or its .json/.onnx companions) is an input file."""
-    out = Path(requested) if requested else source.with_name(source.stem + suffix)
-    written = {
-        p.resolve() for p in (out, out.with_name(out.name + ".json"), out.with_suffix(".onnx"))
-    }
-    for path in inputs:
-        for candidate in (path, path.with_name(path.name + ".json")):
-            if candidate.exists() and candidate.resolve() in written:
-                raise UserError(
-                    f"--out {out} would overwrite the input {candidate}; choose another"
-                )
-    return out
-
-
-def _save(
-    model: nn.Module, out: Path, loaded: LoadedModel, shape: tuple[int, int, int]
-) -> list[Path]:
-    from compress.serialization import save_pruned
-    from nas.measure import export_onnx
-
-    written = []
-    if loaded.factory is not None:
-        written.append(save_pruned(model, out, factory=loaded.factory, input_shape=shape))
-    elif loaded.space is not None and loaded.arch is not None:
-        written.append(
-            save_pruned(model, out, arch=loaded.arch, space=loaded.space, input_shape=shape)
-        )
-    else:
-        logger.warning(
-            "%s has no factory or arch, so only the ONNX graph is written; pass --factory to "
-            "also get reloadable weights",
-            loaded.path,
-        )
-    onnx_path = out.with_suffix(".onnx")
-    example = torch.zeros(1, *shape)
-    written.append(atomic_write_bytes(onnx_path, export_onnx(model, example)))
-    return written
 
 
 def _progress_bar(description: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -190,9 +115,9 @@ def run_prune(args: argparse.Namespace) -> int:
 
     loaded = load_model(args.model, factory=args.factory, trust_checkpoint=args.trust_checkpoint)
     model = loaded.prunable_module("pruned")
-    resolution = _resolution(loaded, args.resolution)
-    dataset = _dataset(args.data, resolution, args.seed, _model_channels(loaded), loaded.space)
-    out = _output(args.out, loaded.path, "-pruned.safetensors", [loaded.path])
+    resolution = model_resolution(loaded, args.resolution)
+    dataset = load_data(args.data, resolution, args.seed, model_channels(loaded), loaded.space)
+    out = output_path(args.out, loaded.path, "-pruned.safetensors", [loaded.path])
     example = torch.as_tensor(dataset.x_train[:2])
     options: dict[str, Any] = {
         "importance": args.importance,
@@ -227,7 +152,7 @@ def run_prune(args: argparse.Namespace) -> int:
         finally:
             close()
     after = _accuracy(pruned, dataset)
-    written = _save(pruned, out, loaded, dataset.image_shape)
+    written = save_model(pruned, out, loaded, dataset.image_shape)
     print(
         f"pruned {loaded.path} at ratio {ratio:.2f} ({args.importance}): params "
         f"{count_params(model):,} -> {count_params(pruned):,}, MACs "
@@ -248,10 +173,10 @@ def run_quantize(args: argparse.Namespace) -> int:
     from nas.measure import export_onnx
 
     loaded = load_model(args.model, factory=args.factory, trust_checkpoint=args.trust_checkpoint)
-    resolution = _resolution(loaded, args.resolution)
-    channels = _model_channels(loaded)
-    dataset = _dataset(args.calib, resolution, args.seed, channels, loaded.space)
-    out = _output(args.out, loaded.path, "-int8.onnx", [loaded.path])
+    resolution = model_resolution(loaded, args.resolution)
+    channels = model_channels(loaded)
+    dataset = load_data(args.calib, resolution, args.seed, channels, loaded.space)
+    out = output_path(args.out, loaded.path, "-int8.onnx", [loaded.path])
     if loaded.onnx is not None:
         graph = loaded.onnx
     else:
@@ -306,10 +231,10 @@ def run_distill(args: argparse.Namespace) -> int:
     teacher = teacher_loaded.torch_module("distillation").eval()
     shape = student_model.input_shape or teacher_loaded.input_shape
     resolution = args.resolution or (shape[-1] if shape else DEFAULT_RESOLUTION)
-    channels = _model_channels(student_model) or _model_channels(teacher_loaded)
-    dataset = _dataset(args.data, resolution, args.seed, channels, student_model.space)
+    channels = model_channels(student_model) or model_channels(teacher_loaded)
+    dataset = load_data(args.data, resolution, args.seed, channels, student_model.space)
     inputs = [student_model.path, teacher_loaded.path]
-    out = _output(args.out, student_model.path, "-distilled.safetensors", inputs)
+    out = output_path(args.out, student_model.path, "-distilled.safetensors", inputs)
     teacher_accuracy = _accuracy(teacher, dataset)
     before = _accuracy(student, dataset)
     update, close = _progress_bar("distilling")
@@ -329,7 +254,7 @@ def run_distill(args: argparse.Namespace) -> int:
     finally:
         close()
     after = _accuracy(student, dataset)
-    written = _save(student, out, student_model, dataset.image_shape)
+    written = save_model(student, out, student_model, dataset.image_shape)
     print(
         f"distilled for {args.epochs} epoch(s) (T={args.temperature:g}, alpha={args.alpha:g}): "
         f"teacher {teacher_accuracy:.2%}, student {before:.2%} -> {after:.2%} test accuracy"
@@ -350,52 +275,18 @@ class _Source:
 
 
 def _from_run(directory: Path, point: int | None, data: str | None, seed: int | None) -> _Source:
-    from nas.search.run import front_points, read_run
-    from nas.search.workdir import Workdir
-    from nas.train import load_supernet, recalibrate_batch_norm
-    from search_spaces import get_space
+    from nas.search.rundir import load_run_subnet
 
-    run = read_run(directory)
-    if not isinstance(run.get("space"), str) or not isinstance(run.get("workdir"), str):
-        raise UserError(f"{directory}/search.json does not name its space and workdir")
-    try:
-        space = get_space(run["space"])
-        if point is None:
-            summary = json.loads((directory / "pareto.json").read_text(encoding="utf-8"))
-            chosen = summary.get("chosen") or {}
-            if "arch" not in chosen:
-                raise UserError(f"{directory} has no chosen subnet; pass --point N")
-            arch = Arch.from_dict(chosen["arch"])
-        else:
-            rows = front_points(directory)
-            if not 0 <= point < len(rows):
-                raise UserError(f"--point {point} is not on the front (it has {len(rows)} points)")
-            arch = Arch.from_dict(rows[point]["arch"])
-    except (OSError, json.JSONDecodeError, SpaceError, ArchError, KeyError, TypeError) as exc:
-        raise UserError(f"{directory}: cannot read the search run ({first_line(exc)})") from None
-    supernet, _ = load_supernet(Workdir(Path(run["workdir"]), space.name).supernet)
-    data_name = data or run.get("data", DEFAULT_DATA)
-    data_seed = run.get("seed", 0) if seed is None else seed
-    dataset = _dataset(data_name, max(space.resolution.values), data_seed, space.in_channels)
-    rng = np.random.default_rng(data_seed)
-    chosen_images = np.sort(rng.choice(len(dataset.x_train), min(500, len(dataset.x_train)), False))
-    model = supernet.extract(arch)
-    from nas.data import resize_images
-
-    recalibrate_batch_norm(model, resize_images(dataset.x_train[chosen_images], arch.resolution))
-    teacher = supernet.extract(space.largest())
-    recalibrate_batch_norm(
-        teacher, resize_images(dataset.x_train[chosen_images], space.largest().resolution)
-    )
+    subnet = load_run_subnet(directory, point, data=data, seed=seed)
     loaded = LoadedModel(
         path=directory,
         kind="bundle",
-        module=model.eval(),
-        space=space,
-        arch=arch,
-        input_shape=(space.in_channels, arch.resolution, arch.resolution),
+        module=subnet.model,
+        space=subnet.space,
+        arch=subnet.arch,
+        input_shape=subnet.input_shape,
     )
-    return _Source(loaded=loaded, teacher=teacher.eval(), data=data_name, seed=data_seed)
+    return _Source(loaded=loaded, teacher=subnet.teacher, data=subnet.data, seed=subnet.seed)
 
 
 def run_compress(args: argparse.Namespace) -> int:
@@ -442,16 +333,11 @@ def run_compress(args: argparse.Namespace) -> int:
         measure=_measure(args),
         seed=source.seed,
     )
-    resolution = _resolution(loaded, args.resolution)
-    dataset = _dataset(source.data, resolution, source.seed, _model_channels(loaded), loaded.space)
+    resolution = model_resolution(loaded, args.resolution)
+    dataset = load_data(source.data, resolution, source.seed, model_channels(loaded), loaded.space)
     default = source_path.with_name(source_path.name + "-compressed")
     out = Path(args.out) if args.out else default
-    written = {(out / name).resolve() for name in _COMPRESS_OUTPUTS}
-    for candidate in (source_path, source_path.with_name(source_path.name + ".json")):
-        if out.resolve() == candidate.resolve() or (
-            candidate.exists() and candidate.resolve() in written
-        ):
-            raise UserError(f"--out {out} would overwrite the input {candidate}; choose another")
+    check_report_directory(out, source_path)
     with tqdm(desc="compressing", unit="stage", leave=False) as bar:
 
         def progress(text: str) -> None:

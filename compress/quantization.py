@@ -46,6 +46,7 @@ from nas.measure import export_onnx
 
 __all__ = [
     "METHODS",
+    "QUANTIZED_FORMATS",
     "QuantizeConfig",
     "convert_qat",
     "evaluate_onnx",
@@ -59,6 +60,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 METHODS = ("minmax", "entropy", "percentile")
+# The file formats nas quantize writes: int8 QDQ ONNX for ONNX Runtime.
+QUANTIZED_FORMATS = ("onnx-int8",)
 
 
 @dataclass(frozen=True, kw_only=True)

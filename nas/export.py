@@ -13,19 +13,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from nas.data import Dataset, resize_images
+from nas.data import Dataset
 from nas.errors import UserError
 from nas.files import atomic_write_bytes, atomic_write_text
 from nas.measure import export_onnx, library_versions, machine_info
-from nas.train import recalibrate_batch_norm
+from nas.train import recalibrated
 from search_spaces import Arch, Space
 
-__all__ = ["EXPORT_FORMATS", "export_model"]
+__all__ = ["EXPORT_FORMATS", "EXPORT_SUFFIXES", "export_model"]
 
-EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
+# format -> file suffix
+EXPORT_SUFFIXES = {"onnx": "onnx", "torchscript": "pt", "safetensors": "safetensors"}
+EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
 
 
 def export_model(
@@ -41,12 +42,10 @@ def export_model(
     """Write the subnet ``arch`` in ``fmt`` to ``path`` plus ``path.json`` (its model card)."""
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    network = supernet.extract(arch).eval()
-    if dataset is not None:
-        rng = np.random.default_rng(0)
-        count = min(500, len(dataset.x_train))
-        chosen = np.sort(rng.choice(len(dataset.x_train), size=count, replace=False))
-        recalibrate_batch_norm(network, resize_images(dataset.x_train[chosen], arch.resolution))
+    if dataset is None:
+        network = supernet.extract(arch).eval()
+    else:
+        network = recalibrated(supernet, arch, dataset, seed=0).eval()
     example = torch.zeros(1, space.in_channels, arch.resolution, arch.resolution)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":

@@ -5,10 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "file_digest"]
+from nas.errors import UserError
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "check_writable_directory",
+    "file_digest",
+]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -42,3 +51,26 @@ def file_digest(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_writable_directory(path: str | Path, *, option: str = "--out") -> None:
+    """Raise a one-line :class:`UserError` unless files can be written in directory ``path``
+    (which may not exist yet): its nearest existing ancestor must be a writable directory.
+    Creates nothing, so a command can check its output before any long work."""
+    target = Path(path).absolute()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(
+            f"cannot write in {target}: {existing} is a file, not a directory; choose another "
+            f"{option}"
+        )
+    try:
+        probe = tempfile.mkdtemp(prefix=".nas-write-check-", dir=existing)
+    except OSError as exc:
+        raise UserError(
+            f"cannot write in {target}: creating files in {existing} fails "
+            f"({exc.strerror or type(exc).__name__}); choose another {option}"
+        ) from None
+    os.rmdir(probe)

@@ -17,7 +17,7 @@ from typing import Any
 
 from nas.cli import data, export, latency, search, spaces, train, version
 from nas.cli.common import EXIT_USAGE, Parser, fail
-from nas.errors import UserError
+from nas.errors import UserError, first_line
 
 __all__ = ["EXIT_USAGE", "build_parser", "main"]
 
@@ -96,5 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except (UserError, ss.SpaceError, ss.ArchError) as exc:
         return fail(str(exc))
+    except OSError as exc:  # an unwritable or full disk, a file removed under us, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        reason = exc.strerror or first_line(exc)
+        return fail(f"{where}{reason}; check the path, its permissions and the free disk space")
     except KeyboardInterrupt:
         return fail("interrupted")

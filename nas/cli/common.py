@@ -4,15 +4,19 @@ measurement options, number formatting and the search's progress bars."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NoReturn, overload
 
 from tqdm import tqdm
+
+from nas.defaults import DEFAULT_RUNTIME, DEFAULT_THREADS
 
 __all__ = [
     "EXIT_USAGE",
     "Parser",
+    "RegistryChoices",
     "TerminalReporter",
     "add_measure_options",
     "fail",
@@ -27,6 +31,58 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # A registry name is refused as the library refuses it ("unknown strategy 'x'; choose
+        # one of ..."), so a bad name reads the same from the command line and from a config.
+        if not isinstance(action.choices, RegistryChoices):
+            super()._check_value(action, value)
+        elif value not in action.choices:
+            names = ", ".join(str(choice) for choice in action.choices)
+            kind = action.metavar if isinstance(action.metavar, str) else action.dest
+            kind = kind.lower().replace("_", " ")
+            raise argparse.ArgumentError(action, f"unknown {kind} {value!r}; choose one of {names}")
+
+
+class RegistryChoices(Sequence[str]):
+    """The names in a registry (``module.attribute``: a mapping or a sequence of names), as
+    argparse ``choices``: the names are written in one place, the registry.
+
+    The module is imported only when argparse checks a value or lists the names, so building
+    the parser imports nothing heavy. Give the option a ``metavar`` (else argparse lists the
+    names as it adds the option) and write ``%(choices)s`` in its help to list them there."""
+
+    def __init__(self, module: str, attribute: str) -> None:
+        self._module = module
+        self._attribute = attribute
+        self._names: tuple[str, ...] | None = None
+
+    def names(self) -> tuple[str, ...]:
+        if self._names is None:
+            registry = getattr(importlib.import_module(self._module), self._attribute)
+            self._names = tuple(str(name) for name in registry)
+        return self._names
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self.names()[index]
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.names()
+
+    def __repr__(self) -> str:
+        return f"RegistryChoices({self._module}.{self._attribute})"
 
 
 def fail(message: str) -> int:
@@ -45,11 +101,17 @@ def format_count(value: float) -> str:
 def add_measure_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime",
-        default="onnxruntime",
-        choices=("onnxruntime", "torch"),
-        help="runtime that latency is measured on (default: onnxruntime)",
+        default=DEFAULT_RUNTIME,
+        choices=RegistryChoices("nas.measure.timing", "RUNTIMES"),
+        metavar="RUNTIME",
+        help="runtime that latency is measured on: %(choices)s (default: %(default)s)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (default: 1)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"intra-op threads (default: {DEFAULT_THREADS})",
+    )
     parser.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1)")
 
 

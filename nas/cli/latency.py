@@ -8,10 +8,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from nas.cli.common import Parser, add_measure_options
-from nas.defaults import (
-    DEFAULT_SPACE,
-)
+from nas.cli.common import Parser, RegistryChoices, add_measure_options
+from nas.defaults import DEFAULT_REPEATS, DEFAULT_ROUNDS, DEFAULT_SPACE, DEFAULT_WARMUP_RUNS
 
 __all__ = ["add_parser"]
 
@@ -34,14 +32,24 @@ def add_parser(commands: Any) -> None:
     profile.add_argument(
         "--table", action="store_true", help="also measure their operators, for a lookup table"
     )
-    profile.add_argument("--warmup", type=int, default=10, help="untimed runs (default: 10)")
-    profile.add_argument("--repeats", type=int, default=50, help="timed runs (default: 50)")
+    profile.add_argument(
+        "--warmup",
+        type=int,
+        default=DEFAULT_WARMUP_RUNS,
+        help=f"untimed runs (default: {DEFAULT_WARMUP_RUNS})",
+    )
+    profile.add_argument(
+        "--repeats",
+        type=int,
+        default=DEFAULT_REPEATS,
+        help=f"timed runs (default: {DEFAULT_REPEATS})",
+    )
     profile.add_argument(
         "--rounds",
         type=int,
-        default=5,
+        default=DEFAULT_ROUNDS,
         help="rounds the timed runs are split into; rounds slowed by other processes are "
-        "dropped and measured again (default: 5)",
+        f"dropped and measured again (default: {DEFAULT_ROUNDS})",
     )
     profile.add_argument("--seed", type=int, default=0, help="which subnets (default: 0)")
     add_measure_options(profile)
@@ -54,8 +62,10 @@ def add_parser(commands: Any) -> None:
     fit.add_argument(
         "--kind",
         default="learned",
-        choices=("learned", "table", "flops"),
-        help="learned regressor, operator lookup table, or FLOPs line",
+        choices=RegistryChoices("nas.measure.latency", "LATENCY_KINDS"),
+        metavar="KIND",
+        help="%(choices)s: learned regressor, operator lookup table, or FLOPs line "
+        "(default: %(default)s)",
     )
     fit.add_argument("--seed", type=int, default=0, help="cross-validation seed (default: 0)")
     fit.set_defaults(handler=run_fit)
@@ -95,9 +105,12 @@ def run_profile(args: argparse.Namespace) -> int:
     )
     config = ProfileConfig(measure=measure, subnets=args.subnets, seed=args.seed, table=args.table)
     out = _latency_dir(args, space.name)
-    bar = tqdm(desc="measuring", unit="item")
+    bar: tqdm | None = None  # drawn from the first measurement on, so a refusal prints one line
 
     def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(desc="measuring", unit="item")
         bar.total = total
         bar.n = done
         bar.refresh()
@@ -105,7 +118,8 @@ def run_profile(args: argparse.Namespace) -> int:
     try:
         records = profile(space, config, out, progress=progress)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     latency = [r.median_ms for r in records]
     print(
         f"{len(records)} subnets measured in {out} ({measure.runtime}, {measure.threads} "

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nas.cli.common import TerminalReporter, add_measure_options, format_count
+from nas.cli.common import RegistryChoices, TerminalReporter, add_measure_options, format_count
 from nas.defaults import (
     DEFAULT_DATA,
+    DEFAULT_EVALUATIONS,
+    DEFAULT_OBJECTIVES,
     DEFAULT_SPACE,
+    DEFAULT_STRATEGY,
+    DEFAULT_WORKDIR,
 )
 from nas.errors import UserError
 
@@ -33,16 +37,22 @@ def add_parser(commands: Any) -> None:
     search.add_argument(
         "--objective",
         action="append",
-        choices=("accuracy", "latency", "flops", "params", "size"),
-        help="objectives (default: accuracy and latency)",
+        choices=RegistryChoices("nas.search.loop", "METRICS"),
+        metavar="OBJECTIVE",
+        help=f"%(choices)s (default: {' and '.join(DEFAULT_OBJECTIVES)}); repeat for several",
     )
     search.add_argument(
         "--strategy",
-        default="nsga2",
-        help="nsga2 (default), evolution, random, tpe, gp or optuna-nsga2",
+        default=DEFAULT_STRATEGY,
+        choices=RegistryChoices("nas.strategies", "STRATEGIES"),
+        metavar="STRATEGY",
+        help="search strategy: %(choices)s (default: %(default)s)",
     )
     search.add_argument(
-        "--evaluations", type=int, default=20_000, help="predictor evaluations (default: 20000)"
+        "--evaluations",
+        type=int,
+        default=DEFAULT_EVALUATIONS,
+        help=f"predictor evaluations (default: {DEFAULT_EVALUATIONS})",
     )
     search.add_argument(
         "--space", default=DEFAULT_SPACE, help=f"space name or file (default: {DEFAULT_SPACE})"
@@ -50,8 +60,8 @@ def add_parser(commands: Any) -> None:
     search.add_argument("--data", default=DEFAULT_DATA, help=f"data set (default: {DEFAULT_DATA})")
     search.add_argument(
         "--workdir",
-        default="runs",
-        help="where the supernet and predictors are kept (default: runs)",
+        default=DEFAULT_WORKDIR,
+        help=f"where the supernet and predictors are kept (default: {DEFAULT_WORKDIR})",
     )
     search.add_argument("--out", help="run directory (default: runs/search-SPACE-TIME)")
     search.add_argument("--resume", action="store_true", help="continue the search in --out")
@@ -78,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     config = SearchConfig(
         strategy=args.strategy,
         evaluations=args.evaluations,
-        objectives=tuple(args.objective or ("accuracy", "latency")),
+        objectives=tuple(args.objective or DEFAULT_OBJECTIVES),
         seed=args.seed,
     )
     if args.resume and not args.out:

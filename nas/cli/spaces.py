@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     for index, stage in enumerate(space.stages):
         channels = [space.stage_channels(index, w) for w in stage.width_mult.values]
         print(
-            f"  {index:<6}{str(channels):<14}{str(list(stage.depth.values)):<11}"
-            f"{str(list(stage.width_mult.values)):<18}{str(list(stage.stride.values)):<8}"
-            f"{str(list(stage.kernel_size.values)):<11}{str(list(stage.expand_ratio.values)):<11}"
+            f"  {index:<6}{channels!s:<14}{list(stage.depth.values)!s:<11}"
+            f"{list(stage.width_mult.values)!s:<18}{list(stage.stride.values)!s:<8}"
+            f"{list(stage.kernel_size.values)!s:<11}{list(stage.expand_ratio.values)!s:<11}"
             f"{'yes' if stage.se else 'no ':<4}{stage.activation}"
         )
     feature = f", features {space.head.feature_channels}" if space.head.feature_channels else ""

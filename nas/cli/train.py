@@ -8,11 +8,13 @@ from typing import Any
 
 from tqdm import tqdm
 
+from nas.cli.common import RegistryChoices
 from nas.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DATA,
     DEFAULT_EPOCHS,
     DEFAULT_IMAGES_PER_EPOCH,
+    DEFAULT_LR,
     DEFAULT_NUM_RANDOM,
     DEFAULT_SCHEDULE,
     DEFAULT_SPACE,
@@ -38,9 +40,10 @@ def add_parser(commands: Any) -> None:
     train.add_argument(
         "--schedule",
         default=DEFAULT_SCHEDULE,
-        choices=("progressive", "all"),
-        help="all: every dimension elastic after the warm-up (default); progressive: kernel, "
-        "then depth, width, pyramid",
+        choices=RegistryChoices("nas.train.schedule", "SCHEDULES"),
+        metavar="SCHEDULE",
+        help="%(choices)s; all: every dimension elastic after the warm-up, progressive: "
+        "kernel, then depth, width, pyramid (default: %(default)s)",
     )
     train.add_argument(
         "--epochs",
@@ -55,7 +58,9 @@ def add_parser(commands: Any) -> None:
         help="epochs of the largest subnet alone before shrinking (delayed "
         f"shrinking; default: {DEFAULT_WARMUP})",
     )
-    train.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default: 0.1)")
+    train.add_argument(
+        "--lr", type=float, default=DEFAULT_LR, help=f"peak learning rate (default: {DEFAULT_LR})"
+    )
     train.add_argument(
         "--batch-size",
         type=int,

@@ -161,7 +161,7 @@ def report(
     if len(archs) < 8:
         raise UserError(f"only {len(archs)} subnets measured in {folder}; profile at least 8")
     order = np.random.default_rng(seed).permutation(len(archs))
-    cut = max(2, int(round(len(archs) * (1 - holdout))))
+    cut = max(2, round(len(archs) * (1 - holdout)))
     train, test = order[:cut], order[cut:]
     scores: dict[str, dict[str, float]] = {}
     predictions: dict[str, np.ndarray] = {}

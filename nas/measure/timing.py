@@ -34,6 +34,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.defaults import (
+    DEFAULT_REPEATS,
+    DEFAULT_ROUNDS,
+    DEFAULT_RUNTIME,
+    DEFAULT_THREADS,
+    DEFAULT_WARMUP_RUNS,
+)
 from nas.errors import UserError
 from search_spaces import Arch, Space
 
@@ -68,12 +75,12 @@ class MeasureConfig:
     """How to measure: runtime, threads, batch size, warm-up runs, timed repeats and the number
     of rounds the repeats are split into (see the module docstring)."""
 
-    runtime: str = "onnxruntime"
-    threads: int = 1
+    runtime: str = DEFAULT_RUNTIME
+    threads: int = DEFAULT_THREADS
     batch_size: int = 1
-    warmup: int = 10
-    repeats: int = 50
-    rounds: int = 5
+    warmup: int = DEFAULT_WARMUP_RUNS
+    repeats: int = DEFAULT_REPEATS
+    rounds: int = DEFAULT_ROUNDS
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:

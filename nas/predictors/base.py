@@ -18,8 +18,8 @@ from nas.errors import UserError
 from search_spaces import Arch, Space
 
 __all__ = [
-    "Predictor",
     "TARGETS",
+    "Predictor",
     "as_targets",
     "fit_line",
     "training_data",

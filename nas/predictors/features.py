@@ -58,6 +58,51 @@ def genome_costs(space: Space, genomes: np.ndarray) -> GenomeCosts:
     return _costs(space, encode_genomes(space, genomes))
 
 
+def _block_costs(
+    se: bool,
+    divisor: int,
+    in_channels: np.ndarray,
+    in_size: np.ndarray,
+    block_out: np.ndarray,
+    kernel: np.ndarray,
+    expand: np.ndarray,
+    out_channels: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """FLOPs and params of each block of a stage, ``(count, max depth)`` each: expansion,
+    depthwise convolution, squeeze-and-excitation (when ``se``) and projection."""
+    has_expand = expand != 1
+    hidden = np.where(
+        has_expand, _make_divisible(np.round(in_channels * expand), divisor), in_channels
+    )
+    squeeze = _make_divisible(hidden // 4, divisor) if se else np.zeros_like(hidden)
+    block_flops = np.where(has_expand, in_size**2 * in_channels * hidden, 0.0)
+    block_flops += block_out**2 * hidden * kernel**2
+    block_flops += 2 * hidden * squeeze
+    block_flops += block_out**2 * hidden * out_channels[:, None]
+    block_params = np.where(has_expand, in_channels * hidden + 2 * hidden, 0.0)
+    block_params += hidden * kernel**2 + 2 * hidden
+    block_params += 2 * hidden * squeeze + squeeze + hidden if se else 0.0
+    block_params += hidden * out_channels[:, None] + 2 * out_channels[:, None]
+    return block_flops, block_params
+
+
+def _with_head(
+    space: Space, flops: np.ndarray, params: np.ndarray, size: np.ndarray, channels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``flops`` and ``params`` plus those of the head and classifier."""
+    head = space.head
+    flops = flops + size**2 * channels * head.channels
+    params = params + channels * head.channels + 2 * head.channels
+    classifier_in = head.channels
+    if head.feature_channels is not None:
+        flops = flops + head.channels * head.feature_channels
+        params = params + head.channels * head.feature_channels
+        classifier_in = head.feature_channels
+    flops = flops + classifier_in * space.num_classes
+    params = params + classifier_in * space.num_classes + space.num_classes
+    return flops, params
+
+
 def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
     """Costs from the encoded genomes (gene values, 0 where a gene is inactive)."""
     layout = genome_layout(space)
@@ -92,19 +137,9 @@ def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
         in_channels = np.column_stack([channels] + [later_channels] * (len(genes) - 1))
         in_size = np.column_stack([size] + [later_size] * (len(genes) - 1))
         block_out = np.column_stack([first_size] + [later_size] * (len(genes) - 1))
-        has_expand = expand != 1
-        hidden = np.where(
-            has_expand, _make_divisible(np.round(in_channels * expand), divisor), in_channels
+        block_flops, block_params = _block_costs(
+            spec.se, divisor, in_channels, in_size, block_out, kernel, expand, out_channels
         )
-        se = _make_divisible(hidden // 4, divisor) if spec.se else np.zeros_like(hidden)
-        block_flops = np.where(has_expand, in_size**2 * in_channels * hidden, 0.0)
-        block_flops += block_out**2 * hidden * kernel**2
-        block_flops += 2 * hidden * se
-        block_flops += block_out**2 * hidden * out_channels[:, None]
-        block_params = np.where(has_expand, in_channels * hidden + 2 * hidden, 0.0)
-        block_params += hidden * kernel**2 + 2 * hidden
-        block_params += 2 * hidden * se + se + hidden if spec.se else 0.0
-        block_params += hidden * out_channels[:, None] + 2 * out_channels[:, None]
         stage_flops[:, s] = np.where(on, block_flops, 0.0).sum(axis=1)
         flops = flops + stage_flops[:, s]
         params = params + np.where(on, block_params, 0.0).sum(axis=1)
@@ -114,16 +149,7 @@ def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
             se_blocks += used
         size = np.where(on[:, 0], first_size, size)
         channels = later_channels
-    head = space.head
-    flops = flops + size**2 * channels * head.channels
-    params = params + channels * head.channels + 2 * head.channels
-    classifier_in = head.channels
-    if head.feature_channels is not None:
-        flops = flops + head.channels * head.feature_channels
-        params = params + head.channels * head.feature_channels
-        classifier_in = head.feature_channels
-    flops = flops + classifier_in * space.num_classes
-    params = params + classifier_in * space.num_classes + space.num_classes
+    flops, params = _with_head(space, flops, params, size, channels)
     return GenomeCosts(
         flops=flops,
         params=params,

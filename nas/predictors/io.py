@@ -4,21 +4,20 @@ A file holds the predictor's kind, the space it was built for (as a dictionary),
 measurement settings, machine and library versions of its targets, and the predictor's own
 :meth:`to_dict` (hyper-parameters, seed and training data). :func:`load_predictor` refits from
 that data, deterministically, so a loaded predictor predicts exactly what the saved one did.
-Files are written atomically (a temporary file in the same folder, then a rename).
+Files are written atomically (:func:`nas.files.atomic_write_text`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from nas.errors import UserError, first_line
+from nas.files import atomic_write_text
 from nas.measure import library_versions, machine_info
 from nas.predictors.analytical import FlopsPredictor, ParamsPredictor
 from nas.predictors.base import Predictor
@@ -82,19 +81,7 @@ def save_predictor(
     }
     text = json.dumps(payload, indent=1, allow_nan=False) + "\n"
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            dir=file.parent, prefix=f".{file.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, file)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        atomic_write_text(file, text)
     except OSError as exc:
         raise UserError(f"cannot write predictor file {file}: {exc.strerror or exc}") from None
     logger.info("saved %s predictor to %s", predictor.kind, file)

@@ -136,6 +136,72 @@ def _can_finish(space: Space, done: int, downsampled: int) -> bool:
     return False
 
 
+# A state at a stage's entry: (spatial size, channels, downsamples so far).
+_State = tuple[int, int, int]
+
+
+def _block_paths(
+    space: Space,
+    s: int,
+    entry: tuple[int, int, int],
+    out: int,
+    count: int,
+    found: dict[str, Operator],
+) -> set[_State]:
+    """Add to ``found`` the block operators of stage ``s`` entered at ``entry`` (in_channels,
+    size, stride) with ``out`` channels; return the states after the stage at each depth."""
+    spec = space.stages[s]
+    following: set[_State] = set()
+    # Entry (in_channels, size, stride) of the block at each depth position.
+    entries = {entry}
+    for b in range(spec.max_depth):
+        exits: set[tuple[int, int, int]] = set()
+        for in_channels, in_size, block_stride in sorted(entries):
+            for kernel in spec.kernel_size.values:
+                for expand in spec.expand_ratio.values:
+                    hidden = (
+                        in_channels if expand == 1 else space.expanded_channels(in_channels, expand)
+                    )
+                    block = BlockShape(
+                        stage=s,
+                        index=b,
+                        in_channels=in_channels,
+                        out_channels=out,
+                        expanded_channels=hidden,
+                        expand_ratio=expand,
+                        kernel_size=kernel,
+                        stride=block_stride,
+                        input_size=in_size,
+                        se_channels=space.se_channels(hidden) if spec.se else 0,
+                        activation=spec.activation,
+                    )
+                    operator = block_operator(block)
+                    found.setdefault(operator.key, operator)
+                    exits.add((out, block.output_size, 1))
+                    if b + 1 in spec.depth.values:
+                        following.add((block.output_size, out, count))
+        entries = exits
+    return following
+
+
+def _stage_operators(
+    space: Space, s: int, states: set[_State], found: dict[str, Operator]
+) -> set[_State]:
+    """Add to ``found`` the block operators of stage ``s`` from every entry state; return the
+    states at the next stage's entry."""
+    spec = space.stages[s]
+    following: set[_State] = set()
+    for size, channels, downsampled in sorted(states):
+        for width in spec.width_mult.values:
+            out = space.stage_channels(s, width)
+            for stride in spec.stride.values:
+                count = downsampled + (stride == 2)
+                if not _can_finish(space, s + 1, count):
+                    continue
+                following |= _block_paths(space, s, (channels, size, stride), out, count, found)
+    return following
+
+
 def space_operators(space: Space, archs: Iterable[Arch] | None = None) -> list[Operator]:
     """The distinct operators of ``archs``, or of every subnet of ``space`` when ``archs`` is
     None, in a deterministic order (stems, then blocks stage by stage, then heads) with the
@@ -148,56 +214,16 @@ def space_operators(space: Space, archs: Iterable[Arch] | None = None) -> list[O
         ordered = sorted(found.values(), key=lambda op: ("stem", "block", "head").index(op.kind))
         return [overhead_operator(space), *ordered]
     heads: dict[str, Operator] = {}
-    # A state at a stage's entry: (spatial size, channels, downsamples so far).
-    states: set[tuple[int, int, int]] = set()
+    states: set[_State] = set()
     for resolution in space.resolution.values:
         stem = stem_operator(space, resolution)
         found.setdefault(stem.key, stem)
         size = conv_output_size(resolution, space.stem.kernel_size, space.stem.stride)
         states.add((size, space.stem.channels, 0))
-    for s, spec in enumerate(space.stages):
+    for s in range(len(space.stages)):
         if s + 1 > space.num_stages.max:
             break
-        following: set[tuple[int, int, int]] = set()
-        for size, channels, downsampled in sorted(states):
-            for width in spec.width_mult.values:
-                out = space.stage_channels(s, width)
-                for stride in spec.stride.values:
-                    count = downsampled + (stride == 2)
-                    if not _can_finish(space, s + 1, count):
-                        continue
-                    # Entry (in_channels, size) of the block at each depth position.
-                    entries = {(channels, size, stride)}
-                    for b in range(spec.max_depth):
-                        exits: set[tuple[int, int, int]] = set()
-                        for in_channels, in_size, block_stride in sorted(entries):
-                            for kernel in spec.kernel_size.values:
-                                for expand in spec.expand_ratio.values:
-                                    hidden = (
-                                        in_channels
-                                        if expand == 1
-                                        else space.expanded_channels(in_channels, expand)
-                                    )
-                                    block = BlockShape(
-                                        stage=s,
-                                        index=b,
-                                        in_channels=in_channels,
-                                        out_channels=out,
-                                        expanded_channels=hidden,
-                                        expand_ratio=expand,
-                                        kernel_size=kernel,
-                                        stride=block_stride,
-                                        input_size=in_size,
-                                        se_channels=space.se_channels(hidden) if spec.se else 0,
-                                        activation=spec.activation,
-                                    )
-                                    operator = block_operator(block)
-                                    found.setdefault(operator.key, operator)
-                                    exits.add((out, block.output_size, 1))
-                                    if b + 1 in spec.depth.values:
-                                        following.add((block.output_size, out, count))
-                        entries = exits
-        states = following
+        states = _stage_operators(space, s, states, found)
         if s + 1 in space.num_stages.values:
             for size, channels, downsampled in sorted(states):
                 if space.min_downsamples <= downsampled <= space.max_downsamples:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.defaults import DEFAULT_EVALUATIONS, DEFAULT_OBJECTIVES, DEFAULT_STRATEGY
 from nas.errors import UserError
 from nas.files import atomic_write_json
 from nas.predictors import Predictor
@@ -60,10 +61,10 @@ SAVE_EVERY = 10  # batches between saves of the strategy state
 class SearchConfig:
     """Which strategy, how many predictor evaluations, which objectives."""
 
-    strategy: str = "nsga2"
-    evaluations: int = 20_000
+    strategy: str = DEFAULT_STRATEGY
+    evaluations: int = DEFAULT_EVALUATIONS
     batch_size: int = 100
-    objectives: tuple[str, ...] = ("accuracy", "latency")
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,10 +21,11 @@ from typing import Any, Protocol
 from nas.data import Dataset
 from nas.errors import UserError
 from nas.export import export_model
-from nas.files import atomic_write_json, atomic_write_text
+from nas.files import atomic_write_json, atomic_write_text, check_writable_directory
 from nas.measure import MeasureConfig, measure_arch
 from nas.search.loop import Evaluator, SearchConfig, SearchResult, measured_accuracies, run_search
 from nas.search.measured import MeasuredCache
+from nas.search.rundir import RUN_FILE
 from nas.search.targets import Constraint
 from nas.search.verify import Verified, measure_cached, verify, write_front
 from nas.search.workdir import (
@@ -40,7 +41,6 @@ from search_spaces import Arch, Space, decode_genome, to_genome
 __all__ = ["Reporter", "SearchOutcome", "SearchRequest", "search"]
 
 logger = logging.getLogger(__name__)
-RUN_FILE = "search.json"
 # Predicted and measured validation accuracy of verified subnets must agree this well, or the
 # accuracy predictor is refit with the measured subnets and the search runs again.
 ACCURACY_TOLERANCE = 0.03
@@ -90,6 +90,20 @@ class SearchOutcome:
     references: dict[str, Verified] = field(default_factory=dict)
 
 
+def _check_outputs(request: SearchRequest) -> None:
+    """Refuse, before any work, a run directory holding another search (unless resuming) and
+    output directories that cannot be written."""
+    if not request.resume and (
+        (request.out / RUN_FILE).exists() or (request.out / "round-0").exists()
+    ):
+        raise UserError(
+            f"{request.out} already holds a search; pass --resume to continue it or choose "
+            "another --out"
+        )
+    check_writable_directory(request.out)
+    check_writable_directory(request.workdir, option="--workdir")
+
+
 def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
     """Targets on measurable quantities that even the smallest subnet breaks."""
     space = request.space
@@ -122,8 +136,9 @@ def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
 def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
     space = request.space
     workdir = Workdir(request.workdir, space.name)
-    request.out.mkdir(parents=True, exist_ok=True)
+    _check_outputs(request)
     _refuse_impossible(request, reporter)
+    request.out.mkdir(parents=True, exist_ok=True)
 
     reporter.note(f"supernet: {workdir.supernet}")
     supernet = ensure_supernet(
@@ -240,13 +255,7 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
                 "subnets; refitted the accuracy predictor with them; searching again"
             )
         if not latency_ok:
-            ratios = [
-                v.measured_latency_ms / v.predicted["latency"]
-                for v in fresh
-                if "latency" in v.predicted and v.predicted["latency"] > 0
-            ]
-            worst = max(ratios, default=1.1)
-            margin = min(0.9, max(margin + 0.05, 1.0 - 1.0 / worst + 0.02))
+            margin = _tightened_margin(fresh, margin)
             reporter.note(
                 f"no measured subnet met the latency target; tightening the predicted latency "
                 f"bound by {margin:.0%} and searching again"
@@ -255,23 +264,7 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
     chosen = max(passing, key=lambda v: (v.val_accuracy, -v.measured_latency_ms), default=None)
     assert result is not None
     outcome = SearchOutcome(result=result, verified=verified, chosen=chosen, margin=margin)
-    outcome.references = {
-        name: measure_cached(
-            space,
-            supernet,
-            request.dataset,
-            arch,
-            request.constraints,
-            request.measure,
-            seed=request.search.seed,
-            cache=cache,
-        )
-        for name, arch in (("largest", space.largest()), ("smallest", space.smallest()))
-    }
-    atomic_write_json(
-        request.out / "references.json",
-        {name: asdict(value) for name, value in outcome.references.items()},
-    )
+    outcome.references = _measure_references(request, supernet, cache)
     outcome.rows = write_front(
         request.out,
         space,
@@ -286,11 +279,54 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             f"after {request.rounds} rounds no subnet met the targets when measured; the front "
             f"is in {request.out}; loosen the target or measure with more repeats"
         )
-    # the front written below is the last round's; the chosen subnet may come from any round
+    outcome.model = _export_chosen(request, supernet, chosen)
+    return outcome
+
+
+def _tightened_margin(fresh: list[Verified], margin: float) -> float:
+    """The next round's margin on the predicted latency bound, from the worst ratio of measured
+    to predicted latency among the subnets just verified."""
+    ratios = [
+        v.measured_latency_ms / v.predicted["latency"]
+        for v in fresh
+        if "latency" in v.predicted and v.predicted["latency"] > 0
+    ]
+    worst = max(ratios, default=1.1)
+    return min(0.9, max(margin + 0.05, 1.0 - 1.0 / worst + 0.02))
+
+
+def _measure_references(
+    request: SearchRequest, supernet: Any, cache: MeasuredCache
+) -> dict[str, Verified]:
+    """The largest and the smallest subnets measured like the front (``references.json``)."""
+    space = request.space
+    references = {
+        name: measure_cached(
+            space,
+            supernet,
+            request.dataset,
+            arch,
+            request.constraints,
+            request.measure,
+            seed=request.search.seed,
+            cache=cache,
+        )
+        for name, arch in (("largest", space.largest()), ("smallest", space.smallest()))
+    }
+    atomic_write_json(
+        request.out / "references.json",
+        {name: asdict(value) for name, value in references.items()},
+    )
+    return references
+
+
+def _export_chosen(request: SearchRequest, supernet: Any, chosen: Verified) -> Path:
+    """``chosen.onnx`` in the run directory, with its model card."""
+    # search() writes the last round's front; the chosen subnet may come from any round
     arch = Arch.from_dict(chosen.arch)
-    outcome.model = export_model(
+    return export_model(
         supernet,
-        space,
+        request.space,
         arch,
         request.out / "chosen.onnx",
         fmt="onnx",
@@ -304,7 +340,6 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             "targets": [str(c) for c in request.constraints],
         },
     )
-    return outcome
 
 
 def _write_run_file(request: SearchRequest, settings: dict[str, Any]) -> None:
@@ -316,40 +351,3 @@ def _write_run_file(request: SearchRequest, settings: dict[str, Any]) -> None:
         **settings,
     }
     atomic_write_text(request.out / RUN_FILE, json.dumps(data, indent=2) + "\n")
-
-
-def read_run(directory: Path) -> dict[str, Any]:
-    path = directory / RUN_FILE
-    if not path.is_file():
-        raise UserError(f"{directory} is not a search run ({RUN_FILE} is missing)")
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: unreadable ({exc})") from None
-    return data
-
-
-def front_points(directory: Path) -> list[dict[str, Any]]:
-    path = directory / "pareto.json"
-    if not path.is_file():
-        raise UserError(f"{directory} has no pareto.json; the search did not finish")
-    try:
-        rows: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["front"]
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise UserError(f"{path}: unreadable ({exc})") from None
-    return rows
-
-
-def select(rows: Sequence[dict[str, Any]], points: str) -> list[dict[str, Any]]:
-    if points == "all":
-        return list(rows)
-    try:
-        wanted = [int(p) for p in points.split(",") if p.strip()]
-    except ValueError:
-        raise UserError(
-            f"--points must be 'all' or comma-separated numbers, got {points!r}"
-        ) from None
-    missing = [p for p in wanted if not 0 <= p < len(rows)]
-    if missing:
-        raise UserError(f"points {missing} are not on the front (it has {len(rows)} points)")
-    return [rows[p] for p in wanted]

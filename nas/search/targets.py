@@ -75,7 +75,11 @@ class Constraint:
         return abs(measured - self.value)
 
     def __str__(self) -> str:
-        return self.text or f"{self.metric}{self.op}{self.value:g}"
+        """The target as given, else in the metric's base unit (which parses back)."""
+        if self.text:
+            return self.text
+        unit = next(name for name, scale in METRICS[self.metric].items() if scale == 1.0)
+        return f"{self.metric}{self.op}{self.value:.12g}{unit}"
 
 
 def parse_constraint(text: str) -> Constraint:

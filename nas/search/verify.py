@@ -242,7 +242,7 @@ def write_front(
         "objectives": list(result.objectives),
         "hypervolume": result.hypervolume,
         "reference": result.reference,
-        "evaluated": int(len(result.genomes)),
+        "evaluated": len(result.genomes),
         "feasible": int(result.feasible.sum()),
         "settings": settings,
         "machine": machine_info(),

@@ -43,10 +43,10 @@ from search_spaces import Arch, Space
 
 __all__ = [
     "Workdir",
-    "refine_accuracy_predictor",
     "ensure_accuracy_predictor",
     "ensure_latency_predictor",
     "ensure_supernet",
+    "refine_accuracy_predictor",
 ]
 
 logger = logging.getLogger(__name__)

@@ -25,18 +25,18 @@ from nas.strategies.random_search import RandomConfig, RandomStrategy
 from nas.strategies.registry import STRATEGIES, StrategyFactory, make_strategy
 
 __all__ = [
+    "OPTUNA_SAMPLERS",
+    "STRATEGIES",
     "EvolutionConfig",
     "EvolutionStrategy",
     "Front",
     "NSGA2Config",
     "NSGA2Strategy",
-    "OPTUNA_SAMPLERS",
     "OptunaConfig",
     "OptunaStrategy",
     "ParetoArchive",
     "RandomConfig",
     "RandomStrategy",
-    "STRATEGIES",
     "Strategy",
     "StrategyBase",
     "StrategyFactory",

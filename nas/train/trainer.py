@@ -26,6 +26,7 @@ from torch.nn import functional
 from nas.data import Dataset, batches, epoch_images, resize_images
 from nas.defaults import DEFAULT_BATCH_SIZE, DEFAULT_IMAGES_PER_EPOCH, DEFAULT_NUM_RANDOM
 from nas.errors import UserError
+from nas.files import check_writable_directory
 from nas.measure import torch_threads
 from nas.supernet import Supernet, reorder_channels
 from nas.train.checkpoint import (
@@ -158,7 +159,8 @@ def _train_step(
             resized[arch.resolution] = batch_in_layout(batch, config.channels_last)
         supernet.set_active(arch)
         logits = supernet(resized[arch.resolution])
-        is_largest = index == 0 and arch == supernet.space.largest()
+        # The sandwich puts the phase's largest subnet first: it teaches the others.
+        is_largest = index == 0 and config.sandwich
         if teacher is not None and config.inplace_distillation:
             loss = _distill(logits, teacher, config.distill_temperature)
         else:
@@ -249,6 +251,7 @@ def train_supernet(
         )
     if resume and has_checkpoint:
         start_epoch = _check_resumable(directory, space, schedule, config)
+    check_writable_directory(directory)
 
     torch.manual_seed(config.seed)
     supernet = as_layout(Supernet(space).to(device), config.channels_last)

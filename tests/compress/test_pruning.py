@@ -128,7 +128,7 @@ def test_layer_broken_by_pruning_is_named(example: torch.Tensor) -> None:
 
 def test_model_failing_on_the_example_is_named() -> None:
     wrong = torch.randn(2, 3, 16, 16)  # three channels for a one-channel model
-    with pytest.raises(UserError, match="features.0.0") as info:
+    with pytest.raises(UserError, match=r"features\.0\.0") as info:
         prune(models.plain_cnn(), wrong, ratio=0.5)
     one_line(info.value)
 

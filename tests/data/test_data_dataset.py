@@ -134,7 +134,7 @@ def test_batches_shuffled_by_seed() -> None:
     again = [batch_y.tolist() for _, batch_y in batches(x, y, batch_size=8, seed=3)]
     other = [batch_y.tolist() for _, batch_y in batches(x, y, batch_size=8, seed=4)]
     assert first == again and first != other
-    assert sorted(sum(first, [])) == list(range(50))
+    assert sorted(value for batch in first for value in batch) == list(range(50))
     for batch_x, batch_y in batches(x, y, batch_size=8, seed=3):
         np.testing.assert_array_equal(batch_x[:, 0], batch_y)
     unshuffled = [b.tolist() for _, b in batches(x, y, batch_size=50, seed=3, shuffle=False)]

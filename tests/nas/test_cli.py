@@ -124,7 +124,7 @@ def test_train_writes_a_checkpoint_and_refuses_to_overwrite(
     assert code == 0 and "epoch 1/1 (all)" in stdout and (out / "checkpoint.json").exists()
     code, _, err = _run(args, capsys)
     assert code == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
-    code, _, err = _run(args[:-2] + ["--out", str(out), "--epochs", "0"], capsys)
+    code, _, err = _run([*args[:-2], "--out", str(out), "--epochs", "0"], capsys)
     assert code == 2 and "epochs" in err
 
 

@@ -128,11 +128,11 @@ def test_user_space_file_errors(tmp_path: Path) -> None:
         ss.load_space(tmp_path / "missing.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: [unclosed\n")
-    with pytest.raises(SpaceError, match="broken.yaml cannot be read"):
+    with pytest.raises(SpaceError, match=r"broken\.yaml cannot be read"):
         ss.load_space(broken)
     bad = tmp_path / "bad.json"
     bad.write_text('{"name": "x"}')
-    with pytest.raises(SpaceError, match="bad.json.*missing"):
+    with pytest.raises(SpaceError, match=r"bad\.json.*missing"):
         ss.load_space(bad)
 
 

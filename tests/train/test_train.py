@@ -185,7 +185,7 @@ def test_resume_refuses_mismatches(tmp_path: Path, small_digits: Dataset) -> Non
         train_supernet(SPACE, small_digits, schedule, CONFIG, out)
     with pytest.raises(UserError, match="another schedule"):
         train_supernet(SPACE, small_digits, _schedule(), CONFIG, out, resume=True)
-    with pytest.raises(UserError, match="other settings.*seed"):
+    with pytest.raises(UserError, match=r"other settings.*seed"):
         train_supernet(
             SPACE, small_digits, schedule, dataclasses.replace(CONFIG, seed=3), out, resume=True
         )
