@@ -96,6 +96,12 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="learn from labels only (no in-place distillation from the largest)",
     )
+    train.add_argument(
+        "--resolution-per-step",
+        action="store_true",
+        help="all subnets of a step at one random resolution (default: the largest subnet at "
+        "the largest resolution, the smallest at the smallest)",
+    )
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     train.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
@@ -148,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         sandwich=not args.no_sandwich,
         num_random=args.num_random,
         inplace_distillation=not args.no_distill,
+        resolution_per_step=args.resolution_per_step,
         seed=args.seed,
         device=args.device,
         threads=args.threads,

@@ -287,3 +287,23 @@ def test_train_config_validation() -> None:
         TrainConfig(device="tpu9")
     with pytest.raises(UserError, match="batch size"):
         TrainConfig(batch_size=0)
+
+
+def test_resolution_per_step_gives_every_subnet_of_a_step_one_resolution() -> None:
+    from nas.train.trainer import _subnets
+
+    space = ss.get_space("mbv3-28")
+    phase = make_schedule("all", epochs=3, lr=0.1, warmup=1).phases[-1]
+    rng = np.random.default_rng(0)
+    per_step = dataclasses.replace(CONFIG, num_random=3, resolution_per_step=True)
+    drawn = set()
+    for _ in range(20):
+        subnets = _subnets(space, phase, per_step, rng)
+        assert len(subnets) == 5 and len({a.resolution for a in subnets}) == 1
+        drawn.add(subnets[0].resolution)
+        largest = dataclasses.replace(space.largest(), resolution=subnets[0].resolution)
+        assert subnets[0] == largest  # the teacher is the largest at the step's resolution
+    assert drawn == set(space.resolution.values)
+    # By default the largest is at the largest resolution and the smallest at the smallest.
+    default = _subnets(space, phase, dataclasses.replace(CONFIG, num_random=3), rng)
+    assert default[0] == space.largest() and default[1].resolution == min(space.resolution.values)
