@@ -9,7 +9,10 @@ Functions over ``nn.Module`` that work on any checkpoint (our searched subnets, 
 * :func:`quantize_onnx` - int8 post-training static quantization (ONNX Runtime, QDQ);
   :func:`prepare_qat` / :func:`export_qat_onnx` - quantization-aware training;
 * :func:`distill` / :func:`distillation_loss` - knowledge distillation;
-* :func:`load_model` - safe loading of every accepted model format.
+* :func:`load_model` - safe loading of every accepted model format;
+* :func:`compare_models` - params, MACs, latency and (where it applies) accuracy before and
+  after; any output structure (see :mod:`compress.outputs`), labelled data or unlabelled
+  :class:`Images` of any input shape.
 
 The ``nas`` command's ``prune``, ``quantize``, ``distill`` and ``compress`` subcommands are
 in :mod:`compress.cli`.
@@ -33,7 +36,10 @@ from compress.distillation import (
     feature_projection,
     train_student,
 )
+from compress.evaluation import ComparisonReport, ModelSummary, compare_models
+from compress.images import Images, random_images
 from compress.metrics import count_flops, count_params, parameter_bytes
+from compress.outputs import describe_output, output_distillation_loss, output_energy
 from compress.pipeline import CompressConfig, CompressReport, StageResult, compress_model
 from compress.pruning import (
     IMPORTANCES,
@@ -52,6 +58,8 @@ from compress.quantization import (
     export_qat_onnx,
     freeze_qat,
     onnx_logits,
+    onnx_output_error,
+    onnx_outputs,
     prepare_qat,
     quantize_onnx,
 )
@@ -60,20 +68,25 @@ from compress.serialization import describe_layers, load_pruned, save_pruned
 __all__ = [
     "IMPORTANCES",
     "METHODS",
+    "ComparisonReport",
     "CompressConfig",
     "CompressReport",
     "DistillConfig",
+    "Images",
     "LoadedModel",
+    "ModelSummary",
     "PruneConfig",
     "QuantizeConfig",
     "StageResult",
     "TargetResult",
     "build_from_factory",
+    "compare_models",
     "compress_model",
     "convert_qat",
     "count_flops",
     "count_params",
     "describe_layers",
+    "describe_output",
     "distill",
     "distillation_loss",
     "evaluate_onnx",
@@ -86,12 +99,17 @@ __all__ = [
     "load_pruned",
     "load_state_dict_strict",
     "onnx_logits",
+    "onnx_output_error",
+    "onnx_outputs",
+    "output_distillation_loss",
+    "output_energy",
     "output_layers",
     "parameter_bytes",
     "prepare_qat",
     "prune",
     "prune_to_target",
     "quantize_onnx",
+    "random_images",
     "read_state_dict",
     "resolve_factory",
     "save_pruned",

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any
 
 from compress.distillation import DistillConfig
+from compress.io import RANDOM_DATA
 from compress.pipeline import CompressConfig
 from compress.pruning import IMPORTANCES, PruneConfig
 from compress.quantization import METHODS, QUANTIZED_FORMATS, QuantizeConfig
@@ -23,11 +24,16 @@ from nas.defaults import (
 )
 
 __all__ = [
+    "EVALUATIONS",
     "add_compress_arguments",
     "add_distill_arguments",
     "add_prune_arguments",
     "add_quantize_arguments",
 ]
+
+
+# --eval choices: accuracy where it applies, or nothing.
+EVALUATIONS = ("accuracy", "none")
 
 
 def _default(config: type[Any], name: str) -> Any:
@@ -60,7 +66,8 @@ def _add_data_options(parser: argparse.ArgumentParser, *, name: str = "--data") 
         name,
         default=DEFAULT_DATA,
         help=f"data set: {', '.join(DATASET_NAMES)} (default: {DEFAULT_DATA}), or a CIFAR-10/MNIST "
-        "directory, image folder or .npz",
+        f"directory, image folder or .npz; {RANDOM_DATA}: random unlabelled images of the "
+        "model's input shape",
     )
     parser.add_argument(
         "--resolution",
@@ -68,6 +75,23 @@ def _add_data_options(parser: argparse.ArgumentParser, *, name: str = "--data") 
         help="input image size (default: the model's own, else 32)",
     )
     parser.add_argument("--seed", type=int, default=0, help="data split and training seed")
+
+
+def _add_shape_and_eval_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input-shape",
+        metavar="C,H,W",
+        help="the model's input shape, e.g. 4,64,96 (default: recorded with the model, else its "
+        "first convolution's channels at --resolution); images come from the data set if they "
+        f"fit it, else pass --data {RANDOM_DATA}",
+    )
+    parser.add_argument(
+        "--eval",
+        choices=EVALUATIONS,
+        default=EVALUATIONS[0],
+        help="test accuracy where it applies (one (N, classes) output and a labelled data set; "
+        "otherwise the report says why not), or none (default: accuracy)",
+    )
 
 
 def _add_teacher_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -155,9 +179,12 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
         "--lr", type=float, default=_default(CompressConfig, "lr"), help="fine-tuning learning rate"
     )
     _add_data_options(parser)
+    _add_shape_and_eval_options(parser)
     _add_measure_options(parser)
     parser.add_argument(
-        "--out", help="output weights (default: MODEL-pruned.safetensors, plus .json and .onnx)"
+        "--out",
+        help="output weights (default: MODEL-pruned.safetensors, plus .json, .onnx and "
+        ".report.json)",
     )
 
 
@@ -165,6 +192,7 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``nas quantize``."""
     _add_model_options(parser)
     _add_data_options(parser, name="--calib")
+    _add_shape_and_eval_options(parser)
     calib_batches = _default(CompressConfig, "calib_batches")
     method = _default(QuantizeConfig, "method")
     parser.add_argument(
@@ -291,8 +319,13 @@ def add_compress_arguments(parser: argparse.ArgumentParser) -> None:
         default=_default(CompressConfig, "calib_batches"),
         help="calibration batches of 32",
     )
-    parser.add_argument("--data", help=f"data set (default: the search run's, else {DEFAULT_DATA})")
+    parser.add_argument(
+        "--data",
+        help=f"data set (default: the search run's, else {DEFAULT_DATA}); {RANDOM_DATA}: random "
+        "unlabelled images of the model's input shape",
+    )
     parser.add_argument("--resolution", type=int, help="input size (default: the model's)")
+    _add_shape_and_eval_options(parser)
     parser.add_argument("--seed", type=int, help="seed (default: the search run's, else 0)")
     _add_measure_options(parser)
     parser.add_argument("--out", help="report directory (default: SOURCE-compressed)")

@@ -26,20 +26,22 @@ from compress.arguments import (
     add_quantize_arguments,
 )
 from compress.checkpoint import LoadedModel, build_from_factory, load_model
+from compress.images import Data, labels_of
 from compress.io import (
     DEFAULT_RESOLUTION,
     check_report_directory,
     load_data,
+    load_model_data,
     model_channels,
+    model_input_shape,
     model_resolution,
     output_path,
     save_model,
 )
-from compress.metrics import count_flops, count_params
 from nas.data import Dataset
 from nas.defaults import DEFAULT_DATA
 from nas.errors import UserError
-from nas.files import atomic_write_bytes
+from nas.files import atomic_write_bytes, atomic_write_json
 
 __all__ = [
     "add_compress_arguments",
@@ -81,6 +83,29 @@ def _accuracy(model: nn.Module, dataset: Dataset) -> float:
     return accuracy(model, dataset.x_test, dataset.y_test)
 
 
+def _model_data(
+    loaded: LoadedModel, source: str, args: argparse.Namespace, seed: int
+) -> tuple[Data, tuple[int, int, int] | None]:
+    """The images (and labels, where a data set fits) for ``loaded``, and its input shape."""
+    shape = model_input_shape(loaded, args.input_shape, args.resolution)
+    resolution = model_resolution(loaded, args.resolution) if shape is None else shape[1]
+    data = load_model_data(source, shape, seed, loaded.space, resolution=resolution)
+    return data, shape
+
+
+def _calibration(data: Data, count: int) -> Any:
+    """Taylor calibration: images with their labels when there are labels."""
+    images = torch.as_tensor(data.x_train[:count])
+    labelled = labels_of(data)
+    return images if labelled is None else (images, torch.as_tensor(labelled.y_train[:count]))
+
+
+def _accuracy_text(before: float | None, after: float | None, note: str) -> str:
+    if before is None or after is None:
+        return f"accuracy: {note}"
+    return f"test accuracy {before:.2%} -> {after:.2%}"
+
+
 def _teacher(args: argparse.Namespace) -> nn.Module | None:
     if not getattr(args, "teacher", None):
         return None
@@ -111,22 +136,19 @@ def _measure(args: argparse.Namespace) -> Any:
 
 def run_prune(args: argparse.Namespace) -> int:
     """``nas prune``: prune a model by ratio or to a target, optionally fine-tune, save."""
+    from compress.evaluation import compare_models
     from compress.pruning import finetune, prune, prune_to_target
 
     loaded = load_model(args.model, factory=args.factory, trust_checkpoint=args.trust_checkpoint)
     model = loaded.prunable_module("pruned")
-    resolution = model_resolution(loaded, args.resolution)
-    dataset = load_data(args.data, resolution, args.seed, model_channels(loaded), loaded.space)
+    dataset, _ = _model_data(loaded, args.data, args, args.seed)
     out = output_path(args.out, loaded.path, "-pruned.safetensors", [loaded.path])
     example = torch.as_tensor(dataset.x_train[:2])
     options: dict[str, Any] = {
         "importance": args.importance,
         "global_pruning": args.global_pruning,
         "round_to": args.round_to,
-        "calibration": (
-            torch.as_tensor(dataset.x_train[:64]),
-            torch.as_tensor(dataset.y_train[:64]),
-        ),
+        "calibration": _calibration(dataset, 64),
     }
     target = _target(args.target)
     if target is not None:
@@ -135,7 +157,6 @@ def run_prune(args: argparse.Namespace) -> int:
         print(f"target {target} met at ratio {ratio:.2f} ({target.metric} {result.value:.4g})")
     else:
         pruned, ratio = prune(model, example, ratio=args.ratio, **options), args.ratio
-    before = _accuracy(model, dataset)
     if args.finetune > 0:
         teacher = None if args.no_distill else (_teacher(args) or model)
         update, close = _progress_bar("fine-tuning")
@@ -151,16 +172,31 @@ def run_prune(args: argparse.Namespace) -> int:
             )
         finally:
             close()
-    after = _accuracy(pruned, dataset)
+    settings = {
+        "ratio": ratio,
+        "importance": args.importance,
+        "finetune_epochs": args.finetune,
+        "teacher": args.teacher or ("none" if args.no_distill else "the unpruned model"),
+    }
+    report = compare_models(
+        model,
+        pruned,
+        dataset,
+        measure=_measure(args),
+        evaluate=args.eval != "none",
+        settings=settings,
+    )
     written = save_model(pruned, out, loaded, dataset.image_shape)
+    report_path = atomic_write_json(out.with_suffix(".report.json"), report.to_dict())
+    before, after = report.before, report.after
+    accuracy = _accuracy_text(before.accuracy, after.accuracy, report.accuracy_note)
     print(
         f"pruned {loaded.path} at ratio {ratio:.2f} ({args.importance}): params "
-        f"{count_params(model):,} -> {count_params(pruned):,}, MACs "
-        f"{count_flops(model, example[:1]):,} -> {count_flops(pruned, example[:1]):,}; test "
-        f"accuracy {before:.2%} -> {after:.2%}"
+        f"{before.params:,} -> {after.params:,}, MACs {before.macs:,} -> {after.macs:,}, "
+        f"latency {before.latency_ms:.3f} -> {after.latency_ms:.3f} ms; {accuracy}"
         + (f" after {args.finetune} epoch(s) of fine-tuning" if args.finetune else "")
     )
-    print("wrote " + ", ".join(str(p) for p in written))
+    print(f"outputs {after.outputs}; wrote " + ", ".join(str(p) for p in [*written, report_path]))
     return 0
 
 
@@ -169,13 +205,12 @@ def run_prune(args: argparse.Namespace) -> int:
 
 def run_quantize(args: argparse.Namespace) -> int:
     """``nas quantize``: int8 post-training static quantization to a QDQ ONNX file."""
-    from compress.quantization import evaluate_onnx, quantize_onnx
+    from compress.evaluation import graph_accuracy_note
+    from compress.quantization import evaluate_onnx, onnx_output_error, quantize_onnx
     from nas.measure import export_onnx
 
     loaded = load_model(args.model, factory=args.factory, trust_checkpoint=args.trust_checkpoint)
-    resolution = model_resolution(loaded, args.resolution)
-    channels = model_channels(loaded)
-    dataset = load_data(args.calib, resolution, args.seed, channels, loaded.space)
+    dataset, _ = _model_data(loaded, args.calib, args, args.seed)
     out = output_path(args.out, loaded.path, "-int8.onnx", [loaded.path])
     if loaded.onnx is not None:
         graph = loaded.onnx
@@ -196,13 +231,20 @@ def run_quantize(args: argparse.Namespace) -> int:
         )
         bar.update(1)
     atomic_write_bytes(out, quantized)
-    before = evaluate_onnx(graph, dataset.x_test, dataset.y_test)
-    after = evaluate_onnx(quantized, dataset.x_test, dataset.y_test)
+    note = graph_accuracy_note(graph, dataset, evaluate=args.eval != "none")
+    labelled = labels_of(dataset)
+    if not note and labelled is not None:
+        before = evaluate_onnx(graph, labelled.x_test, labelled.y_test)
+        after = evaluate_onnx(quantized, labelled.x_test, labelled.y_test)
+        quality = f"test accuracy {before:.2%} -> {after:.2%}"
+    else:
+        quality = f"accuracy: {note}"
+    error = onnx_output_error(graph, quantized, dataset.x_test)
     print(
         f"int8 model ({args.method} calibration on {len(calibration)} images of "
         f"{dataset.name}): {len(graph) / 1e3:.1f} KB -> {len(quantized) / 1e3:.1f} KB "
-        f"({len(graph) / len(quantized):.2f}x smaller); test accuracy {before:.2%} -> "
-        f"{after:.2%}; wrote {out}"
+        f"({len(graph) / len(quantized):.2f}x smaller); {quality}; int8 outputs differ from "
+        f"float by {error:.2%} (relative RMS); wrote {out}"
     )
     return 0
 
@@ -332,9 +374,9 @@ def run_compress(args: argparse.Namespace) -> int:
         calib_batches=args.calib_batches,
         measure=_measure(args),
         seed=source.seed,
+        evaluate=args.eval != "none",
     )
-    resolution = model_resolution(loaded, args.resolution)
-    dataset = load_data(source.data, resolution, source.seed, model_channels(loaded), loaded.space)
+    dataset, _ = _model_data(loaded, source.data, args, source.seed)
     default = source_path.with_name(source_path.name + "-compressed")
     out = Path(args.out) if args.out else default
     check_report_directory(out, source_path)
@@ -356,5 +398,8 @@ def run_compress(args: argparse.Namespace) -> int:
             progress=progress,
         )
     print(markdown_table(report.stages), end="")
+    why_not = report.settings.get("accuracy_note")
+    if why_not:
+        print(f"accuracy: {why_not}")
     print(f"report and models in {out}")
     return 0

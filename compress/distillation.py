@@ -6,6 +6,11 @@
 ``(N, classes)`` or per-pixel ``(N, classes, H, W)``. :func:`feature_distillation_loss` matches
 intermediate feature maps. :func:`distill` trains a student on a :class:`nas.data.Dataset`;
 :func:`train_student` is the shared loop (also used to fine-tune pruned models).
+
+Models that are not classifiers of the data set's classes (dense per-pixel outputs, several
+outputs, other classes) and unlabelled :class:`compress.images.Images` have no task loss:
+:func:`train_student` then distils the teacher's outputs, every output tensor matched leaf by
+leaf with mean squared error (:func:`compress.outputs.output_distillation_loss`).
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 
-from nas.data import Dataset
+from compress.images import Data, Images
+from compress.outputs import accuracy_not_applicable, output_distillation_loss
+from nas.data import Dataset, resize_images
 from nas.errors import UserError, first_line
 from nas.train.standalone import train_network
 
@@ -29,6 +38,7 @@ __all__ = [
     "distillation_loss",
     "feature_distillation_loss",
     "feature_projection",
+    "task_loss_not_applicable",
     "train_student",
 ]
 
@@ -146,9 +156,9 @@ def feature_distillation_loss(
     return functional.mse_loss(student, teacher)
 
 
-def _forward(model: nn.Module, images: torch.Tensor, role: str) -> torch.Tensor:
+def _forward(model: nn.Module, images: torch.Tensor, role: str) -> Any:
     try:
-        output: torch.Tensor = model(images)
+        output = model(images)
     except Exception as exc:  # shape errors from the user's model
         text = first_line(exc)
         raise UserError(
@@ -157,9 +167,75 @@ def _forward(model: nn.Module, images: torch.Tensor, role: str) -> torch.Tensor:
     return output
 
 
+def task_loss_not_applicable(model: nn.Module, data: Data, *, role: str = "model") -> str | None:
+    """Why ``model`` cannot be trained on ``data``'s labels with cross-entropy (its output is
+    not ``(N, classes)`` logits of the data set's classes, or there are no labels), or None."""
+    if not isinstance(data, Dataset):
+        return "the images have no labels"
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = _forward(model, torch.as_tensor(data.x_train[:2]), role)
+    finally:
+        model.train(was_training)
+    return accuracy_not_applicable(output, data.num_classes)
+
+
+def _distil_outputs(
+    student: nn.Module,
+    teacher: nn.Module,
+    images: np.ndarray,
+    config: DistillConfig,
+    progress: Callable[[int, int], None] | None,
+) -> nn.Module:
+    """Train ``student`` to reproduce every output tensor of ``teacher`` on ``images``."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    parameters = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        parameters,
+        lr=config.lr,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=config.weight_decay,
+    )
+    size = config.batch_size
+    total = math.ceil(len(images) / size) * config.epochs
+    step = 0
+    student.train()
+    for epoch in range(config.epochs):
+        order = rng.permutation(len(images))
+        losses = []
+        for start in range(0, len(images), size):
+            indices = order[start : start + size]
+            if len(indices) < 2 and start > 0:
+                continue  # batch norm needs more than one image per batch
+            batch = torch.as_tensor(images[indices])
+            for group in optimizer.param_groups:
+                group["lr"] = 0.5 * config.lr * (1 + math.cos(math.pi * step / max(total, 1)))
+            optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                target = _forward(teacher, batch, "teacher")
+            loss = output_distillation_loss(_forward(student, batch, "student"), target)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            if progress is not None:
+                progress(step, total)
+        logger.info(
+            "epoch %d/%d: output distillation loss %.4g",
+            epoch + 1,
+            config.epochs,
+            float(np.mean(losses)) if losses else float("nan"),
+        )
+    return student.eval()
+
+
 def train_student(
     student: nn.Module,
-    dataset: Dataset,
+    dataset: Data,
     *,
     teacher: nn.Module | None = None,
     epochs: int,
@@ -176,6 +252,9 @@ def train_student(
 
     SGD (Nesterov momentum 0.9) with a cosine learning rate over all steps; the teacher runs
     in eval mode without gradients. ``progress(done, total)`` is called after every step.
+    Where there is no task loss (``dataset`` is unlabelled :class:`Images`, or the student's
+    output is not ``(N, classes)`` logits of its classes), the student learns the teacher's
+    outputs (mean squared error on every output tensor), which needs a ``teacher``.
     Returns the student in eval mode.
     """
     config = DistillConfig(
@@ -192,6 +271,21 @@ def train_student(
         raise UserError("a TorchScript model cannot be trained; give the nn.Module instead")
     if teacher is not None:
         teacher.eval()
+    reason = task_loss_not_applicable(student, dataset, role="student")
+    if reason is not None:
+        if teacher is None:
+            raise UserError(
+                f"cannot train without a teacher: there is no task loss ({reason}); give a "
+                "teacher (e.g. the unpruned model) to distil its outputs"
+            )
+        if isinstance(dataset, Images) and config.resolution is not None:
+            raise UserError("images without labels cannot be resized; give them at their size")
+        images = dataset.x_train
+        if config.resolution is not None:
+            images = resize_images(images, config.resolution)
+        logger.info("no task loss (%s): distilling the teacher's outputs", reason)
+        return _distil_outputs(student, teacher, images, config, progress)
+    assert isinstance(dataset, Dataset)  # a task loss needs labels
 
     def loss(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = _forward(model, inputs, "student")

@@ -1,9 +1,13 @@
 """``nas compress``: distill -> prune (+ fine-tune) -> quantize -> ONNX -> measure, one report.
 
 Every stage is exported to ONNX and measured the same way: test accuracy with ONNX Runtime,
-latency with :func:`nas.measure.measure_latency` (median and IQR), the ONNX file's size, and
-the multiply-adds and parameters of the torch model the stage came from. The report is written
-as JSON, a Markdown table and a PNG, all atomically.
+latency with :func:`nas.measure.measure_latency` (median and IQR), the ONNX file's size, the
+multiply-adds and parameters of the torch model the stage came from, and how far its outputs
+are from the original's (relative RMS error, for any output). Accuracy is reported only where
+it applies (one ``(N, classes)`` output and a labelled data set); otherwise the report says why
+not (:func:`compress.evaluation.accuracy_note`). Models with dense or several outputs, and
+unlabelled :class:`compress.images.Images`, are fine-tuned by distilling the model's outputs
+before pruning. The report is written as JSON, a Markdown table and a PNG, all atomically.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ import torch
 from torch import nn
 
 from compress.distillation import DistillConfig, train_student
+from compress.evaluation import accuracy_note
+from compress.images import Data, labels_of
 from compress.metrics import count_flops, count_params
 from compress.pruning import PruneConfig, prune, prune_to_target
-from compress.quantization import QuantizeConfig, evaluate_onnx, quantize_onnx
+from compress.quantization import QuantizeConfig, evaluate_onnx, onnx_output_error, quantize_onnx
 from compress.serialization import save_pruned
-from nas.data import Dataset
 from nas.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
 from nas.search.targets import Constraint
@@ -57,6 +62,7 @@ class CompressConfig:
     per_channel: bool = True
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     seed: int = 0
+    evaluate: bool = True
 
     def __post_init__(self) -> None:
         PruneConfig(
@@ -84,13 +90,14 @@ class StageResult:
     """One row of the report."""
 
     stage: str
-    accuracy: float
+    accuracy: float | None
     latency_ms: float
     latency_iqr_ms: float
     size_bytes: int
     flops: int
     params: int
     note: str = ""
+    output_error: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,29 +120,39 @@ def measure_stage(
     stage: str,
     graph: bytes,
     model: nn.Module,
-    dataset: Dataset,
+    dataset: Data,
     measure: MeasureConfig,
     *,
     note: str = "",
+    evaluate: bool = True,
+    reference: bytes | None = None,
 ) -> StageResult:
-    """Accuracy (ONNX Runtime, test split), latency, ONNX size, FLOPs and params of a stage."""
+    """Accuracy (ONNX Runtime, test split; only with ``evaluate`` and labels), latency, ONNX
+    size, FLOPs and params of a stage, and its output error relative to ``reference``."""
     shape = dataset.image_shape
     example = torch.as_tensor(dataset.x_test[:1])
     latency = measure_latency(graph, shape, measure)
+    labelled = labels_of(dataset)
+    accuracy = None
+    if evaluate and labelled is not None:
+        accuracy = evaluate_onnx(graph, labelled.x_test, labelled.y_test)
     result = StageResult(
         stage=stage,
-        accuracy=evaluate_onnx(graph, dataset.x_test, dataset.y_test),
+        accuracy=accuracy,
         latency_ms=latency.median_ms,
         latency_iqr_ms=latency.iqr_ms,
         size_bytes=len(graph),
         flops=count_flops(model, example),
         params=count_params(model),
         note=note,
+        output_error=(
+            None if reference is None else onnx_output_error(reference, graph, dataset.x_test)
+        ),
     )
     logger.info(
-        "%s: accuracy %.4f, %.3f ms, %d bytes",
+        "%s: accuracy %s, %.3f ms, %d bytes",
         stage,
-        result.accuracy,
+        "n/a" if accuracy is None else f"{accuracy:.4f}",
         result.latency_ms,
         len(graph),
     )
@@ -159,9 +176,30 @@ def _save_torch(
     return None
 
 
+def _prune_stage(
+    model: nn.Module, dataset: Data, config: CompressConfig
+) -> tuple[nn.Module, float]:
+    """``model`` pruned by ratio or to the target, and the ratio used."""
+    example = torch.as_tensor(dataset.x_train[:2])
+    labelled = labels_of(dataset)
+    calibration: Any = torch.as_tensor(dataset.x_train[:64])
+    if labelled is not None:  # Taylor importance uses the labels where they fit the output
+        calibration = (calibration, torch.as_tensor(labelled.y_train[:64]))
+    options: dict[str, Any] = {
+        "importance": config.importance,
+        "global_pruning": config.global_pruning,
+        "round_to": config.round_to,
+        "calibration": calibration,
+    }
+    if config.target is not None:
+        result = prune_to_target(model, example, config.target, config.measure, **options)
+        return result.model, result.ratio
+    return prune(model, example, ratio=config.ratio, **options), config.ratio
+
+
 def compress_model(
     model: nn.Module,
-    dataset: Dataset,
+    dataset: Data,
     out: str | Path,
     config: CompressConfig,
     *,
@@ -173,9 +211,11 @@ def compress_model(
 ) -> CompressReport:
     """Run every stage on ``model`` (left unchanged) and write models and report to ``out``.
 
-    ``dataset`` must already be at the model's input resolution. With ``teacher``, the model
-    is first distilled from it for ``config.distill_epochs``; the pruned model is fine-tuned
-    for ``config.finetune_epochs`` distilling from the model before pruning.
+    ``dataset`` (a labelled data set, or unlabelled :class:`compress.images.Images`) must
+    already be at the model's input shape. With ``teacher``, the model is first distilled from
+    it for ``config.distill_epochs``; the pruned model is fine-tuned for
+    ``config.finetune_epochs`` distilling from the model before pruning (its class
+    probabilities where it is a classifier of the data set, else all its outputs).
     """
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
@@ -187,8 +227,15 @@ def compress_model(
 
     note("measuring the original model")
     current = copy.deepcopy(model).eval()
+    why_not = accuracy_note(current, dataset, evaluate=config.evaluate)
+    evaluate = not why_not
+    if why_not:
+        logger.info("accuracy %s", why_not)
     graph = export_onnx(current, example[:1])
-    stages.append(measure_stage("original", graph, current, dataset, config.measure))
+    original = graph
+    stages.append(
+        measure_stage("original", graph, current, dataset, config.measure, evaluate=evaluate)
+    )
 
     if teacher is not None and config.distill_epochs > 0:
         note(f"distilling from the teacher for {config.distill_epochs} epoch(s)")
@@ -204,23 +251,20 @@ def compress_model(
             seed=config.seed,
         )
         graph = export_onnx(current, example[:1])
-        stages.append(measure_stage("distilled", graph, current, dataset, config.measure))
+        stages.append(
+            measure_stage(
+                "distilled",
+                graph,
+                current,
+                dataset,
+                config.measure,
+                evaluate=evaluate,
+                reference=original,
+            )
+        )
 
     note("pruning")
-    options: dict[str, Any] = {
-        "importance": config.importance,
-        "global_pruning": config.global_pruning,
-        "round_to": config.round_to,
-        "calibration": (
-            torch.as_tensor(dataset.x_train[:64]),
-            torch.as_tensor(dataset.y_train[:64]),
-        ),
-    }
-    if config.target is not None:
-        result = prune_to_target(current, example, config.target, config.measure, **options)
-        pruned, ratio = result.model, result.ratio
-    else:
-        pruned, ratio = prune(current, example, ratio=config.ratio, **options), config.ratio
+    pruned, ratio = _prune_stage(current, dataset, config)
     if config.finetune_epochs > 0:
         note(f"fine-tuning the pruned model for {config.finetune_epochs} epoch(s)")
         train_student(
@@ -237,7 +281,18 @@ def compress_model(
     pruned.eval()
     graph = export_onnx(pruned, example[:1])
     label = f"ratio {ratio:.2f}, {config.importance}, fine-tuned {config.finetune_epochs} epoch(s)"
-    stages.append(measure_stage("pruned", graph, pruned, dataset, config.measure, note=label))
+    stages.append(
+        measure_stage(
+            "pruned",
+            graph,
+            pruned,
+            dataset,
+            config.measure,
+            note=label,
+            evaluate=evaluate,
+            reference=original,
+        )
+    )
     saved = _save_torch(
         pruned,
         directory / "pruned.safetensors",
@@ -259,7 +314,18 @@ def compress_model(
     atomic_write_bytes(directory / "int8.onnx", quantized)
     files["int8_onnx"] = str(directory / "int8.onnx")
     int8_note = f"{config.method} calibration on {len(calibration)} images"
-    stages.append(measure_stage("int8", quantized, pruned, dataset, config.measure, note=int8_note))
+    stages.append(
+        measure_stage(
+            "int8",
+            quantized,
+            pruned,
+            dataset,
+            config.measure,
+            note=int8_note,
+            evaluate=evaluate,
+            reference=original,
+        )
+    )
 
     settings = {
         **{k: v for k, v in asdict(config).items() if k not in ("measure", "target")},
@@ -269,6 +335,7 @@ def compress_model(
         "data": dataset.name,
         "input_shape": list(shape),
         "teacher": teacher is not None,
+        "accuracy_note": why_not,
     }
     report = CompressReport(stages=tuple(stages), files=files, settings=settings)
     write_report(report, directory)
@@ -280,13 +347,15 @@ def markdown_table(stages: tuple[StageResult, ...] | list[StageResult]) -> str:
     """The stages as a Markdown table, with changes relative to the first stage."""
     first = stages[0]
     lines = [
-        "| stage | accuracy | latency (ms) | speed-up | size (KB) | smaller | MACs | params "
-        "| note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| stage | accuracy | output error | latency (ms) | speed-up | size (KB) | smaller | MACs "
+        "| params | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in stages:
+        accuracy = "n/a" if s.accuracy is None else f"{s.accuracy:.2%}"
+        error = "-" if s.output_error is None else f"{s.output_error:.2%}"
         lines.append(
-            f"| {s.stage} | {s.accuracy:.2%} | {s.latency_ms:.3f} ± {s.latency_iqr_ms:.3f} | "
+            f"| {s.stage} | {accuracy} | {error} | {s.latency_ms:.3f} ± {s.latency_iqr_ms:.3f} | "
             f"{first.latency_ms / s.latency_ms:.2f}x | {s.size_bytes / 1e3:.1f} | "
             f"{first.size_bytes / s.size_bytes:.2f}x | {s.flops:,} | {s.params:,} | {s.note} |"
         )
@@ -301,8 +370,12 @@ def _plot(report: CompressReport) -> bytes:
 
     stages = report.stages
     names = [s.stage for s in stages]
+    accuracies = [s.accuracy for s in stages]
     panels = (
-        ("test accuracy", [s.accuracy for s in stages]),
+        (
+            "test accuracy" if None not in accuracies else "test accuracy (n/a)",
+            [0.0 if value is None else value for value in accuracies],
+        ),
         ("latency (ms, median)", [s.latency_ms for s in stages]),
         ("ONNX size (KB)", [s.size_bytes / 1e3 for s in stages]),
         ("multiply-adds (M)", [s.flops / 1e6 for s in stages]),
@@ -338,5 +411,7 @@ def write_report(report: CompressReport, directory: Path) -> None:
         f"{measure.get('batch_size')}, median of {measure.get('repeats')} runs after "
         f"{measure.get('warmup')} warm-up runs.\n\n"
     )
-    atomic_write_text(directory / "report.md", header + markdown_table(report.stages))
+    why_not = report.settings.get("accuracy_note")
+    footer = f"\nAccuracy: {why_not}.\n" if why_not else ""
+    atomic_write_text(directory / "report.md", header + markdown_table(report.stages) + footer)
     atomic_write_bytes(directory / "report.png", _plot(report))

@@ -5,8 +5,12 @@ dependency graph follows residual adds, concatenations, depthwise and grouped co
 squeeze-excitation and transposed convolutions, so coupled layers lose the same channels and
 the pruned model is a smaller dense model (faster on any runtime). Importance criteria:
 ``l1``/``l2`` (group magnitude), ``taylor`` (first-order Taylor, needs a backward pass on a
-calibration batch), ``lamp`` and ``fpgm``. The output layer (the last convolution or linear
-layer run, usually the classifier) is never pruned, so output shapes stay the same.
+calibration batch), ``lamp`` and ``fpgm``. The output layers (every convolution or linear layer
+whose channels reach a model output: the classifier, a segmentation head, each head of a
+model with a tuple or dict of outputs) are never pruned, so output shapes stay the same. Any
+output structure is accepted (see :mod:`compress.outputs`); Taylor importance uses
+cross-entropy where the calibration labels fit the output, and otherwise the output's energy
+(the sum of mean squares of every output tensor), so it needs no labels.
 
 :func:`prune_to_target` prunes step by step until a target such as ``flops<5M`` or
 ``latency<2ms`` is met; :func:`finetune` recovers accuracy, optionally distilling from the
@@ -22,7 +26,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 import torch_pruning as tp
@@ -30,9 +34,16 @@ from torch import nn
 from torch.nn import functional
 
 from compress.distillation import train_student
+from compress.images import Data
 from compress.metrics import count_flops, count_params
+from compress.outputs import (
+    is_class_logits,
+    output_energy,
+    output_leaves,
+    output_shapes,
+    producing_layers,
+)
 from compress.serialization import load_pruned, save_pruned
-from nas.data import Dataset
 from nas.errors import UserError, first_line
 from nas.measure import MeasureConfig, measure_latency
 from nas.search.targets import Constraint
@@ -56,7 +67,12 @@ IMPORTANCES = ("l1", "l2", "taylor", "lamp", "fpgm")
 TARGET_METRICS = ("flops", "params", "size", "latency")
 _PRUNABLE = (nn.modules.conv._ConvNd, nn.Linear)
 
-Calibration = tuple[torch.Tensor, torch.Tensor] | Sequence[tuple[torch.Tensor, torch.Tensor]]
+# (images, labels), images alone, or a list of either: one batch each.
+Calibration = (
+    torch.Tensor
+    | tuple[torch.Tensor, torch.Tensor]
+    | Sequence[tuple[torch.Tensor, torch.Tensor] | torch.Tensor]
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,8 +174,16 @@ def _run_recording(
 def output_layers(
     model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]
 ) -> list[nn.Module]:
-    """The layer that produces the output: the last convolution or linear layer that runs."""
-    return _run_recording(model, _inputs(example_inputs))[1][-1:]
+    """The layers that produce the outputs: every convolution or linear layer whose output
+    reaches a model output (each tensor of a tuple or dict) without passing through another."""
+    inputs = _inputs(example_inputs)
+    was_training = model.training
+    model.eval()
+    try:
+        output_leaves(_run_locating(model, inputs))  # a failing forward names its layer
+        return producing_layers(model, inputs, _PRUNABLE)
+    finally:
+        model.train(was_training)
 
 
 def _map_ignored(
@@ -197,35 +221,63 @@ def _check_traced(
             )
 
 
-def _calibration_batches(
-    calibration: Calibration | None,
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
+Batch = tuple[torch.Tensor, torch.Tensor | None]
+
+
+def _is_labelled(value: Any) -> TypeGuard[tuple[torch.Tensor, torch.Tensor]]:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], torch.Tensor)
+        and isinstance(value[1], torch.Tensor)
+        and not value[1].is_floating_point()
+    )
+
+
+def _calibration_batches(calibration: Calibration | None) -> list[Batch]:
     if calibration is None:
         raise UserError(
-            "taylor importance needs calibration data (inputs and labels) for a backward pass; "
-            "pass calibration=(x, y) or use l1, l2, lamp or fpgm"
+            "taylor importance needs calibration data (inputs, with or without labels) for a "
+            "backward pass; pass calibration=x or (x, y), or use l1, l2, lamp or fpgm"
         )
-    if (
-        isinstance(calibration, tuple)
-        and len(calibration) == 2
-        and isinstance(calibration[0], torch.Tensor)
-    ):
-        return [calibration]
-    batches = list(calibration)
-    if not batches or not all(isinstance(b, tuple) and len(b) == 2 for b in batches):
-        raise UserError("calibration must be (inputs, labels) or a list of such pairs")
+    if isinstance(calibration, torch.Tensor):
+        return [(calibration, None)]
+    if _is_labelled(calibration):
+        return [(calibration[0], calibration[1])]
+    batches: list[Batch] = []
+    for batch in calibration:
+        if isinstance(batch, torch.Tensor):
+            batches.append((batch, None))
+        elif _is_labelled(batch):
+            batches.append((batch[0], batch[1]))
+        else:
+            batches = []
+            break
+    if not batches:
+        raise UserError("calibration must be inputs, (inputs, integer labels), or a list of either")
     return batches
 
 
 def _taylor_gradients(
     model: nn.Module,
-    batches: list[tuple[torch.Tensor, torch.Tensor]],
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    batches: list[Batch],
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] | None,
 ) -> None:
+    """Gradients for Taylor importance: ``loss_fn`` when given, else cross-entropy where the
+    labels fit the output as class scores, else the output's energy (needs no labels)."""
     model.eval()  # gradients without touching batch-norm statistics
     model.zero_grad(set_to_none=True)
     for inputs, labels in batches:
-        loss = loss_fn(model(inputs), labels)
+        output = model(inputs)
+        if loss_fn is not None:
+            if labels is None:
+                raise UserError("a loss_fn for taylor importance needs labelled calibration")
+            loss = loss_fn(output, labels)
+        elif is_class_logits(output, labels):
+            assert labels is not None
+            loss = functional.cross_entropy(output, labels)
+        else:
+            loss = output_energy(output)
         loss.backward()
 
 
@@ -268,16 +320,19 @@ def prune(
     round_to: int | None = None,
     ignored_layers: Sequence[nn.Module | str] | None = None,
     iterative_steps: int = 1,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] | None = None,
     calibration: Calibration | None = None,
 ) -> nn.Module:
     """A copy of ``model`` with ``ratio`` of its channels removed (the input is unchanged).
 
     ``ratio`` is the share of channels removed from each prunable group (with
     ``global_pruning``, from all of them ranked together). ``ignored_layers`` (modules or
-    names) are not pruned; by default the output layer is ignored. ``round_to`` keeps channel
-    counts multiples of it. ``taylor`` importance runs ``loss_fn`` (default cross-entropy) on
-    ``calibration`` batches before each of the ``iterative_steps``.
+    names) are not pruned; by default the output layers are (see :func:`output_layers`), so
+    every output tensor keeps its shape, whatever the output's structure (a tensor, or tuples,
+    lists and dicts of tensors). ``round_to`` keeps channel counts multiples of it. ``taylor``
+    importance runs ``loss_fn`` on ``calibration`` batches before each of the
+    ``iterative_steps``; without ``loss_fn`` it uses cross-entropy where the labels fit the
+    output, else the output's energy, so unlabelled calibration images suffice.
     """
     config = PruneConfig(
         ratio=ratio,
@@ -294,15 +349,16 @@ def prune(
     was_training = pruned.training
     pruned.eval()
     reference, executed = _run_recording(pruned, inputs)
+    expected = output_shapes(reference)
     if ignored_layers is None:
-        ignored = executed[-1:]
+        ignored = producing_layers(pruned, inputs, _PRUNABLE)
     else:
         ignored = _map_ignored(model, pruned, ignored_layers)
     pruner = _build_pruner(pruned, inputs, config, ignored)
     _check_traced(pruned, pruner.DG, executed, ignored)
     for _ in range(config.iterative_steps):
         if batches:
-            _taylor_gradients(pruned, batches, loss_fn or functional.cross_entropy)
+            _taylor_gradients(pruned, batches, loss_fn)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -313,12 +369,12 @@ def prune(
             ) from None
         finally:
             pruned.zero_grad(set_to_none=True)
-    output = _run_locating(pruned, inputs)
-    if isinstance(output, torch.Tensor) and isinstance(reference, torch.Tensor):
-        if output.shape != reference.shape:
+    shapes = output_shapes(_run_locating(pruned, inputs))
+    for path, shape in expected.items():
+        if shapes.get(path) != shape:
             raise UserError(
-                f"pruning changed the output shape from {tuple(reference.shape)} to "
-                f"{tuple(output.shape)}; pass the output layers in ignored_layers"
+                f"pruning changed the shape of output {path!r} from {shape} to "
+                f"{shapes.get(path)}; pass the output layers in ignored_layers"
             )
     before, after = count_params(model), count_params(pruned)
     logger.info(
@@ -400,7 +456,7 @@ def prune_to_target(
 
 def finetune(
     model: nn.Module,
-    dataset: Dataset,
+    dataset: Data,
     *,
     epochs: int,
     lr: float = 0.01,
@@ -415,7 +471,9 @@ def finetune(
     """Train a pruned ``model`` further; with ``teacher`` (e.g. the unpruned model), distil.
 
     SGD with Nesterov momentum and a cosine learning rate; images are resized to
-    ``resolution``. Returns ``model`` (trained in place) in eval mode.
+    ``resolution``. Without a task loss (unlabelled :class:`compress.images.Images`, or an
+    output that is not class logits of the data set) the pruned model learns ``teacher``'s
+    outputs, every output tensor matched. Returns ``model`` (trained in place) in eval mode.
     """
     return train_student(
         model,

@@ -53,6 +53,8 @@ __all__ = [
     "export_qat_onnx",
     "freeze_qat",
     "onnx_logits",
+    "onnx_output_error",
+    "onnx_outputs",
     "prepare_qat",
     "quantize_onnx",
 ]
@@ -240,28 +242,59 @@ def _session(graph: bytes, threads: int = 1) -> Any:
         raise UserError(f"ONNX Runtime cannot load the model: {exc}") from None
 
 
-def onnx_logits(
+def onnx_outputs(
     model: bytes | str | Path, x: np.ndarray, *, batch_size: int = 256, threads: int = 1
-) -> np.ndarray:
-    """Outputs of an ONNX graph on ``x``, batch by batch."""
+) -> dict[str, np.ndarray]:
+    """Every output of an ONNX graph on ``x`` (computed batch by batch), by output name."""
     graph = _graph_bytes(model)
     data = _check_calibration(graph, x)
     session = _session(graph, threads)
     name = session.get_inputs()[0].name
-    outputs = [
-        session.run(None, {name: data[i : i + batch_size]})[0]
-        for i in range(0, len(data), batch_size)
+    names = [output.name for output in session.get_outputs()]
+    runs = [
+        session.run(None, {name: data[i : i + batch_size]}) for i in range(0, len(data), batch_size)
     ]
-    return np.concatenate(outputs)
+    return {key: np.concatenate([run[k] for run in runs]) for k, key in enumerate(names)}
+
+
+def onnx_logits(
+    model: bytes | str | Path, x: np.ndarray, *, batch_size: int = 256, threads: int = 1
+) -> np.ndarray:
+    """The first output of an ONNX graph on ``x``, batch by batch."""
+    outputs = onnx_outputs(model, x, batch_size=batch_size, threads=threads)
+    return next(iter(outputs.values()))
+
+
+def onnx_output_error(
+    reference: bytes | str | Path, candidate: bytes | str | Path, x: np.ndarray
+) -> float:
+    """How far ``candidate``'s outputs are from ``reference``'s on ``x`` (e.g. int8 against
+    float): the relative root-mean-square error ``||c - r|| / ||r||``, averaged over outputs.
+    A quality measure for any output, where accuracy does not apply."""
+    expected = onnx_outputs(reference, x)
+    actual = onnx_outputs(candidate, x)
+    if [v.shape for v in expected.values()] != [v.shape for v in actual.values()]:
+        raise UserError("the two ONNX graphs have different outputs; they are not comparable")
+    errors = [
+        float(np.linalg.norm(b.astype(np.float64) - a)) / max(float(np.linalg.norm(a)), 1e-12)
+        for a, b in zip(expected.values(), actual.values(), strict=True)
+    ]
+    return float(np.mean(errors))
 
 
 def evaluate_onnx(
     model: bytes | str | Path, x: np.ndarray, y: np.ndarray, *, batch_size: int = 256
 ) -> float:
-    """Top-1 accuracy of an ONNX classifier on ``x``/``y``."""
+    """Top-1 accuracy of an ONNX classifier (one ``(N, classes)`` output) on ``x``/``y``."""
     if len(x) != len(y):
         raise UserError(f"x has {len(x)} samples but y has {len(y)}")
-    logits = onnx_logits(model, x, batch_size=batch_size)
+    outputs = onnx_outputs(model, x, batch_size=batch_size)
+    shapes = ", ".join(f"{key} {tuple(v.shape)}" for key, v in outputs.items())
+    logits = next(iter(outputs.values()))
+    if len(outputs) != 1 or logits.ndim != 2:
+        raise UserError(
+            f"accuracy needs one (N, classes) output of class logits; this graph outputs {shapes}"
+        )
     return float((logits.argmax(axis=1) == np.asarray(y)).mean()) if len(y) else 0.0
 
 

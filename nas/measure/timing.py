@@ -229,12 +229,37 @@ def time_rounds(
     return RoundTiming(samples, history, len(history) - len(keep))
 
 
+def _output_names(output: object, path: str = "") -> list[str]:
+    """ONNX names of the tensors of an output: ``logits`` for a single tensor, else the dict
+    keys and tuple positions (``boxes``, ``output_1``, ``heads_0``), in export order."""
+    if isinstance(output, torch.Tensor):
+        return [path or "logits"]
+    if isinstance(output, dict):
+        items = [(str(key), value) for key, value in output.items()]
+    elif isinstance(output, list | tuple):
+        items = [(str(index), value) for index, value in enumerate(output)]
+    else:
+        return []
+    names = []
+    for key, value in items:
+        names.extend(_output_names(value, f"{path}_{key}" if path else key))
+    if not path and isinstance(output, list | tuple):
+        names = [f"output_{name}" for name in names]
+    return names
+
+
 def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
-    """The model as an ONNX graph (one self-contained byte string, batch dimension dynamic)."""
+    """The model as an ONNX graph (one self-contained byte string, batch dimension dynamic).
+
+    A single output tensor is named ``logits``; tuples, lists and dicts of tensors become one
+    graph output per tensor, named after their keys and positions.
+    """
     buffer = io.BytesIO()
     was_training = model.training
     model.eval()
     try:
+        with torch.no_grad():
+            outputs = _output_names(model(example))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -242,8 +267,8 @@ def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
                 (example,),
                 buffer,  # type: ignore[arg-type]  # file objects are accepted
                 input_names=["input"],
-                output_names=["logits"],
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                output_names=outputs,
+                dynamic_axes={name: {0: "batch"} for name in ["input", *outputs]},
                 opset_version=17,
                 dynamo=False,
             )
