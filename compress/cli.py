@@ -93,13 +93,6 @@ def _model_data(
     return data, shape
 
 
-def _calibration(data: Data, count: int) -> Any:
-    """Taylor calibration: images with their labels when there are labels."""
-    images = torch.as_tensor(data.x_train[:count])
-    labelled = labels_of(data)
-    return images if labelled is None else (images, torch.as_tensor(labelled.y_train[:count]))
-
-
 def _accuracy_text(before: float | None, after: float | None, note: str) -> str:
     if before is None or after is None:
         return f"accuracy: {note}"
@@ -137,26 +130,25 @@ def _measure(args: argparse.Namespace) -> Any:
 def run_prune(args: argparse.Namespace) -> int:
     """``nas prune``: prune a model by ratio or to a target, optionally fine-tune, save."""
     from compress.evaluation import compare_models
-    from compress.pruning import finetune, prune, prune_to_target
+    from compress.pruning import finetune, prune_on_data
 
     loaded = load_model(args.model, factory=args.factory, trust_checkpoint=args.trust_checkpoint)
     model = loaded.prunable_module("pruned")
     dataset, _ = _model_data(loaded, args.data, args, args.seed)
     out = output_path(args.out, loaded.path, "-pruned.safetensors", [loaded.path])
-    example = torch.as_tensor(dataset.x_train[:2])
-    options: dict[str, Any] = {
-        "importance": args.importance,
-        "global_pruning": args.global_pruning,
-        "round_to": args.round_to,
-        "calibration": _calibration(dataset, 64),
-    }
     target = _target(args.target)
+    pruned, ratio = prune_on_data(
+        model,
+        dataset,
+        ratio=args.ratio,
+        target=target,
+        importance=args.importance,
+        global_pruning=args.global_pruning,
+        round_to=args.round_to,
+        measure_config=_measure(args),
+    )
     if target is not None:
-        result = prune_to_target(model, example, target, _measure(args), **options)
-        pruned, ratio = result.model, result.ratio
-        print(f"target {target} met at ratio {ratio:.2f} ({target.metric} {result.value:.4g})")
-    else:
-        pruned, ratio = prune(model, example, ratio=args.ratio, **options), args.ratio
+        print(f"target {target} met at ratio {ratio:.2f}")
     if args.finetune > 0:
         teacher = None if args.no_distill else (_teacher(args) or model)
         update, close = _progress_bar("fine-tuning")

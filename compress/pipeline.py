@@ -27,7 +27,7 @@ from compress.distillation import DistillConfig, train_student
 from compress.evaluation import accuracy_note
 from compress.images import Data, labels_of
 from compress.metrics import count_flops, count_params
-from compress.pruning import PruneConfig, prune, prune_to_target
+from compress.pruning import PruneConfig, prune_on_data
 from compress.quantization import QuantizeConfig, evaluate_onnx, onnx_output_error, quantize_onnx
 from compress.serialization import save_pruned
 from nas.files import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -180,21 +180,16 @@ def _prune_stage(
     model: nn.Module, dataset: Data, config: CompressConfig
 ) -> tuple[nn.Module, float]:
     """``model`` pruned by ratio or to the target, and the ratio used."""
-    example = torch.as_tensor(dataset.x_train[:2])
-    labelled = labels_of(dataset)
-    calibration: Any = torch.as_tensor(dataset.x_train[:64])
-    if labelled is not None:  # Taylor importance uses the labels where they fit the output
-        calibration = (calibration, torch.as_tensor(labelled.y_train[:64]))
-    options: dict[str, Any] = {
-        "importance": config.importance,
-        "global_pruning": config.global_pruning,
-        "round_to": config.round_to,
-        "calibration": calibration,
-    }
-    if config.target is not None:
-        result = prune_to_target(model, example, config.target, config.measure, **options)
-        return result.model, result.ratio
-    return prune(model, example, ratio=config.ratio, **options), config.ratio
+    return prune_on_data(
+        model,
+        dataset,
+        ratio=config.ratio,
+        target=config.target,
+        importance=config.importance,
+        global_pruning=config.global_pruning,
+        round_to=config.round_to,
+        measure_config=config.measure,
+    )
 
 
 def compress_model(

@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn import functional
 
 from compress.distillation import train_student
-from compress.images import Data
+from compress.images import Data, labels_of
 from compress.metrics import count_flops, count_params
 from compress.outputs import (
     is_class_logits,
@@ -57,6 +57,7 @@ __all__ = [
     "load_pruned",
     "output_layers",
     "prune",
+    "prune_on_data",
     "prune_to_target",
     "save_pruned",
 ]
@@ -488,3 +489,37 @@ def finetune(
         seed=seed,
         progress=progress,
     )
+
+
+def prune_on_data(
+    model: nn.Module,
+    data: Data,
+    *,
+    ratio: float,
+    target: Constraint | None = None,
+    importance: str = "l2",
+    global_pruning: bool = False,
+    round_to: int | None = None,
+    measure_config: MeasureConfig | None = None,
+    calibration_images: int = 64,
+) -> tuple[nn.Module, float]:
+    """``model`` pruned by ``ratio``, or to ``target`` when given, with example inputs and
+    Taylor calibration taken from ``data``'s training images (with their labels where the data
+    set has labels); returns the pruned copy and the ratio used. What ``nas prune`` and the
+    compression pipeline both do."""
+    example = torch.as_tensor(data.x_train[:2])
+    images = torch.as_tensor(data.x_train[:calibration_images])
+    labelled = labels_of(data)
+    calibration: Calibration = images
+    if labelled is not None:  # Taylor importance uses the labels where they fit the output
+        calibration = (images, torch.as_tensor(labelled.y_train[:calibration_images]))
+    options: dict[str, Any] = {
+        "importance": importance,
+        "global_pruning": global_pruning,
+        "round_to": round_to,
+        "calibration": calibration,
+    }
+    if target is not None:
+        result = prune_to_target(model, example, target, measure_config, **options)
+        return result.model, result.ratio
+    return prune(model, example, ratio=ratio, **options), ratio

@@ -18,7 +18,9 @@ __all__ = [
     "Parser",
     "RegistryChoices",
     "TerminalReporter",
+    "add_backend_options",
     "add_measure_options",
+    "backend_from_args",
     "fail",
     "format_count",
 ]
@@ -113,6 +115,35 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
         help=f"intra-op threads (default: {DEFAULT_THREADS})",
     )
     parser.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1)")
+
+
+def add_backend_options(parser: argparse.ArgumentParser, *, workers: str) -> None:
+    """``--backend local|ray``, ``--address``, ``--workers`` (``workers`` says what they are)."""
+    parser.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray"),
+        help="where the work runs: here, or on a Ray cluster (the ray extra; README "
+        '"Running on a cluster") (default: %(default)s)',
+    )
+    parser.add_argument(
+        "--address",
+        help="Ray cluster to join: HOST:PORT of its head, ray://HOST:PORT, or auto (default: a "
+        "one-node cluster started for this command)",
+    )
+    parser.add_argument("--workers", type=int, help=workers)
+
+
+def backend_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`nas.distributed.Backend` of the options :func:`add_backend_options` adds."""
+    from nas.distributed.backend import Backend
+
+    return Backend(
+        kind=args.backend,
+        address=args.address,
+        workers=args.workers,
+        max_failures=getattr(args, "max_failures", 0),
+    )
 
 
 class TerminalReporter:

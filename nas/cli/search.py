@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nas.cli.common import RegistryChoices, TerminalReporter, add_measure_options, format_count
+from nas.cli.common import (
+    RegistryChoices,
+    TerminalReporter,
+    add_backend_options,
+    add_measure_options,
+    backend_from_args,
+    format_count,
+)
 from nas.defaults import (
     DEFAULT_DATA,
     DEFAULT_EVALUATIONS,
@@ -68,6 +75,11 @@ def add_parser(commands: Any) -> None:
     search.add_argument("--device", default="cpu", help="device for training (default: cpu)")
     search.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     add_measure_options(search)
+    add_backend_options(
+        search,
+        workers="with --backend ray: most accuracy evaluations at once, one CPU each "
+        "(default: every CPU of the cluster)",
+    )
     search.set_defaults(handler=run)
 
 
@@ -82,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.search.run import SearchRequest, search
     from nas.search.targets import parse_constraints
 
+    backend = backend_from_args(args)
     constraints = parse_constraints(args.target)
     space = ss.get_space(args.space)
     measure = MeasureConfig(runtime=args.runtime, threads=args.threads, batch_size=args.batch_size)
@@ -120,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         out=out,
         resume=args.resume,
         device=args.device,
+        backend=backend,
     )
     outcome = search(request, TerminalReporter())
     result, chosen = outcome.result, outcome.chosen

@@ -8,7 +8,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from nas.cli.common import RegistryChoices
+from nas.cli.common import RegistryChoices, add_backend_options, backend_from_args
 from nas.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DATA,
@@ -104,7 +104,21 @@ def add_parser(commands: Any) -> None:
     )
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    train.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    train.add_argument(
+        "--threads", type=int, help="torch threads (per worker on Ray; default: torch's own)"
+    )
+    add_backend_options(
+        train,
+        workers="data-parallel Ray Train workers, one CPU (one GPU with --device cuda) each; "
+        "each step's batch is split between them (default: 1)",
+    )
+    train.add_argument(
+        "--max-failures",
+        type=int,
+        default=0,
+        help="with --backend ray: restarts of a failed worker group, each from the last "
+        "epoch's checkpoint (default: 0)",
+    )
     train.set_defaults(handler=run)
 
 
@@ -141,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         train_supernet,
     )
 
+    backend = backend_from_args(args)
     space = ss.get_space(args.space)
     budget = None if args.budget is None else parse_duration(args.budget)
     if args.images_per_epoch < 0:
@@ -197,15 +212,30 @@ def run(args: argparse.Namespace) -> int:
             f"{result.smallest_accuracy:.2%} (val), {result.seconds:.1f} s"
         )
 
-    train_supernet(
-        space,
-        dataset,
-        schedule,
-        config,
-        out,
-        resume=args.resume,
-        on_step=on_step,
-        on_epoch=on_epoch,
-    )
+    if backend.is_ray:
+        from nas.distributed import train_supernet_on_ray
+
+        print(f"on Ray: {backend.workers or 1} data-parallel worker(s)")
+        train_supernet_on_ray(
+            space,
+            dataset,
+            schedule,
+            config,
+            out,
+            backend=backend,
+            resume=args.resume,
+            on_epoch=on_epoch,
+        )
+    else:
+        train_supernet(
+            space,
+            dataset,
+            schedule,
+            config,
+            out,
+            resume=args.resume,
+            on_step=on_step,
+            on_epoch=on_epoch,
+        )
     print(f"supernet saved in {out}")
     return 0

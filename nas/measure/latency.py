@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import UserError
+from nas.files import LOCK_FILE, exclusive_lock
 from nas.measure.profiling import (
     BLOCKS_FILE,
     MEASUREMENTS_FILE,
@@ -78,11 +79,12 @@ def profile(
     with ``config.table``, their operators. Rerun on the same directory, it measures only what
     is missing."""
     folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
     archs = sample_for_coverage(space, np.random.default_rng(config.seed), config.subnets)
-    records = profile_latency(space, archs, config.measure, folder, progress=progress)
-    if config.table:
-        profile_blocks(space, config.measure, folder, archs=archs, progress=progress)
+    with exclusive_lock(folder / LOCK_FILE, what=f"latency profiling in {folder}"):
+        folder.mkdir(parents=True, exist_ok=True)
+        records = profile_latency(space, archs, config.measure, folder, progress=progress)
+        if config.table:
+            profile_blocks(space, config.measure, folder, archs=archs, progress=progress)
     return records
 
 
@@ -126,21 +128,24 @@ def predictor_path(directory: str | Path, kind: str) -> Path:
 
 
 def fit(space: Space, directory: str | Path, *, kind: str = "learned", seed: int = 0) -> Path:
-    """Fit a latency predictor on a profile directory and save it there as JSON."""
+    """Fit a latency predictor on a profile directory and save it there as JSON (waiting for
+    a profiling run in that directory to finish first)."""
     folder = Path(directory)
     archs, latency = profiled_archs(space, folder)
-    predictor = _build(kind, space, folder, seed)
-    predictor.fit(archs, latency)
-    records = read_records(folder / MEASUREMENTS_FILE)
-    machine = records[0].machine if records else machine_info()
-    versions = records[0].versions if records else library_versions()
-    return save_predictor(
-        predictor,
-        predictor_path(folder, kind),
-        settings=_settings(folder),
-        machine=machine,
-        versions=versions,
-    )
+    with exclusive_lock(folder / LOCK_FILE, what=f"latency profiling in {folder}"):
+        archs, latency = profiled_archs(space, folder)
+        predictor = _build(kind, space, folder, seed)
+        predictor.fit(archs, latency)
+        records = read_records(folder / MEASUREMENTS_FILE)
+        machine = records[0].machine if records else machine_info()
+        versions = records[0].versions if records else library_versions()
+        return save_predictor(
+            predictor,
+            predictor_path(folder, kind),
+            settings=_settings(folder),
+            machine=machine,
+            versions=versions,
+        )
 
 
 def report(

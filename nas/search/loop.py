@@ -21,7 +21,7 @@ import numpy as np
 
 from nas.defaults import DEFAULT_EVALUATIONS, DEFAULT_OBJECTIVES, DEFAULT_STRATEGY
 from nas.errors import UserError
-from nas.files import atomic_write_json
+from nas.files import atomic_write_json, cut_torn_tail
 from nas.predictors import Predictor
 from nas.predictors.base import training_from_dict
 from nas.predictors.features import features_and_costs
@@ -260,6 +260,7 @@ def run_search(
     order: list[bytes] = list(known)
     batches_done = 0
 
+    cut_torn_tail(history_path)  # a line torn by a kill must not join the next one
     with open(history_path, "a", encoding="utf-8") as history:
         while told < config.evaluations:
             count = min(config.batch_size, config.evaluations - told)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from nas.files import LOCK_FILE, cut_torn_tail, exclusive_lock
 from nas.search.verify import Verified
 
 __all__ = ["MeasuredCache"]
@@ -29,7 +31,7 @@ class MeasuredCache:
         self.settings = json.dumps(settings, sort_keys=True)
         self._records: dict[str, dict[str, Any]] = {}
         if path.exists():
-            for line in path.read_text().splitlines():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     record = json.loads(line)
                     self._records[record["key"]] = record["verified"]
@@ -44,9 +46,16 @@ class MeasuredCache:
         return None if record is None else Verified(**record)
 
     def add(self, genome_bytes: bytes, verified: Verified) -> None:
+        """Remember ``verified``: one line appended (after cutting a line torn by a killed
+        search), under a lock shared by the searches of this work directory."""
         key = self.key(genome_bytes)
         record = asdict(verified)
         self._records[key] = record
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as handle:
-            handle.write(json.dumps({"key": key, "verified": record}) + "\n")
+        lock = self.path.with_name(f".{self.path.name}{LOCK_FILE}")
+        with exclusive_lock(lock, what=f"an update of {self.path}"):
+            cut_torn_tail(self.path)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"key": key, "verified": record}) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())

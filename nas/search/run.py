@@ -19,9 +19,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nas.data import Dataset
+from nas.distributed import Backend
 from nas.errors import UserError
 from nas.export import export_model
-from nas.files import atomic_write_json, atomic_write_text, check_writable_directory
+from nas.files import (
+    LOCK_FILE,
+    atomic_write_json,
+    atomic_write_text,
+    check_writable_directory,
+    exclusive_lock,
+)
 from nas.measure import MeasureConfig, measure_arch
 from nas.search.loop import Evaluator, SearchConfig, SearchResult, measured_accuracies, run_search
 from nas.search.measured import MeasuredCache
@@ -76,6 +83,8 @@ class SearchRequest:
     verify_top: int = 6
     rounds: int = 4
     device: str = "cpu"
+    # Where the accuracy evaluations for the predictor run (None: here).
+    backend: Backend | None = None
 
 
 @dataclass
@@ -134,6 +143,15 @@ def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
 
 
 def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
+    """Run the whole search of ``request`` (see the module's docstring). A second search in
+    the same run directory at the same time is refused in one line; searches sharing a work
+    directory wait for each other only while one builds a piece the other needs."""
+    check_writable_directory(request.out)
+    with exclusive_lock(request.out / LOCK_FILE, what=f"a search in {request.out}", wait=False):
+        return _search(request, reporter)
+
+
+def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
     space = request.space
     workdir = Workdir(request.workdir, space.name)
     _check_outputs(request)
@@ -170,6 +188,7 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
         seed=request.search.seed,
         device=request.device,
         progress=reporter.stage("evaluating subnets for accuracy"),
+        backend=request.backend,
     )
     evaluator = Evaluator(
         space,

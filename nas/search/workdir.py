@@ -15,13 +15,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nas.data import Dataset
 from nas.defaults import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_SCHEDULE, DEFAULT_WARMUP
+from nas.distributed import Backend, evaluate_subnets
 from nas.errors import UserError
-from nas.files import atomic_write_json
+from nas.files import LOCK_FILE, atomic_write_json, exclusive_lock
 from nas.measure import MeasureConfig
 from nas.measure.latency import ProfileConfig, fit, predictor_path, profile
 from nas.measure.profiling import sample_for_coverage
@@ -33,7 +35,6 @@ from nas.train import (
     EpochResult,
     StepResult,
     TrainConfig,
-    evaluate,
     load_checkpoint,
     load_supernet,
     make_schedule,
@@ -90,9 +91,11 @@ class Workdir:
 
     def add_cost(self, piece: str, seconds: float) -> None:
         """Add ``seconds`` to what building ``piece`` has cost (a resumed build adds up)."""
-        costs = self.read_costs()
-        costs[piece] = costs.get(piece, 0.0) + seconds
-        atomic_write_json(self.costs, costs)
+        lock = self.costs.with_name(f".{self.costs.name}{LOCK_FILE}")
+        with exclusive_lock(lock, what=f"an update of {self.costs}"):
+            costs = self.read_costs()
+            costs[piece] = costs.get(piece, 0.0) + seconds
+            atomic_write_json(self.costs, costs)
 
 
 def ensure_supernet(
@@ -105,7 +108,27 @@ def ensure_supernet(
     on_step: Callable[[StepResult], None] | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
 ) -> Supernet:
-    """The trained supernet in the work directory, trained (or its training resumed) if needed."""
+    """The trained supernet in the work directory, trained (or its training resumed) if needed.
+
+    While another process trains it (another search, or ``nas train``), this one waits for it
+    and then takes its result."""
+    directory = workdir.supernet
+    with exclusive_lock(directory / LOCK_FILE, what=f"training the supernet in {directory}"):
+        return _ensure_supernet(
+            space, dataset, workdir, seed=seed, device=device, on_step=on_step, on_epoch=on_epoch
+        )
+
+
+def _ensure_supernet(
+    space: Space,
+    dataset: Dataset,
+    workdir: Workdir,
+    *,
+    seed: int,
+    device: str,
+    on_step: Callable[[StepResult], None] | None,
+    on_epoch: Callable[[EpochResult], None] | None,
+) -> Supernet:
     schedule = make_schedule(
         DEFAULT_SCHEDULE, epochs=DEFAULT_EPOCHS, lr=DEFAULT_LR, warmup=DEFAULT_WARMUP
     )
@@ -161,21 +184,25 @@ def ensure_latency_predictor(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Predictor:
-    """A learned latency predictor for these settings on this machine, profiled if needed."""
+    """A learned latency predictor for these settings on this machine, profiled if needed
+    (or, while another process profiles, when it has finished)."""
     directory = workdir.latency / _settings_name(measure)
     path = predictor_path(directory, "learned")
     if path.exists():
         return load_predictor(path, space)
-    start = time.perf_counter()
-    profile(
-        space,
-        ProfileConfig(measure=measure, subnets=subnets, seed=seed),
-        directory,
-        progress=progress,
-    )
-    fitted = fit(space, directory, kind="learned", seed=seed)
-    workdir.add_cost("latency", time.perf_counter() - start)
-    return load_predictor(fitted, space)
+    with exclusive_lock(directory / LOCK_FILE, what=f"latency profiling in {directory}"):
+        if path.exists():  # built by the process this one waited for
+            return load_predictor(path, space)
+        start = time.perf_counter()
+        profile(
+            space,
+            ProfileConfig(measure=measure, subnets=subnets, seed=seed),
+            directory,
+            progress=progress,
+        )
+        fitted = fit(space, directory, kind="learned", seed=seed)
+        workdir.add_cost("latency", time.perf_counter() - start)
+        return load_predictor(fitted, space)
 
 
 def _settings_name(measure: MeasureConfig) -> str:
@@ -192,23 +219,32 @@ def ensure_accuracy_predictor(
     seed: int = 0,
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    backend: Backend | None = None,
 ) -> Predictor:
     """An accuracy predictor fit on validation accuracies of supernet subnets (after BN
-    recalibration), evaluated if needed."""
+    recalibration), evaluated if needed: here, or as Ray tasks with a Ray ``backend``."""
     path = workdir.accuracy
     if path.exists():
         return load_predictor(path, space)
-    start = time.perf_counter()
-    archs = sample_for_coverage(space, np.random.default_rng(seed + 1), subnets)
-    scores = []
-    for index, arch in enumerate(archs):
-        scores.append(evaluate(supernet, arch, dataset, split="val", seed=seed, device=device))
-        if progress is not None:
-            progress(index + 1, len(archs))
-    predictor = AccuracyPredictor(space).fit(archs, np.array(scores))
-    save_predictor(predictor, path, settings={"split": "val", "data": dataset.name})
-    workdir.add_cost("accuracy", time.perf_counter() - start)
-    return predictor
+    with exclusive_lock(path.with_name(LOCK_FILE), what=f"fitting {path}"):
+        if path.exists():  # built by the process this one waited for
+            return load_predictor(path, space)
+        start = time.perf_counter()
+        archs = sample_for_coverage(space, np.random.default_rng(seed + 1), subnets)
+        scores = evaluate_subnets(
+            supernet,
+            archs,
+            dataset,
+            split="val",
+            seed=seed,
+            device=device,
+            backend=backend,
+            progress=progress,
+        )
+        predictor = AccuracyPredictor(space).fit(archs, np.array(scores))
+        save_predictor(predictor, path, settings={"split": "val", "data": dataset.name})
+        workdir.add_cost("accuracy", time.perf_counter() - start)
+        return predictor
 
 
 def refine_accuracy_predictor(
@@ -219,13 +255,37 @@ def refine_accuracy_predictor(
     workdir: Workdir,
 ) -> Predictor:
     """The accuracy predictor refit with more measured subnets, saved in place of the old one
-    (so the next search starts from it)."""
-    previous = predictor.to_dict().get("train", {})
-    known_archs, known_y = training_from_dict(previous)
-    seen = {arch.to_json() for arch in known_archs}
-    extra = [(a, s) for a, s in zip(archs, scores, strict=True) if a.to_json() not in seen]
-    all_archs = list(known_archs) + [a for a, _ in extra]
-    all_y = np.concatenate([known_y if known_y is not None else [], [s for _, s in extra]])
-    refined = AccuracyPredictor(space).fit(all_archs, all_y)
-    save_predictor(refined, workdir.accuracy, settings={"split": "val", "refined": True})
-    return refined
+    (so the next search starts from it). What another search added to the saved one meanwhile
+    is kept."""
+    path = workdir.accuracy
+    with exclusive_lock(path.with_name(LOCK_FILE), what=f"fitting {path}"):
+        own = _pairs(predictor.to_dict().get("train"))
+        first: dict[str, tuple[Arch, float]] = {}
+        for arch, score in [*_pairs(_saved_training(path)), *own, *zip(archs, scores, strict=True)]:
+            first.setdefault(arch.to_json(), (arch, float(score)))
+        kept = list(first.values())
+        if [(a.to_json(), y) for a, y in kept] == [(a.to_json(), y) for a, y in own]:
+            return predictor  # nothing new (a resumed search measures nothing again)
+        refined = AccuracyPredictor(space).fit(
+            [arch for arch, _ in kept], np.array([score for _, score in kept])
+        )
+        save_predictor(refined, path, settings={"split": "val", "refined": True})
+        return refined
+
+
+def _pairs(train: Any) -> list[tuple[Arch, float]]:
+    """The (arch, score) pairs of a predictor's training set as :meth:`to_dict` gives it."""
+    if not isinstance(train, dict) or not train.get("archs"):
+        return []
+    archs, y = training_from_dict(train)
+    return list(zip(archs, [] if y is None else y.tolist(), strict=True))
+
+
+def _saved_training(path: Path) -> Any:
+    """The training set of the predictor saved at ``path`` (read, not refit), or none."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        train = data["predictor"]["train"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return train

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from nas.errors import UserError, first_line
-from nas.files import atomic_write_json
+from nas.files import atomic_write_json, temporary_path
 from nas.measure import library_versions
 from nas.supernet import Supernet
 from search_spaces import Space, SpaceError, space_from_dict, space_to_dict
@@ -42,9 +42,12 @@ FORMAT = "nas-supernet/1"
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(temporary))
-    temporary.replace(path)
+    temporary = temporary_path(path)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(temporary))
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:

@@ -11,6 +11,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from torch.nn import functional
 from nas.data import Dataset, batches, epoch_images, resize_images
 from nas.defaults import DEFAULT_BATCH_SIZE, DEFAULT_IMAGES_PER_EPOCH, DEFAULT_NUM_RANDOM
 from nas.errors import UserError
-from nas.files import check_writable_directory
+from nas.files import LOCK_FILE, check_writable_directory, exclusive_lock
 from nas.measure import torch_threads
 from nas.supernet import Supernet, reorder_channels
 from nas.train.checkpoint import (
@@ -40,7 +41,7 @@ from nas.train.layout import as_layout, batch_in_layout
 from nas.train.schedule import Phase, Schedule
 from search_spaces import Arch, Space, decode_genome, sample_genomes, smallest_in, space_to_dict
 
-__all__ = ["EpochResult", "StepResult", "TrainConfig", "train_supernet"]
+__all__ = ["EpochResult", "Shard", "StepResult", "TrainConfig", "train_supernet"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,36 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """This process's part of data-parallel training: worker ``rank`` of ``world_size`` trains
+    on its contiguous slice of every batch (every worker draws the same batches and subnets),
+    and ``reduce(model, loss, share)`` sums every worker's gradients and loss, each weighted by
+    its ``share`` of the batch, and returns the batch's loss. A step is then the one a single
+    worker takes on the whole batch, except for batch norm, which normalises with the
+    statistics of each worker's own slice."""
+
+    rank: int
+    world_size: int
+    reduce: Callable[[nn.Module, float, float], float]
+
+    def split(
+        self, images: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, Callable[[nn.Module, float], float]]:
+        """This worker's images and labels of a batch, and the sync for :func:`_train_step`."""
+        start = len(labels) * self.rank // self.world_size
+        stop = len(labels) * (self.rank + 1) // self.world_size
+        share = (stop - start) / max(len(labels), 1)
+        sync = functools.partial(_weighted_reduce, self.reduce, share)
+        return images[start:stop], labels[start:stop], sync
+
+
+def _weighted_reduce(
+    reduce: Callable[[nn.Module, float, float], float], share: float, model: nn.Module, loss: float
+) -> float:
+    return reduce(model, loss, share)
+
+
+@dataclass(frozen=True)
 class StepResult:
     epoch: int
     step: int
@@ -156,12 +187,16 @@ def _train_step(
     labels: torch.Tensor,
     config: TrainConfig,
     device: torch.device,
+    sync: Callable[[nn.Module, float], float] | None = None,
 ) -> float:
+    """One optimizer step on the summed gradients of ``subnets`` on this batch; returns the
+    mean loss. ``sync`` (data-parallel training) combines the gradients and the loss of every
+    worker's part of the batch before the step; a worker whose part is empty only joins it."""
     optimizer.zero_grad(set_to_none=True)
     teacher: torch.Tensor | None = None
     total = 0.0
     resized: dict[int, torch.Tensor] = {}
-    for index, arch in enumerate(subnets):
+    for index, arch in enumerate(subnets if len(images) else []):
         if arch.resolution not in resized:
             batch = torch.as_tensor(resize_images(images, arch.resolution), device=device)
             resized[arch.resolution] = batch_in_layout(batch, config.channels_last)
@@ -177,8 +212,11 @@ def _train_step(
         if is_largest:
             teacher = logits.detach()
         total += float(loss.detach())
+    mean = total / len(subnets)
+    if sync is not None:
+        mean = sync(supernet, mean)
     optimizer.step()
-    return total / len(subnets)
+    return mean
 
 
 def _make_optimizer(supernet: nn.Module, config: TrainConfig, lr: float) -> torch.optim.SGD:
@@ -239,8 +277,60 @@ def train_supernet(
     on_epoch: Callable[[EpochResult], None] | None = None,
 ) -> Supernet:
     """Train the supernet of ``space`` on ``dataset`` following ``schedule``; checkpoints in
-    ``out`` after every epoch. With ``resume``, continue from the checkpoint in ``out``."""
+    ``out`` after every epoch. With ``resume``, continue from the checkpoint in ``out``.
+
+    One process at a time trains in ``out``: another one waits for it (with a warning)."""
     directory = Path(out)
+    check_writable_directory(directory)
+    with exclusive_lock(directory / LOCK_FILE, what=f"training the supernet in {directory}"):
+        return _train_supernet(
+            space,
+            dataset,
+            schedule,
+            config,
+            directory,
+            resume=resume,
+            on_step=on_step,
+            on_epoch=on_epoch,
+        )
+
+
+def _train_supernet(
+    space: Space,
+    dataset: Dataset,
+    schedule: Schedule,
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    on_step: Callable[[StepResult], None] | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> Supernet:
+    directory = Path(out)
+    start_epoch = _start_epoch(space, dataset, schedule, config, directory, resume=resume)
+    return _train_epochs(
+        space,
+        dataset,
+        schedule,
+        config,
+        directory,
+        start_epoch=start_epoch,
+        on_step=on_step,
+        on_epoch=on_epoch,
+    )
+
+
+def _start_epoch(
+    space: Space,
+    dataset: Dataset,
+    schedule: Schedule,
+    config: TrainConfig,
+    directory: Path,
+    *,
+    resume: bool,
+) -> int:
+    """The epoch training starts from in ``directory`` (0, or the checkpoint's with
+    ``resume``), after checking the data, the space and the checkpoint's settings."""
     if dataset.in_channels != space.in_channels or dataset.num_classes != space.num_classes:
         raise UserError(
             f"data {dataset.name!r} has {dataset.in_channels} channel(s) and "
@@ -252,7 +342,6 @@ def train_supernet(
             f"data {dataset.name!r} is stored at {dataset.resolution}px but space "
             f"{space.name!r} needs up to {max(space.resolution.values)}px; load it at that size"
         )
-    device = torch.device(config.device)
     start_epoch = 0
     has_checkpoint = (directory / CHECKPOINT_FILE).exists()
     if has_checkpoint and not resume:
@@ -263,7 +352,25 @@ def train_supernet(
     if resume and has_checkpoint:
         start_epoch = _check_resumable(directory, space, schedule, config)
     check_writable_directory(directory)
+    return start_epoch
 
+
+def _train_epochs(
+    space: Space,
+    dataset: Dataset,
+    schedule: Schedule,
+    config: TrainConfig,
+    directory: Path,
+    *,
+    start_epoch: int,
+    shard: Shard | None = None,
+    on_step: Callable[[StepResult], None] | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> Supernet:
+    """Epochs ``start_epoch`` onwards, continuing the checkpoint in ``directory`` when
+    ``start_epoch`` > 0; each ends with a checkpoint, written by worker 0 alone when ``shard``
+    makes this process one of several data-parallel workers."""
+    device = torch.device(config.device)
     torch.manual_seed(config.seed)
     supernet = as_layout(Supernet(space).to(device), config.channels_last)
     optimizer = _make_optimizer(supernet, config, schedule.phases[0].lr)
@@ -295,21 +402,23 @@ def train_supernet(
                 config,
                 device,
                 on_step,
+                shard=shard,
             )
             history.append(asdict(result))
-            save_checkpoint(
-                directory,
-                model=supernet,
-                optimizer=optimizer,
-                space=space,
-                epoch=epoch + 1,
-                extra={
-                    "schedule": schedule.to_dict(),
-                    "config": asdict(config),
-                    "history": history,
-                    "data": dataset.name,
-                },
-            )
+            if shard is None or shard.rank == 0:
+                save_checkpoint(
+                    directory,
+                    model=supernet,
+                    optimizer=optimizer,
+                    space=space,
+                    epoch=epoch + 1,
+                    extra={
+                        "schedule": schedule.to_dict(),
+                        "config": asdict(config),
+                        "history": history,
+                        "data": dataset.name,
+                    },
+                )
             if on_epoch is not None:
                 on_epoch(result)
     return as_layout(supernet, channels_last=False).eval()
@@ -326,6 +435,8 @@ def _run_epoch(
     config: TrainConfig,
     device: torch.device,
     on_step: Callable[[StepResult], None] | None,
+    *,
+    shard: Shard | None = None,
 ) -> EpochResult:
     from nas.measure import time_callable
 
@@ -349,6 +460,9 @@ def _run_epoch(
             for group in optimizer.param_groups:
                 group["lr"] = _cosine(phase.lr, global_step, total_steps)
             subnets = _subnets(space, phase, config, rng)
+            sync = None
+            if shard is not None:
+                images, labels, sync = shard.split(images, labels)
             loss = _train_step(
                 supernet,
                 optimizer,
@@ -357,12 +471,24 @@ def _run_epoch(
                 torch.as_tensor(labels, device=device),
                 config,
                 device,
+                sync,
             )
             losses.append(loss)
             if on_step is not None:
                 on_step(StepResult(epoch=epoch, step=step + 1, steps=steps, loss=loss))
 
     (milliseconds,) = time_callable(run, warmup=0, repeats=1)
+    monitored = (space.largest(), smallest_in(space, phase.elastic))
+    if shard is not None and shard.rank != 0:  # worker 0 alone checks and records the epoch
+        supernet.set_max()
+        return EpochResult(
+            epoch=epoch + 1,
+            phase=phase.name,
+            loss=float(np.mean(losses)) if losses else float("nan"),
+            largest_accuracy=float("nan"),
+            smallest_accuracy=float("nan"),
+            seconds=milliseconds / 1e3,
+        )
     largest, smallest = (
         evaluate(
             supernet,
@@ -373,7 +499,7 @@ def _run_epoch(
             device=device,
             limit=config.monitor_images,
         )
-        for arch in (space.largest(), smallest_in(space, phase.elastic))
+        for arch in monitored
     )
     supernet.set_max()
     result = EpochResult(

@@ -1,0 +1,146 @@
+"""The Ray backend on a real local cluster (the session's ``ray_cluster``: 2 CPUs, loopback):
+data-parallel training against one process on the same global batch, with --resume across
+backends; accuracy evaluation as Ray tasks against local; resources the cluster lacks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import search_spaces as ss
+from nas.cli import main
+from nas.data import Dataset, load_dataset
+from nas.distributed import Backend, evaluate_subnets, train_supernet_on_ray
+from nas.supernet import Supernet
+from nas.train import EpochResult, TrainConfig, load_checkpoint, make_schedule, train_supernet
+
+SPACE = ss.get_space("tiny")
+CONFIG = TrainConfig(batch_size=64, num_random=1, calibration_size=64, threads=1, monitor_images=50)
+
+
+class _Kill(Exception):
+    """Stands for the local process being killed after its first epoch."""
+
+
+@pytest.fixture(autouse=True)
+def one_thread():  # type: ignore[no-untyped-def]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each 1-CPU Ray worker runs
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def small_digits() -> Dataset:
+    data = load_dataset("digits", resolution=20, seed=0)
+    return dataclasses.replace(data, x_train=data.x_train[:256], y_train=data.y_train[:256])
+
+
+def _weights(directory: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(directory / load_checkpoint(directory).metadata["weights"]))
+
+
+def _learned(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in weights.items() if v.is_floating_point() and "running" not in k}
+
+
+def test_two_workers_resume_and_match_one_process_on_the_same_batch(
+    ray_cluster: Any, tmp_path: Path, small_digits: Dataset
+) -> None:
+    """Local training killed after epoch 1, resumed on 2 Ray workers (32 images each of every
+    64-image batch) to the end, against local training of the same schedule uninterrupted.
+    The steps are the same but for batch norm's per-worker statistics (32 images, not 64): the
+    weights differ by a small fraction of how far training moved them (another seed: ~100%)."""
+    schedule = make_schedule("all", epochs=2, lr=0.1, warmup=1)
+    train_supernet(SPACE, small_digits, schedule, CONFIG, tmp_path / "local")
+
+    def kill(result: EpochResult) -> None:
+        raise _Kill
+
+    with pytest.raises(_Kill):
+        train_supernet(SPACE, small_digits, schedule, CONFIG, tmp_path / "ray", on_epoch=kill)
+    assert load_checkpoint(tmp_path / "ray").epoch == 1
+    seen: list[EpochResult] = []
+    supernet = train_supernet_on_ray(
+        SPACE,
+        small_digits,
+        schedule,
+        CONFIG,
+        tmp_path / "ray",
+        backend=Backend(kind="ray", workers=2),
+        resume=True,
+        on_epoch=seen.append,
+    )
+    assert isinstance(supernet, Supernet)
+    assert [r.epoch for r in seen] == [2]  # epoch 1 was not trained again
+    checkpoint = load_checkpoint(tmp_path / "ray")
+    assert checkpoint.epoch == 2 and len(checkpoint.metadata["history"]) == 2
+    assert sorted(p.name for p in (tmp_path / "ray").glob("*.safetensors")) == [
+        "optimizer-0002.safetensors",
+        "weights-0002.safetensors",
+    ]
+    local, ray_ = _learned(_weights(tmp_path / "local")), _learned(_weights(tmp_path / "ray"))
+    torch.manual_seed(CONFIG.seed)
+    start = _learned(Supernet(SPACE).state_dict())
+    moved = sum(float((local[k] - start[k]).norm() ** 2) for k in local) ** 0.5
+    apart = sum(float((local[k] - ray_[k]).norm() ** 2) for k in local) ** 0.5
+    assert apart < 0.25 * moved, (apart, moved)
+    local_loss = load_checkpoint(tmp_path / "local").metadata["history"][1]["loss"]
+    assert checkpoint.metadata["history"][1]["loss"] == pytest.approx(local_loss, abs=0.05)
+
+
+def test_accuracy_evaluation_on_ray_equals_local(ray_cluster: Any, small_digits: Dataset) -> None:
+    torch.manual_seed(0)
+    supernet = Supernet(SPACE).eval()
+    archs = [
+        SPACE.largest(),
+        SPACE.smallest(),
+        *(SPACE.sample(np.random.default_rng(1)) for _ in range(5)),
+    ]
+    local = evaluate_subnets(supernet, archs, small_digits, seed=3)
+    done: list[int] = []
+    remote = evaluate_subnets(
+        supernet,
+        archs,
+        small_digits,
+        seed=3,
+        backend=Backend(kind="ray", workers=2),
+        progress=lambda count, total: done.append(count),
+    )
+    assert remote == local
+    assert done[-1] == len(archs) and done == sorted(done)
+
+
+def test_more_workers_than_cpus_is_one_line(
+    ray_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "train",
+            "--space",
+            "tiny",
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--warmup",
+            "0",
+            "--out",
+            str(tmp_path / "out"),
+            "--backend",
+            "ray",
+            "--workers",
+            "3",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--workers 3 needs 3 CPUs but the Ray cluster has 2" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "checkpoint.json").exists()
