@@ -1,10 +1,13 @@
 """The Ray backend on a real local cluster (the session's ``ray_cluster``: 2 CPUs, loopback):
 data-parallel training against one process on the same global batch, with --resume across
-backends; accuracy evaluation as Ray tasks against local; resources the cluster lacks."""
+backends; a worker killed mid-run and its group restarted from the last checkpoint; accuracy
+evaluation as Ray tasks against local; resources the cluster lacks."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import search_spaces as ss
 from nas.cli import main
 from nas.data import Dataset, load_dataset
 from nas.distributed import Backend, evaluate_subnets, train_supernet_on_ray
+from nas.distributed import training as ray_training
 from nas.supernet import Supernet
 from nas.train import EpochResult, TrainConfig, load_checkpoint, make_schedule, train_supernet
 
@@ -93,6 +97,81 @@ def test_two_workers_resume_and_match_one_process_on_the_same_batch(
     assert apart < 0.25 * moved, (apart, moved)
     local_loss = load_checkpoint(tmp_path / "local").metadata["history"][1]["loss"]
     assert checkpoint.metadata["history"][1]["loss"] == pytest.approx(local_loss, abs=0.05)
+
+
+def _train_workers() -> set[int]:
+    """Pids of the Ray Train workers below this process (the session cluster's raylet is its
+    child), found by the title Ray gives their processes."""
+    parents: dict[int, int] = {}
+    titles: dict[int, str] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as raw:
+                titles[int(entry)] = raw.read().decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+
+    def below_us(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+
+    return {
+        pid
+        for pid, title in titles.items()
+        if title.startswith("ray::RayTrainWorker") and below_us(pid)
+    }
+
+
+def test_a_killed_worker_is_restarted_from_the_last_checkpoint(
+    ray_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--max-failures 1: one of 2 workers is SIGKILLed as soon as epoch 1's checkpoint is
+    written; Ray Train restarts the group, which continues from that checkpoint: every epoch
+    is trained and recorded once, epoch 1's record is the one written before the kill."""
+    monkeypatch.setattr(ray_training, "_POLL_SECONDS", 0.1)  # kill early in epoch 2
+    data = load_dataset("digits", resolution=20, seed=0)
+    dataset = dataclasses.replace(data, x_train=data.x_train[:1024], y_train=data.y_train[:1024])
+    config = dataclasses.replace(CONFIG, images_per_epoch=None)  # 16 steps an epoch
+    schedule = make_schedule("all", epochs=3, lr=0.1, warmup=0)
+    earlier = _train_workers()  # of an earlier test, if one still lingers
+    killed: list[tuple[int, int]] = []  # (pid, checkpoint epoch right after the kill)
+    first_records: list[dict[str, Any]] = []
+    seen: list[EpochResult] = []
+
+    def kill_a_worker(result: EpochResult) -> None:
+        seen.append(result)
+        if result.epoch == 1:
+            first_record = load_checkpoint(tmp_path).metadata["history"][0]
+            workers = sorted(_train_workers() - earlier)
+            assert len(workers) == 2, workers
+            os.kill(workers[-1], signal.SIGKILL)
+            killed.append((workers[-1], load_checkpoint(tmp_path).epoch))
+            first_records.append(first_record)
+
+    train_supernet_on_ray(
+        SPACE,
+        dataset,
+        schedule,
+        config,
+        tmp_path,
+        backend=Backend(kind="ray", workers=2, max_failures=1),
+        on_epoch=kill_a_worker,
+    )
+    assert len(killed) == 1 and killed[0][1] < 3  # killed before the last epoch was done
+    assert [r.epoch for r in seen] == [1, 2, 3]
+    checkpoint = load_checkpoint(tmp_path)
+    history = checkpoint.metadata["history"]
+    assert checkpoint.epoch == 3 and [entry["epoch"] for entry in history] == [1, 2, 3]
+    assert history[0] == first_records[0]  # resumed from epoch 1's checkpoint, not retrained
+    assert sorted(p.name for p in tmp_path.glob("*.safetensors")) == [
+        "optimizer-0003.safetensors",
+        "weights-0003.safetensors",
+    ]
 
 
 def test_accuracy_evaluation_on_ray_equals_local(ray_cluster: Any, small_digits: Dataset) -> None:
