@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nas.cli import data, export, latency, search, spaces, train, version
+from nas.cli import data, export, latency, search, spaces, train, tune, version
 from nas.cli.common import EXIT_USAGE, Parser, fail
 from nas.errors import UserError, first_line
 
@@ -70,7 +70,7 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (version, spaces, data, train, latency, search, export):
+    for module in (version, spaces, data, train, latency, search, tune, export):
         module.add_parser(commands)
     _add_compress_commands(commands, full=full)
     return parser

@@ -114,9 +114,9 @@ def connect(backend: Backend) -> Any:
     return ray
 
 
-def check_resources(ray: Any, *, workers: int, gpu: bool = False) -> None:
+def check_resources(ray: Any, *, workers: int, gpu: bool = False, now: bool = True) -> None:
     """A one-line :class:`UserError` when the cluster cannot give ``workers`` workers one CPU
-    (and one GPU with ``gpu``) each now, rather than Ray waiting for them forever."""
+    (and one GPU with ``gpu``) each (``now``, or ever), rather than Ray waiting forever."""
     kind = "GPU" if gpu else "CPU"
     total = float(ray.cluster_resources().get(kind, 0))
     free = float(ray.available_resources().get(kind, 0))
@@ -127,7 +127,7 @@ def check_resources(ray: Any, *, workers: int, gpu: bool = False) -> None:
             if total >= 1
             else f"the Ray cluster has no {kind}; join a node with one, or use --device cpu"
         )
-    if workers > free:
+    if now and workers > free:
         raise UserError(
             f"--workers {workers} needs {workers} free {kind}s but only {free:g} of the Ray "
             f"cluster's {total:g} are free (other Ray jobs hold the rest); wait for them or use "

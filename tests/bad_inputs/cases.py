@@ -59,6 +59,7 @@ FAST = ("--warmup", "1", "--repeats", "3", "--rounds", "1")
 PRUNE = ("prune", "{d}/model.pt", "--factory", FACTORY, *DATA, "--resolution", "16", *FAST)
 TRAIN = ("train", "--space", "tiny", *DATA, "--epochs", "1", "--warmup", "0", "--out", "{d}/out")
 SEARCH = ("search", "--space", "tiny", *DATA, "--workdir", "{d}/work", "--out", "{d}/out")
+TUNE = ("tune", "--space", "tiny", *DATA, "--workdir", "{d}/work", "--out", "{d}/out")
 PROFILE = ("latency", "profile", "--space", "tiny", "--subnets", "2", *FAST[:4])
 
 
@@ -140,6 +141,33 @@ TARGETS = [
         message="threads",
     ),
     Case("search-strategy-unknown", ("search", "--target", "params<1M", "--strategy", "luck")),
+    Case("tune-target-malformed", ("tune", "--target", "latency<"), message="malformed"),
+    Case("tune-strategy-unknown", ("tune", "--target", "params<1M", "--strategy", "luck")),
+    Case(
+        "tune-trials-zero",
+        (*TUNE, "--target", "params<1M", "--trials", "0"),
+        npz(),
+        message="--trials",
+    ),
+    Case(
+        "tune-retries-negative",
+        (*TUNE, "--target", "params<1M", "--max-retries", "-1"),
+        npz(),
+        message="--max-retries",
+    ),
+    Case(
+        "tune-single-objective-strategy",
+        (*TUNE, "--target", "params<1M", "--strategy", "evolution"),
+        npz(),
+        message="one objective",
+    ),
+    Case(
+        "tune-latency-device-here",
+        (*TUNE, "--target", "params<1M", "--latency-device", "phone"),
+        npz(),
+        message="--backend ray",
+    ),
+    Case("tune-resume-without-out", ("tune", "--target", "params<1M", "--resume"), message="--out"),
 ]
 
 SPACES = [
