@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from standalone_pool import Job, run_jobs
+from standalone_pool import Job, add_backend_arguments, backend_of, run_jobs
 
 import search_spaces as ss
 from nas.data import load_dataset
@@ -106,6 +106,7 @@ def main() -> int:
     )
     parser.add_argument("--max-random", type=int, default=16, help="cap on N")
     parser.add_argument("--processes", type=int, default=2)
+    add_backend_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="default")
     args = parser.parse_args()
@@ -219,7 +220,16 @@ def main() -> int:
                 jobs.append(
                     Job(f"{key}-{name}-seed{seed}", ss.Arch.from_dict(entry[name]["arch"]), seed)
                 )
-    run_jobs(space, dataset, recipe, jobs, results, save, processes=args.processes)
+    run_jobs(
+        space,
+        dataset,
+        recipe,
+        jobs,
+        results,
+        save,
+        processes=args.processes,
+        backend=backend_of(args),
+    )
     each = float(np.median([r["seconds"] * r["threads"] / 2 for r in results.values()]))
     once = sum(costs.values()) + float(
         np.mean([e["search"]["seconds"] for e in per_target.values()])
@@ -233,7 +243,16 @@ def main() -> int:
         for key, entry in per_target.items()
         for i in range(count)
     ]
-    run_jobs(space, dataset, recipe, jobs, results, save, processes=args.processes)
+    run_jobs(
+        space,
+        dataset,
+        recipe,
+        jobs,
+        results,
+        save,
+        processes=args.processes,
+        backend=backend_of(args),
+    )
     for key, entry in per_target.items():
         best = max(range(count), key=lambda i: results[f"{key}-random{i}-seed0"]["val_accuracy"])
         entry["random_best"] = best
@@ -246,7 +265,16 @@ def main() -> int:
         for key, entry in per_target.items()
         for seed in range(1, args.seeds)
     ]
-    run_jobs(space, dataset, recipe, jobs, results, save, processes=args.processes)
+    run_jobs(
+        space,
+        dataset,
+        recipe,
+        jobs,
+        results,
+        save,
+        processes=args.processes,
+        backend=backend_of(args),
+    )
 
     summary = {}
     print(f"## search vs baselines: {space.name} on {args.data}; N = {count} random per target")

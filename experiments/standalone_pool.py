@@ -1,52 +1,43 @@
-"""Shared by the Fashion-MNIST experiments: subnets trained from scratch in parallel processes,
-each result written to the experiment's results file as soon as it is known (a killed run
-resumes where it stopped)."""
+"""Shared by the Fashion-MNIST experiments: subnets trained from scratch in parallel processes
+or as Ray tasks (``--backend ray``), each result written to the experiment's results file as
+soon as it is known (a killed run resumes where it stopped)."""
 
 from __future__ import annotations
 
-import os
+import argparse
 import sys
-import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 import search_spaces as ss
-from nas.data import Dataset, resize_images
-from nas.train import Recipe, accuracy, cross_entropy, train_from_scratch
+from nas.data import Dataset
+from nas.distributed import Backend
+from nas.distributed.standalone import StandaloneJob, train_subnets
+from nas.train import Recipe
 
-__all__ = ["Job", "log_flops_strata", "run_jobs"]
+__all__ = ["Job", "add_backend_arguments", "backend_of", "log_flops_strata", "run_jobs"]
 
-# The data set the worker processes train on: set before the pool forks, read in the workers.
-_DATASET: Dataset | None = None
-
-
-@dataclass(frozen=True)
-class Job:
-    """One stand-alone training: ``key`` names it in the results file."""
-
-    key: str
-    arch: ss.Arch
-    seed: int
+Job = StandaloneJob
 
 
-def _train(space: ss.Space, job: Job, recipe: Recipe, threads: int) -> dict[str, Any]:
-    assert _DATASET is not None
-    torch.set_num_threads(threads)
-    start = time.perf_counter()
-    network = train_from_scratch(space, job.arch, _DATASET, recipe, seed=job.seed)
-    seconds = time.perf_counter() - start
-    result: dict[str, Any] = {"seconds": seconds, "threads": threads}
-    for split in ("val", "test"):
-        x = resize_images(getattr(_DATASET, f"x_{split}"), job.arch.resolution)
-        y = getattr(_DATASET, f"y_{split}")
-        result[f"{split}_accuracy"] = accuracy(network, x, y)
-        result[f"{split}_nll"] = cross_entropy(network, x, y)
-    return result
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend local|ray``, ``--address`` and ``--workers`` for the stand-alone trainings."""
+    parser.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray"),
+        help="train the stand-alone subnets here (--processes at once) or as Ray tasks",
+    )
+    parser.add_argument("--address", help="Ray cluster to join (default: a private one)")
+    parser.add_argument(
+        "--workers", type=int, help="with --backend ray: trainings at once (default: every CPU)"
+    )
+
+
+def backend_of(args: argparse.Namespace) -> Backend:
+    return Backend(kind=args.backend, address=args.address, workers=args.workers)
 
 
 def run_jobs(
@@ -58,27 +49,27 @@ def run_jobs(
     save: Callable[[], None],
     *,
     processes: int,
+    backend: Backend | None = None,
 ) -> None:
-    """Train every job whose key is not in ``done``, ``processes`` at a time (each on
-    ``os.cpu_count() // processes`` threads); ``done[key]`` gets each result, then ``save()``."""
-    global _DATASET
+    """Train every job whose key is not in ``done`` (:func:`nas.distributed.train_subnets`:
+    ``processes`` at a time here, or as Ray tasks); ``done[key]`` gets each result, then
+    ``save()``."""
     todo = [job for job in jobs if job.key not in done]
-    if not todo:
-        return
-    _DATASET = dataset
-    threads = max(1, (os.cpu_count() or 1) // processes)
-    with ProcessPoolExecutor(max_workers=processes) as pool:
-        futures = {pool.submit(_train, space, job, recipe, threads): job for job in todo}
-        for count, future in enumerate(as_completed(futures), start=1):
-            job = futures[future]
-            done[job.key] = {"arch": job.arch.to_dict(), "seed": job.seed, **future.result()}
-            save()
-            print(
-                f"[{count}/{len(todo)}] {job.key}: test {done[job.key]['test_accuracy']:.4f} "
-                f"in {done[job.key]['seconds']:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+    count = 0
+
+    def record(job: Job, result: dict[str, Any]) -> None:
+        nonlocal count
+        count += 1
+        done[job.key] = {"arch": job.arch.to_dict(), "seed": job.seed, **result}
+        save()
+        print(
+            f"[{count}/{len(todo)}] {job.key}: test {result['test_accuracy']:.4f} "
+            f"in {result['seconds']:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    train_subnets(space, dataset, recipe, todo, record, backend=backend, processes=processes)
 
 
 def log_flops_strata(

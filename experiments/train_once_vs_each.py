@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.stats import kendalltau
-from standalone_pool import Job, log_flops_strata, run_jobs
+from standalone_pool import Job, add_backend_arguments, backend_of, log_flops_strata, run_jobs
 
 import search_spaces as ss
 from nas.data import load_dataset, resize_images
@@ -77,6 +77,7 @@ def main() -> int:
     parser.add_argument("--subnets", type=int, default=16)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--processes", type=int, default=2, help="trainings at once")
+    add_backend_arguments(parser)
     parser.add_argument("--calibration", type=int, default=2000, help="BN recalibration images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="default")
@@ -157,6 +158,7 @@ def main() -> int:
         alone,
         lambda: atomic_write_json(out_file, report),
         processes=args.processes,
+        backend=backend_of(args),
     )
 
     rows = []

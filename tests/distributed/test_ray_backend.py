@@ -223,3 +223,33 @@ def test_more_workers_than_cpus_is_one_line(
     assert "--workers 3 needs 3 CPUs but the Ray cluster has 2" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "checkpoint.json").exists()
+
+
+def test_stand_alone_trainings_on_ray_equal_local(ray_cluster: Any, small_digits: Dataset) -> None:
+    """Three subnets trained from scratch as Ray tasks (2 at a time, one thread each) score
+    exactly as the same trainings in this process; results arrive once per job."""
+    from nas.distributed import StandaloneJob, train_subnets
+    from nas.train import Recipe
+
+    recipe = Recipe(epochs=1, batch_size=64, images_per_epoch=128)
+    jobs = [
+        StandaloneJob("smallest", SPACE.smallest(), 0),
+        StandaloneJob("largest", SPACE.largest(), 0),
+        StandaloneJob("smallest-seed-1", SPACE.smallest(), 1),
+    ]
+    here: dict[str, dict[str, Any]] = {}
+    there: dict[str, dict[str, Any]] = {}
+    train_subnets(SPACE, small_digits, recipe, jobs, lambda j, r: here.__setitem__(j.key, r))
+    train_subnets(
+        SPACE,
+        small_digits,
+        recipe,
+        jobs,
+        lambda j, r: there.__setitem__(j.key, r),
+        backend=Backend(kind="ray", workers=2),
+    )
+    assert sorted(there) == sorted(here) == sorted(job.key for job in jobs)
+    for key in here:
+        for metric in ("val_accuracy", "test_accuracy", "val_nll", "test_nll"):
+            assert there[key][metric] == here[key][metric], (key, metric)
+    assert here["smallest"]["val_nll"] != here["smallest-seed-1"]["val_nll"]
