@@ -14,6 +14,7 @@ from compress.io import RANDOM_DATA
 from compress.pipeline import CompressConfig
 from compress.pruning import IMPORTANCES, PruneConfig
 from compress.quantization import METHODS, QUANTIZED_FORMATS, QuantizeConfig
+from nas.cli.common import add_backend_options
 from nas.data import DATASET_NAMES
 from nas.defaults import (
     DEFAULT_DATA,
@@ -329,3 +330,8 @@ def add_compress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed (default: the search run's, else 0)")
     _add_measure_options(parser)
     parser.add_argument("--out", help="report directory (default: SOURCE-compressed)")
+    add_backend_options(
+        parser,
+        workers="with --backend ray: CPUs (threads) of the Ray task that runs each training "
+        "stage (default: 1)",
+    )

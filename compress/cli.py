@@ -323,10 +323,24 @@ def _from_run(directory: Path, point: int | None, data: str | None, seed: int | 
     return _Source(loaded=loaded, teacher=subnet.teacher, data=subnet.data, seed=subnet.seed)
 
 
+def _trainer(args: argparse.Namespace) -> Callable[..., nn.Module]:
+    """``train_student`` here, or its drop-in that runs it as a Ray task (--backend ray)."""
+    from compress.distillation import train_student
+    from nas.cli.common import backend_from_args
+
+    backend = backend_from_args(args)
+    if not backend.is_ray:
+        return train_student
+    from compress.remote import ray_trainer
+
+    return ray_trainer(backend, cpus=backend.workers or 1)
+
+
 def run_compress(args: argparse.Namespace) -> int:
     """``nas compress``: distill -> prune -> quantize -> ONNX -> measure, with one report."""
     from compress.pipeline import CompressConfig, compress_model, markdown_table
 
+    trainer = _trainer(args)  # a bad --backend/--address/--workers is refused before any work
     source_path = Path(args.source)
     if source_path.is_dir():
         source = _from_run(source_path, args.point, args.data, args.seed)
@@ -388,6 +402,7 @@ def run_compress(args: argparse.Namespace) -> int:
             space=loaded.space,
             arch=loaded.arch,
             progress=progress,
+            trainer=trainer,
         )
     print(markdown_table(report.stages), end="")
     why_not = report.settings.get("accuracy_note")

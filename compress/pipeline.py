@@ -203,6 +203,7 @@ def compress_model(
     space: Space | None = None,
     arch: Arch | None = None,
     progress: Progress | None = None,
+    trainer: Callable[..., nn.Module] = train_student,
 ) -> CompressReport:
     """Run every stage on ``model`` (left unchanged) and write models and report to ``out``.
 
@@ -210,7 +211,10 @@ def compress_model(
     already be at the model's input shape. With ``teacher``, the model is first distilled from
     it for ``config.distill_epochs``; the pruned model is fine-tuned for
     ``config.finetune_epochs`` distilling from the model before pruning (its class
-    probabilities where it is a classifier of the data set, else all its outputs).
+    probabilities where it is a classifier of the data set, else all its outputs). Both
+    trainings call ``trainer`` (:func:`compress.distillation.train_student`, or
+    :func:`compress.remote.ray_trainer`'s drop-in that runs it on a Ray cluster) and use the
+    model it returns.
     """
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
@@ -234,7 +238,7 @@ def compress_model(
 
     if teacher is not None and config.distill_epochs > 0:
         note(f"distilling from the teacher for {config.distill_epochs} epoch(s)")
-        current = train_student(
+        current = trainer(
             current,
             dataset,
             teacher=teacher,
@@ -262,7 +266,7 @@ def compress_model(
     pruned, ratio = _prune_stage(current, dataset, config)
     if config.finetune_epochs > 0:
         note(f"fine-tuning the pruned model for {config.finetune_epochs} epoch(s)")
-        train_student(
+        pruned = trainer(
             pruned,
             dataset,
             teacher=current,

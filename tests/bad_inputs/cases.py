@@ -167,6 +167,9 @@ TARGETS = [
         npz(),
         message="--backend ray",
     ),
+    Case(
+        "compress-workers-here", ("compress", "{d}/run", "--workers", "2"), message="--backend ray"
+    ),
     Case("tune-resume-without-out", ("tune", "--target", "params<1M", "--resume"), message="--out"),
 ]
 

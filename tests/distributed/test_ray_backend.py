@@ -253,3 +253,51 @@ def test_stand_alone_trainings_on_ray_equal_local(ray_cluster: Any, small_digits
         for metric in ("val_accuracy", "test_accuracy", "val_nll", "test_nll"):
             assert there[key][metric] == here[key][metric], (key, metric)
     assert here["smallest"]["val_nll"] != here["smallest-seed-1"]["val_nll"]
+
+
+def test_compress_trains_on_ray_as_it_trains_here(ray_cluster: Any, tmp_path: Path) -> None:
+    """nas compress of a search run's subnet (distillation from its largest subnet, pruning,
+    fine-tuning, int8): with --backend ray its two trainings run as Ray tasks, and every
+    stage's accuracy equals the local run's; latency is measured here in both."""
+    import argparse
+    import json
+
+    from compress.arguments import add_compress_arguments
+    from compress.cli import run_compress
+    from nas.train import save_checkpoint
+
+    torch.manual_seed(0)
+    workdir = tmp_path / "runs"
+    save_checkpoint(
+        workdir / "supernet-tiny",
+        model=Supernet(SPACE),
+        optimizer=None,
+        space=SPACE,
+        epoch=1,
+        extra={},
+    )
+    run = tmp_path / "search"
+    run.mkdir()
+    (run / "search.json").write_text(
+        json.dumps({"space": "tiny", "workdir": str(workdir), "data": "digits", "seed": 0})
+    )
+    arch = SPACE.smallest().to_dict()
+    (run / "pareto.json").write_text(
+        json.dumps({"chosen": {"arch": arch}, "front": [{"arch": arch}]})
+    )
+    reports = {}
+    for backend in ("local", "ray"):
+        parser = argparse.ArgumentParser()
+        add_compress_arguments(parser)
+        out = tmp_path / backend
+        argv = [str(run), "--distill-epochs", "1", "--finetune", "1", "--calib-batches", "1"]
+        argv += ["--warmup", "1", "--repeats", "3", "--rounds", "1", "--out", str(out)]
+        argv += ["--backend", backend]
+        assert run_compress(parser.parse_args(argv)) == 0
+        reports[backend] = json.loads((out / "report.json").read_text())["stages"]
+    assert [s["stage"] for s in reports["ray"]] == ["original", "distilled", "pruned", "int8"]
+    assert all(0 < s["accuracy"] <= 1 for s in reports["ray"])
+    for here, there in zip(reports["local"], reports["ray"], strict=True):
+        assert here["stage"] == there["stage"]
+        assert here["accuracy"] == there["accuracy"], here["stage"]
+        assert here["params"] == there["params"]
