@@ -42,20 +42,22 @@ logger = logging.getLogger(__name__)
 _POLL_SECONDS = 1.0
 
 
-def all_reduce_gradients(model: nn.Module, loss: float, share: float) -> float:
-    """Sum every worker's gradients and loss, each weighted by ``share`` (its part of the
-    batch), in one all-reduce; a parameter no worker used keeps no gradient, as in local
-    training. Returns the batch's loss."""
+def all_reduce_gradients(
+    model: nn.Module, loss: float, loss_share: float, grad_share: float
+) -> float:
+    """Sum every worker's gradients (each times ``grad_share``) and loss (times
+    ``loss_share``, its part of the batch) in one all-reduce; a parameter no worker used keeps
+    no gradient, as in local training. Returns the batch's loss."""
     import torch.distributed as dist
 
     parameters = [p for p in model.parameters() if p.requires_grad]
     device = parameters[0].device
     pieces = [
-        (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) * share
+        (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) * grad_share
         for p in parameters
     ]
     used = [float(p.grad is not None) for p in parameters]
-    flat = torch.cat([*pieces, torch.tensor([loss * share, *used], device=device)])
+    flat = torch.cat([*pieces, torch.tensor([loss * loss_share, *used], device=device)])
     dist.all_reduce(flat)
     offset = 0
     for parameter in parameters:
@@ -68,6 +70,15 @@ def all_reduce_gradients(model: nn.Module, loss: float, share: float) -> float:
         if user_count == 0:
             parameter.grad = None
     return float(flat[offset])
+
+
+def batch_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over the workers; its gradient is summed back over them the same way
+    (what synchronised batch norm needs)."""
+    from torch.distributed.nn.functional import all_reduce
+
+    summed: torch.Tensor = all_reduce(tensor)
+    return summed
 
 
 def _worker_loop(settings: dict[str, Any]) -> None:
@@ -87,6 +98,7 @@ def _worker_loop(settings: dict[str, Any]) -> None:
         rank=context.get_world_rank(),
         world_size=context.get_world_size(),
         reduce=all_reduce_gradients,
+        batch_sum=batch_sum,
     )
     _train_epochs(
         space_from_dict(settings["space"]),

@@ -25,6 +25,7 @@ from nas.supernet.ops import (
     ElasticLinear,
     KernelTransform,
     centre_crop,
+    synchronized_batch_norm,
 )
 from nas.supernet.reorder import hidden_importance, reorder_channels, stage_reorder_blockers
 
@@ -47,4 +48,5 @@ __all__ = [
     "reorder_channels",
     "stage_channel_choices",
     "stage_reorder_blockers",
+    "synchronized_batch_norm",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.supernet.ops import ElasticConv2d, ElasticLinear
+from nas.supernet.ops import ElasticBatchNorm2d, ElasticConv2d, ElasticLinear
 from nas.supernet.static import activation
 from search_spaces import HeadSpec
 
@@ -21,7 +21,7 @@ class ElasticHead(nn.Module):
     def __init__(self, spec: HeadSpec, max_in_channels: int, num_classes: int) -> None:
         super().__init__()
         self.conv = ElasticConv2d(max_in_channels, spec.channels)
-        self.bn = nn.BatchNorm2d(spec.channels)
+        self.bn = ElasticBatchNorm2d(spec.channels)  # batch norm that data-parallel training syncs
         self.act = activation(spec.activation)
         self.features: nn.Sequential | None = None
         classifier_in = spec.channels

@@ -12,6 +12,7 @@ from torch import nn
 from nas.supernet.blocks import ElasticStage
 from nas.supernet.head import ElasticHead
 from nas.supernet.limits import block_limits, head_in_channel_choices
+from nas.supernet.ops import ElasticBatchNorm2d
 from nas.supernet.static import activation
 from search_spaces import Arch, BlockShape, LayerShapes, Space, layer_shapes, validate
 
@@ -51,7 +52,7 @@ class Supernet(nn.Module):
                 padding=stem.kernel_size // 2,
                 bias=False,
             ),
-            nn.BatchNorm2d(stem.channels),
+            ElasticBatchNorm2d(stem.channels),  # batch norm that data-parallel training syncs
             activation(stem.activation),
         )
         self.stages = nn.ModuleList(ElasticStage(limits) for limits in block_limits(space))

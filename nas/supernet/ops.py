@@ -7,7 +7,8 @@ layers only needs its output sizes (and kernel sizes) set; the blocks set those 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,27 @@ __all__ = [
     "ElasticLinear",
     "KernelTransform",
     "centre_crop",
+    "synchronized_batch_norm",
 ]
+
+# Sums a tensor over the workers of data-parallel training, differentiably; set only inside
+# synchronized_batch_norm.
+_BATCH_SUM: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+@contextmanager
+def synchronized_batch_norm(batch_sum: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Inside, every :class:`ElasticBatchNorm2d` in training mode normalises with the
+    statistics of the whole batch, spread over data-parallel workers: ``batch_sum`` adds up a
+    tensor over the workers (and passes gradients back the same way), so the workers' forward
+    and backward passes are those of one process on the whole batch, as SyncBatchNorm does.
+    Every worker must run the same layers in the same order."""
+    global _BATCH_SUM
+    previous, _BATCH_SUM = _BATCH_SUM, batch_sum
+    try:
+        yield
+    finally:
+        _BATCH_SUM = previous
 
 
 def centre_crop(weight: torch.Tensor, kernel_size: int) -> torch.Tensor:
@@ -213,6 +234,8 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
             self.num_batches_tracked.add_(1)
             if self.momentum is None:
                 factor = 1.0 / float(self.num_batches_tracked)
+        if _BATCH_SUM is not None and self.training:
+            return self._synchronized(x, channels, factor, _BATCH_SUM)
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
         mean = self.running_mean[:channels] if track and self.running_mean is not None else None
@@ -227,6 +250,34 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
             factor,
             self.eps,
         )
+
+    def _synchronized(
+        self,
+        x: torch.Tensor,
+        channels: int,
+        factor: float,
+        batch_sum: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """Batch norm with the mean and variance of every worker's images together."""
+        dims = (0, 2, 3)
+        local = torch.cat(
+            [x.sum(dims), (x * x).sum(dims), x.new_full((1,), float(x.numel() // channels))]
+        )
+        total = batch_sum(local)
+        count = total[-1]
+        mean = total[:channels] / count
+        var = (total[channels : 2 * channels] / count - mean * mean).clamp(min=0.0)
+        if self.track_running_stats and self.running_mean is not None:
+            assert self.running_var is not None
+            with torch.no_grad():
+                unbiased = var * count / (count - 1).clamp(min=1.0)
+                self.running_mean[:channels].mul_(1 - factor).add_(mean * factor)
+                self.running_var[:channels].mul_(1 - factor).add_(unbiased * factor)
+        shape = (1, channels, 1, 1)
+        out = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.weight is not None and self.bias is not None:
+            out = out * self.weight[:channels].view(shape) + self.bias[:channels].view(shape)
+        return out
 
 
 class ElasticLinear(nn.Linear):

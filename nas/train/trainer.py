@@ -11,6 +11,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -29,7 +30,7 @@ from nas.defaults import DEFAULT_BATCH_SIZE, DEFAULT_IMAGES_PER_EPOCH, DEFAULT_N
 from nas.errors import UserError
 from nas.files import LOCK_FILE, check_writable_directory, exclusive_lock
 from nas.measure import torch_threads
-from nas.supernet import Supernet, reorder_channels
+from nas.supernet import Supernet, reorder_channels, synchronized_batch_norm
 from nas.train.checkpoint import (
     CHECKPOINT_FILE,
     load_checkpoint,
@@ -41,7 +42,7 @@ from nas.train.layout import as_layout, batch_in_layout
 from nas.train.schedule import Phase, Schedule
 from search_spaces import Arch, Space, decode_genome, sample_genomes, smallest_in, space_to_dict
 
-__all__ = ["EpochResult", "Shard", "StepResult", "TrainConfig", "train_supernet"]
+__all__ = ["EpochResult", "Shard", "Step", "StepResult", "TrainConfig", "train_supernet"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,30 +106,52 @@ class TrainConfig:
 class Shard:
     """This process's part of data-parallel training: worker ``rank`` of ``world_size`` trains
     on its contiguous slice of every batch (every worker draws the same batches and subnets),
-    and ``reduce(model, loss, share)`` sums every worker's gradients and loss, each weighted by
-    its ``share`` of the batch, and returns the batch's loss. A step is then the one a single
-    worker takes on the whole batch, except for batch norm, which normalises with the
-    statistics of each worker's own slice."""
+    and ``reduce(model, loss, loss_share, grad_share)`` sums every worker's gradients (each
+    times ``grad_share``) and loss (times ``loss_share``, the worker's part of the batch) and
+    returns the batch's loss. With ``batch_sum`` (a differentiable sum of a tensor over the
+    workers) batch norm normalises with the statistics of the whole batch and each worker
+    scales its loss by its share before the backward pass, so a step is the one a single
+    process takes on the whole batch; without it, batch norm uses each worker's own slice, as
+    plain DDP does."""
 
     rank: int
     world_size: int
-    reduce: Callable[[nn.Module, float, float], float]
+    reduce: Callable[[nn.Module, float, float, float], float]
+    batch_sum: Callable[[torch.Tensor], torch.Tensor] | None = None
 
-    def split(
-        self, images: np.ndarray, labels: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, Callable[[nn.Module, float], float]]:
-        """This worker's images and labels of a batch, and the sync for :func:`_train_step`."""
+    def split(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, Step]:
+        """This worker's images and labels of a batch, and how :func:`_train_step` runs on them."""
         start = len(labels) * self.rank // self.world_size
         stop = len(labels) * (self.rank + 1) // self.world_size
         share = (stop - start) / max(len(labels), 1)
-        sync = functools.partial(_weighted_reduce, self.reduce, share)
-        return images[start:stop], labels[start:stop], sync
+        # A batch smaller than the workers leaves some without images: they cannot join the
+        # batch-norm sums of layers they do not run, so that step keeps local statistics.
+        if self.batch_sum is not None and self.world_size > 1 and len(labels) >= self.world_size:
+            sync = functools.partial(_weighted_reduce, self.reduce, share, 1.0)
+            return images[start:stop], labels[start:stop], Step(sync, share, self.batch_sum)
+        sync = functools.partial(_weighted_reduce, self.reduce, share, share)
+        return images[start:stop], labels[start:stop], Step(sync)
+
+
+@dataclass(frozen=True)
+class Step:
+    """How one worker's part of a data-parallel step runs: ``sync`` combines the workers'
+    gradients and losses after the backward passes; ``loss_scale`` multiplies the loss before
+    them; ``batch_sum``, when set, synchronises batch norm."""
+
+    sync: Callable[[nn.Module, float], float]
+    loss_scale: float = 1.0
+    batch_sum: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def _weighted_reduce(
-    reduce: Callable[[nn.Module, float, float], float], share: float, model: nn.Module, loss: float
+    reduce: Callable[[nn.Module, float, float, float], float],
+    loss_share: float,
+    grad_share: float,
+    model: nn.Module,
+    loss: float,
 ) -> float:
-    return reduce(model, loss, share)
+    return reduce(model, loss, loss_share, grad_share)
 
 
 @dataclass(frozen=True)
@@ -187,12 +210,37 @@ def _train_step(
     labels: torch.Tensor,
     config: TrainConfig,
     device: torch.device,
-    sync: Callable[[nn.Module, float], float] | None = None,
+    step: Step | None = None,
 ) -> float:
     """One optimizer step on the summed gradients of ``subnets`` on this batch; returns the
-    mean loss. ``sync`` (data-parallel training) combines the gradients and the loss of every
-    worker's part of the batch before the step; a worker whose part is empty only joins it."""
+    mean loss. ``step`` (data-parallel training) says how this worker's part of the batch joins
+    the others (:class:`Step`); a worker whose part is empty only joins the final sum."""
     optimizer.zero_grad(set_to_none=True)
+    synchronised = (
+        synchronized_batch_norm(step.batch_sum)
+        if step is not None and step.batch_sum is not None
+        else contextlib.nullcontext()
+    )
+    with synchronised:
+        total = _forward_backward(supernet, subnets, images, labels, config, device, step)
+    mean = total / len(subnets)
+    if step is not None:
+        mean = step.sync(supernet, mean)
+    optimizer.step()
+    return mean
+
+
+def _forward_backward(
+    supernet: Supernet,
+    subnets: list[Arch],
+    images: np.ndarray,
+    labels: torch.Tensor,
+    config: TrainConfig,
+    device: torch.device,
+    step: Step | None,
+) -> float:
+    """Every subnet's loss on the batch, back-propagated; returns their sum."""
+    scale = 1.0 if step is None else step.loss_scale
     teacher: torch.Tensor | None = None
     total = 0.0
     resized: dict[int, torch.Tensor] = {}
@@ -208,15 +256,11 @@ def _train_step(
             loss = _distill(logits, teacher, config.distill_temperature)
         else:
             loss = functional.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
-        loss.backward()
+        (loss * scale if scale != 1.0 else loss).backward()
         if is_largest:
             teacher = logits.detach()
         total += float(loss.detach())
-    mean = total / len(subnets)
-    if sync is not None:
-        mean = sync(supernet, mean)
-    optimizer.step()
-    return mean
+    return total
 
 
 def _make_optimizer(supernet: nn.Module, config: TrainConfig, lr: float) -> torch.optim.SGD:
@@ -460,9 +504,9 @@ def _run_epoch(
             for group in optimizer.param_groups:
                 group["lr"] = _cosine(phase.lr, global_step, total_steps)
             subnets = _subnets(space, phase, config, rng)
-            sync = None
+            parallel = None
             if shard is not None:
-                images, labels, sync = shard.split(images, labels)
+                images, labels, parallel = shard.split(images, labels)
             loss = _train_step(
                 supernet,
                 optimizer,
@@ -471,7 +515,7 @@ def _run_epoch(
                 torch.as_tensor(labels, device=device),
                 config,
                 device,
-                sync,
+                parallel,
             )
             losses.append(loss)
             if on_step is not None:

@@ -94,9 +94,9 @@ def test_shards_cover_the_batch_once() -> None:
     images, labels = np.arange(10)[:, None], np.arange(10)
     for world in (1, 2, 3, 4, 11):
         parts = [
-            Shard(rank=r, world_size=world, reduce=lambda model, loss, share: loss).split(
-                images, labels
-            )
+            Shard(
+                rank=r, world_size=world, reduce=lambda model, loss, loss_share, grad_share: loss
+            ).split(images, labels)
             for r in range(world)
         ]
         assert np.concatenate([p[1] for p in parts]).tolist() == labels.tolist()

@@ -1,6 +1,6 @@
 """The Ray backend on a real local cluster (the session's ``ray_cluster``: 2 CPUs, loopback):
-data-parallel training against one process on the same global batch, with --resume across
-backends; a worker killed mid-run and its group restarted from the last checkpoint; accuracy
+data-parallel training (synchronised batch norm) against one process on the same global
+batch, with --resume across backends; a worker killed mid-run and its group restarted from the last checkpoint; accuracy
 evaluation as Ray tasks against local; resources the cluster lacks."""
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ def test_two_workers_resume_and_match_one_process_on_the_same_batch(
 ) -> None:
     """Local training killed after epoch 1, resumed on 2 Ray workers (32 images each of every
     64-image batch) to the end, against local training of the same schedule uninterrupted.
-    The steps are the same but for batch norm's per-worker statistics (32 images, not 64): the
-    weights differ by a small fraction of how far training moved them (another seed: ~100%)."""
+    Batch norm is synchronised (the statistics of all 64 images) and each worker's loss weighted
+    by its share before the backward pass, so the steps are those of one process: the weights
+    end within float rounding (6e-5 of how far training moved them, where per-worker batch
+    norm was only held to a quarter of it; another seed: ~100%)."""
     schedule = make_schedule("all", epochs=2, lr=0.1, warmup=1)
     train_supernet(SPACE, small_digits, schedule, CONFIG, tmp_path / "local")
 
@@ -94,9 +96,9 @@ def test_two_workers_resume_and_match_one_process_on_the_same_batch(
     start = _learned(Supernet(SPACE).state_dict())
     moved = sum(float((local[k] - start[k]).norm() ** 2) for k in local) ** 0.5
     apart = sum(float((local[k] - ray_[k]).norm() ** 2) for k in local) ** 0.5
-    assert apart < 0.25 * moved, (apart, moved)
+    assert apart < 1e-3 * moved, (apart, moved)  # 6e-5 measured: float rounding, amplified
     local_loss = load_checkpoint(tmp_path / "local").metadata["history"][1]["loss"]
-    assert checkpoint.metadata["history"][1]["loss"] == pytest.approx(local_loss, abs=0.05)
+    assert checkpoint.metadata["history"][1]["loss"] == pytest.approx(local_loss, rel=1e-4)
 
 
 def _train_workers() -> set[int]:

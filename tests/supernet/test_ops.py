@@ -92,3 +92,48 @@ def test_elastic_linear_slices_inputs() -> None:
     torch.testing.assert_close(linear(x), F.linear(x, linear.weight[:, :7], linear.bias))
     with pytest.raises(ValueError):
         linear(torch.randn(2, 11))
+
+
+def test_synchronized_batch_norm_of_one_worker_is_batch_norm() -> None:
+    """With one worker (the sum is the identity) the synchronised path gives batch norm's
+    outputs, gradients and running statistics, in channels-last layout too; two halves whose
+    sums are exchanged give the whole batch's outputs."""
+    from nas.supernet import ElasticBatchNorm2d, synchronized_batch_norm
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 6, 5, 5).to(memory_format=torch.channels_last) * 3 + 1
+    plain, synced = ElasticBatchNorm2d(8), ElasticBatchNorm2d(8)
+    with torch.no_grad():
+        plain.weight.uniform_(0.5, 1.5)
+        plain.bias.uniform_(-1, 1)
+    synced.load_state_dict(plain.state_dict())
+    inputs = [x.clone().requires_grad_(True) for _ in range(2)]
+    expected = plain.train()(inputs[0])
+    with synchronized_batch_norm(lambda t: t):
+        got = synced.train()(inputs[1])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    weights = torch.randn_like(expected)
+    (expected * weights).sum().backward()
+    (got * weights).sum().backward()
+    assert inputs[0].grad is not None and inputs[1].grad is not None
+    torch.testing.assert_close(inputs[1].grad, inputs[0].grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(synced.weight.grad, plain.weight.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(synced.running_mean, plain.running_mean)
+    torch.testing.assert_close(synced.running_var, plain.running_var)
+
+    halves = x.detach()[:4], x.detach()[4:]
+    sums = [None, None]
+
+    def exchange(index: int):  # type: ignore[no-untyped-def]
+        def batch_sum(local: torch.Tensor) -> torch.Tensor:
+            sums[index] = local.detach()
+            other = sums[1 - index]
+            return local if other is None else local + other
+
+        return batch_sum
+
+    with synchronized_batch_norm(exchange(0)):
+        synced(halves[0])  # records half 0's sums
+    with synchronized_batch_norm(exchange(1)):
+        second = synced(halves[1])  # half 1 normalised with both halves' statistics
+    torch.testing.assert_close(second, expected.detach()[4:], rtol=1e-5, atol=1e-5)
