@@ -12,7 +12,10 @@ Measured side by side in one run, on one data set, space and global batch:
 2. Subnet accuracy evaluations (batch-norm recalibration + validation) per second: local with
    1 and 2 threads, and Ray with 1 and 2 tasks at a time, each call timed twice (the first
    starts Ray's task workers, the second reuses them).
-3. Ray's own start-up (`ray.init` of a private one-node cluster) and its memory: the driver's
+3. Search on real evaluations (``nas tune``'s trials, TPE, the same number of trials): here
+   one after another, and as Ray Tune trials with 1 and 2 at a time; trials per second over
+   the whole call (Tune's start-up included) and its overhead per trial against local.
+4. Ray's own start-up (`ray.init` of a private one-node cluster) and its memory: the driver's
    resident memory before and after, and the proportional set size (PSS, from /proc, so shared
    pages are not counted twice) of every process Ray started, idle and at the peak of 2-worker
    training.
@@ -164,6 +167,38 @@ def evaluations(
     return result
 
 
+def tune_trials(
+    supernet: Supernet, dataset: Dataset, trials: int, backend: Backend | None, root: Path
+) -> dict[str, Any]:
+    """``trials`` trials of a TPE search on real evaluations (accuracy and params, no latency
+    predictor needed), here or on Ray; wall time and trials per second."""
+    from nas.search import Evaluator
+    from nas.search.targets import parse_constraints
+    from nas.search.trials import SubnetScorer, TrialBook, TrialConfig, run_trials_here
+
+    space = supernet.space
+    book = TrialBook(
+        space,
+        parse_constraints(["params<10M"]),
+        TrialConfig(strategy="tpe", trials=trials, objectives=("accuracy", "params")),
+        root,
+        known_metrics=Evaluator(space, accuracy=None, latency=None),
+    )
+    weights = {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
+    scorer = SubnetScorer(space, weights, dataset)
+    start = time.perf_counter()
+    if backend is None:
+        with torch_threads(1):
+            run_trials_here(book, scorer)
+    else:
+        from nas.distributed.tune import run_trials_on_ray
+
+        run_trials_on_ray(book, scorer, backend)
+    seconds = time.perf_counter() - start
+    done = sum(1 for row in book.rows if row["status"] == "done")
+    return {"wall_s": seconds, "trials": done, "trials_per_s": done / seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="fashion-mnist")
@@ -174,6 +209,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--subnets", type=int, default=16)
     parser.add_argument("--val-images", type=int, default=1000)
+    parser.add_argument("--trials", type=int, default=16, help="trials of each tune run")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
@@ -254,6 +290,26 @@ def main() -> None:
         report["evaluation_equal_to_local"] = all(
             evaluation[name]["scores"] == local_scores for name in evaluation
         )
+        tune: dict[str, Any] = {
+            "local": tune_trials(supernet, dataset, args.trials, None, root / "tune-local")
+        }
+        for workers in (1, 2):
+            print(f"Ray Tune trials, {workers} at a time", file=sys.stderr)
+            tune[f"ray_{workers}_at_a_time"] = tune_trials(
+                supernet,
+                dataset,
+                args.trials,
+                Backend(kind="ray", workers=workers),
+                root / f"tune-ray-{workers}",
+            )
+        local_per_trial = tune["local"]["wall_s"] / tune["local"]["trials"]
+        for name, item in tune.items():
+            if name != "local":
+                workers = int(name.split("_")[1])
+                item["overhead_per_trial_s"] = (
+                    item["wall_s"] * workers / item["trials"] - local_per_trial
+                )
+        report["tune"] = tune
         for workers in (1, 2):
             print(f"Ray training, {workers} worker(s)", file=sys.stderr)
             with PeakMemory() as peak:
@@ -288,6 +344,14 @@ def main() -> None:
     print("|---|---|---|")
     for name, item in evaluation.items():
         print(f"| {name} | {item['first_per_s']:.2f} | {item['second_per_s']:.2f} |")
+    print("\n| tune trials | wall s | trials/s | overhead per trial s |")
+    print("|---|---|---|---|")
+    for name, item in report["tune"].items():
+        overhead = item.get("overhead_per_trial_s")
+        print(
+            f"| {name} | {item['wall_s']:.1f} | {item['trials_per_s']:.2f} "
+            f"| {'' if overhead is None else f'{overhead:.2f}'} |"
+        )
     memory = report["memory"]
     print(
         f"\nray.init {report['ray_init_s']:.1f} s; driver RSS "

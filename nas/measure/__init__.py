@@ -8,10 +8,12 @@ subnets and of lookup-table operators, and the latency predictors built from tho
 from __future__ import annotations
 
 from nas.measure.timing import (
+    ONNX_RUNTIMES,
     RUNTIMES,
     MeasureConfig,
     Measurement,
     export_onnx,
+    graph_runner,
     library_versions,
     machine_info,
     measure_arch,
@@ -22,10 +24,12 @@ from nas.measure.timing import (
 )
 
 __all__ = [
+    "ONNX_RUNTIMES",
     "RUNTIMES",
     "MeasureConfig",
     "Measurement",
     "export_onnx",
+    "graph_runner",
     "library_versions",
     "machine_info",
     "measure_arch",

@@ -1,10 +1,11 @@
 """The one place that times things.
 
-Latency is measured on ONNX Runtime (the deployment path, the default) or torch eager, with a
-given number of threads, batch size and input resolution, after warm-up, as the median of
-repeated runs with its interquartile range. Every :class:`Measurement` carries the settings,
-the machine and the library versions it was taken with. Thread settings are restored after
-measuring.
+Latency is measured on ONNX Runtime (the deployment path, the default), OpenVINO (the
+``openvino`` extra: ``openvino`` in float32, ``openvino-bf16`` in bfloat16 where the CPU runs
+it natively) or torch eager, with a given number of threads, batch size and input
+resolution, after warm-up, as the median of repeated runs with its interquartile range.
+Every :class:`Measurement` carries the settings, the machine and the library versions it was
+taken with. Thread settings are restored after measuring.
 
 The timed runs are taken in rounds. On a shared machine another process sometimes holds a core
 for a few hundred milliseconds, which slows every run inside that window: a round whose median
@@ -45,10 +46,13 @@ from nas.errors import UserError
 from search_spaces import Arch, Space
 
 __all__ = [
+    "ONNX_RUNTIMES",
+    "OPENVINO_EXTRA",
     "RUNTIMES",
     "MeasureConfig",
     "Measurement",
     "export_onnx",
+    "graph_runner",
     "library_versions",
     "machine_info",
     "measure_arch",
@@ -59,7 +63,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-RUNTIMES = ("onnxruntime", "torch")
+RUNTIMES = ("onnxruntime", "openvino", "openvino-bf16", "torch")
+# Runtimes that run ONNX graphs (an exported float network or a quantized QDQ file).
+ONNX_RUNTIMES = ("onnxruntime", "openvino", "openvino-bf16")
+OPENVINO_EXTRA = "pip install -c constraints.txt -e '.[openvino]'"
 ROUND_TOLERANCE = 0.10
 """A round whose median is this much (relative) above the fastest round's is dropped."""
 MIN_ROUND_SIZE = 3
@@ -146,6 +153,10 @@ def library_versions() -> dict[str, str]:
     import onnxruntime
 
     versions["onnxruntime"] = onnxruntime.__version__
+    with contextlib.suppress(ImportError):
+        import openvino
+
+        versions["openvino"] = openvino.__version__
     return versions
 
 
@@ -290,6 +301,53 @@ def _onnx_runner(graph: bytes, example: np.ndarray, threads: int) -> Callable[[]
     return lambda: session.run(None, {name: example})
 
 
+def _openvino_runner(
+    graph: bytes, example: np.ndarray, threads: int, precision: str
+) -> Callable[[], object]:
+    """An OpenVINO CPU inference of the ONNX ``graph`` at ``precision`` (its inference
+    precision hint: ``f32``, or ``bf16``, OpenVINO's default where the CPU has bfloat16)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise UserError(
+            f"runtime openvino needs OpenVINO, which is not installed: {OPENVINO_EXTRA}"
+        ) from None
+    core = ov.Core()
+    if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        raise UserError(
+            "runtime openvino-bf16 needs a CPU with bfloat16 instructions (AVX-512 BF16 or "
+            "AMX), which this one lacks; use runtime openvino"
+        )
+    model = core.read_model(model=graph, weights=b"")
+    compiled = core.compile_model(
+        model,
+        "CPU",
+        {
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": precision,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+        },
+    )
+    request = compiled.create_infer_request()
+    return lambda: request.infer({0: example})
+
+
+def graph_runner(
+    runtime: str, graph: bytes, example: np.ndarray, threads: int
+) -> Callable[[], object]:
+    """A call that runs the ONNX ``graph`` once on ``example`` with ``runtime``."""
+    if runtime == "onnxruntime":
+        return _onnx_runner(graph, example, threads)
+    if runtime in ("openvino", "openvino-bf16"):
+        return _openvino_runner(
+            graph, example, threads, "bf16" if runtime.endswith("bf16") else "f32"
+        )
+    raise UserError(
+        f"runtime {runtime} does not run ONNX graphs; use one of {', '.join(ONNX_RUNTIMES)}"
+    )
+
+
 def measure_latency(
     model: nn.Module | bytes,
     input_shape: tuple[int, int, int],
@@ -297,20 +355,22 @@ def measure_latency(
 ) -> Measurement:
     """Latency of one forward pass of ``model`` on a batch of ``input_shape`` (C, H, W) inputs.
 
-    ``model`` is a torch module, or an ONNX graph as bytes (then the runtime must be
-    ``onnxruntime``).
+    ``model`` is a torch module, or an ONNX graph as bytes (then the runtime must be one of
+    :data:`ONNX_RUNTIMES`).
     """
     config = config or MeasureConfig()
     shape = (config.batch_size, *input_shape)
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(shape, generator=generator)
-    if config.runtime == "onnxruntime":
+    if config.runtime in ONNX_RUNTIMES:
         graph = model if isinstance(model, bytes) else export_onnx(model, example)
-        run = _onnx_runner(graph, example.numpy(), config.threads)
+        run = graph_runner(config.runtime, graph, example.numpy(), config.threads)
         timing = _time(run, config)
     else:
         if isinstance(model, bytes):
-            raise UserError("an ONNX graph can only be measured with runtime onnxruntime")
+            raise UserError(
+                f"an ONNX graph can only be measured with one of {', '.join(ONNX_RUNTIMES)}"
+            )
         was_training = model.training
         model.eval()
         try:

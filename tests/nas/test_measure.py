@@ -20,7 +20,7 @@ from nas.measure import (
 from nas.supernet.static import build_network
 
 
-@pytest.mark.parametrize("runtime", ["onnxruntime", "torch"])
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "torch"])
 def test_measurement_records_settings_and_restores_threads(runtime: str) -> None:
     space = ss.get_space("tiny")
     before = torch.get_num_threads()
@@ -127,3 +127,58 @@ def test_retries_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_few_repeats_make_fewer_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
     timing, _ = _timed(monkeypatch, [1.0], repeats=5)
     assert len(timing.round_medians_ms) == 1 and len(timing.samples_ms) == 5
+
+
+def test_openvino_runs_the_same_graph_in_f32_bf16_and_int8() -> None:
+    """The OpenVINO runtimes measure a torch module, its ONNX graph and a quantized QDQ graph;
+    its f32 outputs match ONNX Runtime's (the precision hint is really f32)."""
+    ov = pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    from compress import quantize_onnx
+    from nas.measure import export_onnx, graph_runner
+
+    space = ss.get_space("tiny")
+    torch.manual_seed(0)
+    network = build_network(space, space.largest()).eval()
+    shape = (space.in_channels, 16, 16)
+    example = torch.randn(2, *shape)
+    graph = export_onnx(network, example)
+    fast = MeasureConfig(runtime="openvino", warmup=1, repeats=3, rounds=1, batch_size=2)
+    for model in (network, graph):
+        measured = measure_latency(model, shape, fast)
+        assert measured.runtime == "openvino" and measured.median_ms > 0
+    int8 = quantize_onnx(graph, np.random.default_rng(0).standard_normal((8, *shape)).astype("f"))
+    assert measure_latency(int8, shape, fast).median_ms > 0
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if "BF16" in capabilities:
+        bf16 = MeasureConfig(runtime="openvino-bf16", warmup=1, repeats=3, rounds=1)
+        assert measure_latency(graph, shape, bf16).median_ms > 0
+    inputs = example.numpy()
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"input": inputs})[0]
+    request = (
+        ov.Core()
+        .compile_model(
+            ov.Core().read_model(model=graph, weights=b""),
+            "CPU",
+            {"INFERENCE_PRECISION_HINT": "f32"},
+        )
+        .create_infer_request()
+    )
+    got = next(iter(request.infer({0: inputs}).values()))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert graph_runner("openvino", graph, inputs, 1)() is not None
+
+
+def test_runtime_openvino_without_openvino_says_which_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import fails as if not installed
+    config = MeasureConfig(runtime="openvino", warmup=0, repeats=1, rounds=1)
+    with pytest.raises(UserError, match=r"OpenVINO, which is not installed: pip install"):
+        measure_latency(
+            build_network(ss.get_space("tiny"), ss.get_space("tiny").smallest()),
+            (1, 16, 16),
+            config,
+        )
