@@ -184,7 +184,7 @@ def main() -> None:
         model_graphs = graphs(build(), shape)
         for batch in batches:
             print(f"{name}, batch {batch}", file=sys.stderr, flush=True)
-            report["cases"][f"{name} | batch {batch}"] = measure_case(
+            report["cases"][f"{name}, batch {batch}"] = measure_case(
                 variants, model_graphs, shape, batch, args.rounds, args.repeats
             )
         atomic_write_json(args.out, report)  # partial results survive a kill

@@ -102,6 +102,13 @@ def add_parser(commands: Any) -> None:
         help="all subnets of a step at one random resolution (default: the largest subnet at "
         "the largest resolution, the smallest at the smallest)",
     )
+    train.add_argument(
+        "--per-step",
+        default="",
+        metavar="DIMS",
+        help="dimensions drawn once per step for every subnet of the step, comma-separated "
+        "(e.g. resolution,num_stages,stride: one pyramid per step; default: none)",
+    )
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     train.add_argument(
@@ -170,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         num_random=args.num_random,
         inplace_distillation=not args.no_distill,
         resolution_per_step=args.resolution_per_step,
+        per_step=tuple(d.strip() for d in args.per_step.split(",") if d.strip()),
         seed=args.seed,
         device=args.device,
         threads=args.threads,

@@ -40,7 +40,19 @@ from nas.train.checkpoint import (
 from nas.train.evaluate import evaluate
 from nas.train.layout import as_layout, batch_in_layout
 from nas.train.schedule import Phase, Schedule
-from search_spaces import Arch, Space, decode_genome, sample_genomes, smallest_in, space_to_dict
+from search_spaces import (
+    DIMENSIONS,
+    Arch,
+    Space,
+    canonicalize,
+    decode_genome,
+    genome_layout,
+    repair_genomes,
+    sample_genomes,
+    smallest_in,
+    space_to_dict,
+    to_genome,
+)
 
 __all__ = ["EpochResult", "Shard", "Step", "StepResult", "TrainConfig", "train_supernet"]
 
@@ -78,6 +90,11 @@ class TrainConfig:
     # default space it keeps the largest accurate at 20 px (README "What limits the supernet
     # here"); it does not help the other dimensions.
     resolution_per_step: bool = False
+    # Dimensions (names in search_spaces.DIMENSIONS) drawn once per step and shared by every
+    # subnet of the step, the largest and the smallest included: ("resolution", "num_stages",
+    # "stride") trains every subnet of a step on one pyramid, so the teacher and the extremes
+    # learn every pyramid rather than one each.
+    per_step: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -94,6 +111,12 @@ class TrainConfig:
             raise UserError(f"threads must be positive, got {self.threads}")
         if self.images_per_epoch is not None and self.images_per_epoch < 1:
             raise UserError(f"images per epoch must be positive, got {self.images_per_epoch}")
+        unknown = sorted(set(self.per_step) - set(DIMENSIONS))
+        if unknown:
+            raise UserError(
+                f"unknown per-step dimension(s) {', '.join(unknown)}; use {', '.join(DIMENSIONS)}"
+            )
+        object.__setattr__(self, "per_step", tuple(sorted(set(self.per_step))))
         if self.monitor_images is not None and self.monitor_images < 1:
             raise UserError(f"monitor images must be positive, got {self.monitor_images}")
         try:
@@ -188,7 +211,25 @@ def _subnets(
     if config.resolution_per_step and "resolution" in phase.elastic:
         resolution = int(rng.choice(space.resolution.values))
         subnets = [replace(arch, resolution=resolution) for arch in subnets]
+    shared = [dim for dim in config.per_step if dim in phase.elastic]
+    if shared:
+        subnets = _share(space, subnets, shared, phase, rng)
     return subnets
+
+
+def _share(
+    space: Space, subnets: list[Arch], shared: list[str], phase: Phase, rng: np.random.Generator
+) -> list[Arch]:
+    """``subnets`` with the genes of the ``shared`` dimensions taken from one random subnet
+    (repaired where the rest no longer fits, such as a stride pattern for another number of
+    stages)."""
+    layout = genome_layout(space)
+    draw = sample_genomes(space, rng, 1, phase.elastic)[0]
+    mask = np.array([dim in shared for dim in layout.dimensions])
+    genomes = np.stack([to_genome(space, arch) for arch in subnets])
+    genomes[:, mask] = draw[mask]
+    genomes = canonicalize(space, repair_genomes(space, genomes))
+    return [decode_genome(space, genome) for genome in genomes]
 
 
 def _cosine(lr: float, step: int, total: int) -> float:
@@ -296,6 +337,7 @@ def _check_resumable(directory: Path, space: Space, schedule: Schedule, config: 
     for option in fields(TrainConfig):  # settings added since the checkpoint took their default
         if option.name not in saved and option.default is not MISSING:
             saved[option.name] = option.default
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
     current = asdict(config)
     for key in ("device", "threads", "channels_last"):  # how it runs may change between runs
         saved.pop(key, None)

@@ -307,3 +307,54 @@ def test_resolution_per_step_gives_every_subnet_of_a_step_one_resolution() -> No
     # By default the largest is at the largest resolution and the smallest at the smallest.
     default = _subnets(space, phase, dataclasses.replace(CONFIG, num_random=3), rng)
     assert default[0] == space.largest() and default[1].resolution == min(space.resolution.values)
+
+
+def test_a_pyramid_per_step_is_shared_by_every_subnet_of_the_step() -> None:
+    """--per-step resolution,num_stages,stride: the subnets of a step share one resolution,
+    number of stages and stride pattern (each drawn afresh per step), while the other
+    dimensions still differ: the first is the largest of that pyramid, the second its
+    smallest."""
+    from nas.train.trainer import _subnets
+
+    space = ss.get_space("mbv3-28")
+    phase = make_schedule("all", epochs=3, lr=0.1, warmup=1).phases[-1]
+    rng = np.random.default_rng(0)
+    config = dataclasses.replace(
+        CONFIG, num_random=3, per_step=("stride", "resolution", "num_stages")
+    )
+    assert config.per_step == ("num_stages", "resolution", "stride")
+    pyramids = set()
+    for _ in range(30):
+        subnets = _subnets(space, phase, config, rng)
+        shapes = {(a.resolution, a.num_stages, tuple(s.stride for s in a.stages)) for a in subnets}
+        assert len(shapes) == 1
+        pyramids |= shapes
+        assert space.flops(subnets[0]) >= max(space.flops(a) for a in subnets[1:])
+        assert space.flops(subnets[1]) <= min(space.flops(a) for a in subnets[2:])
+    assert len(pyramids) >= 5
+    with pytest.raises(UserError, match="unknown per-step dimension"):
+        TrainConfig(per_step=("colour",))
+
+
+def test_a_per_step_checkpoint_resumes(tmp_path: Path) -> None:
+    """The per-step dimensions are saved with the checkpoint (a JSON list) and a stopped run
+    resumes with the same ones."""
+
+    class Stop(Exception):
+        pass
+
+    def stop(result: EpochResult) -> None:
+        raise Stop
+
+    space = ss.get_space("tiny")
+    data = load_dataset("digits", resolution=20, seed=0)
+    data = dataclasses.replace(data, x_train=data.x_train[:128], y_train=data.y_train[:128])
+    config = dataclasses.replace(CONFIG, per_step=("resolution", "stride"))
+    schedule = make_schedule("all", epochs=2, lr=0.1)
+    with pytest.raises(Stop):
+        train_supernet(space, data, schedule, config, tmp_path, on_epoch=stop)
+    train_supernet(space, data, schedule, config, tmp_path, resume=True)
+    assert load_checkpoint(tmp_path).epoch == 2
+    assert load_checkpoint(tmp_path).metadata["config"]["per_step"] == ["resolution", "stride"]
+    with pytest.raises(UserError, match="per_step"):
+        train_supernet(space, data, schedule, CONFIG, tmp_path, resume=True)
