@@ -128,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
         f"{dataset.name}; {config.trials} trials ({config.strategy}, {backend.kind}); "
         f"results in {out}"
     )
+    if backend.is_ray:  # what the cluster lacks is refused before anything is written
+        from nas.distributed.tune import check_cluster
+
+        check_cluster(backend, device=args.device, latency_device=args.latency_device)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out / LOCK_FILE, what=f"a search in {out}", wait=False):
         workdir = Workdir(Path(args.workdir), space.name)

@@ -27,7 +27,7 @@ from nas.distributed.backend import Backend, check_resources, connect
 from nas.errors import UserError
 from nas.search.trials import Proposal, SubnetScorer, TrialBook
 
-__all__ = ["run_trials_on_ray"]
+__all__ = ["check_cluster", "run_trials_on_ray"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,19 @@ def _resources(ray: Any, device: str, latency_device: str | None) -> dict[str, f
             )
         resources[name] = 1.0
     return resources
+
+
+def check_cluster(
+    backend: Backend, *, device: str = "cpu", latency_device: str | None = None
+) -> None:
+    """Connect to the cluster and refuse, in one line, what it cannot give the trials."""
+    ray = connect(backend)
+    gpu = device.startswith("cuda")
+    workers = backend.workers or max(
+        int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1)), 1
+    )
+    check_resources(ray, workers=workers, gpu=gpu, now=False)
+    _resources(ray, device, latency_device)
 
 
 def run_trials_on_ray(
