@@ -39,11 +39,19 @@ from compress.metrics import count_flops, count_params
 from compress.outputs import (
     is_class_logits,
     output_energy,
-    output_leaves,
     output_shapes,
     producing_layers,
 )
 from compress.serialization import load_pruned, save_pruned
+from compress.tracing import (
+    PRUNABLE,
+    as_inputs,
+    check_traced,
+    map_ignored,
+    output_layers,
+    run_locating,
+    run_recording,
+)
 from nas.errors import UserError, first_line
 from nas.measure import MeasureConfig, measure_latency
 from nas.search.targets import Constraint
@@ -66,7 +74,6 @@ logger = logging.getLogger(__name__)
 
 IMPORTANCES = ("l1", "l2", "taylor", "lamp", "fpgm")
 TARGET_METRICS = ("flops", "params", "size", "latency")
-_PRUNABLE = (nn.modules.conv._ConvNd, nn.Linear)
 
 # (images, labels), images alone, or a list of either: one batch each.
 Calibration = (
@@ -126,100 +133,6 @@ def _importance(name: str) -> Any:
     if name == "lamp":
         return tp.importance.LAMPImportance(p=2)
     return tp.importance.FPGMImportance(p=2)
-
-
-def _inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    return tuple(example_inputs)
-
-
-def _run_locating(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Any:
-    """Run ``model``; on failure raise a UserError naming the last layer entered."""
-    names = {id(m): n for n, m in model.named_modules()}
-    entered: list[str] = []
-    hooks = [
-        m.register_forward_pre_hook(lambda mod, _args: entered.append(names[id(mod)]))
-        for m in model.modules()
-        if not list(m.children())
-    ]
-    try:
-        with torch.no_grad():
-            return model(*inputs)
-    except Exception as exc:  # any shape or type error from the user's forward
-        where = f"at layer {entered[-1]!r}" if entered else "before any layer"
-        raise UserError(f"{type(model).__name__} fails {where} ({first_line(exc)})") from None
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-
-def _run_recording(
-    model: nn.Module, inputs: tuple[torch.Tensor, ...]
-) -> tuple[Any, list[nn.Module]]:
-    """The output of ``model`` and its convolution and linear layers in the order they ran."""
-    order: list[nn.Module] = []
-    hooks = [
-        m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
-        for m in model.modules()
-        if isinstance(m, _PRUNABLE)
-    ]
-    try:
-        output = _run_locating(model, inputs)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return output, order
-
-
-def output_layers(
-    model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]
-) -> list[nn.Module]:
-    """The layers that produce the outputs: every convolution or linear layer whose output
-    reaches a model output (each tensor of a tuple or dict) without passing through another."""
-    inputs = _inputs(example_inputs)
-    was_training = model.training
-    model.eval()
-    try:
-        output_leaves(_run_locating(model, inputs))  # a failing forward names its layer
-        return producing_layers(model, inputs, _PRUNABLE)
-    finally:
-        model.train(was_training)
-
-
-def _map_ignored(
-    original: nn.Module, pruned: nn.Module, ignored: Sequence[nn.Module | str]
-) -> list[nn.Module]:
-    names = {id(m): n for n, m in original.named_modules()}
-    mapped = []
-    for layer in ignored:
-        if isinstance(layer, str):
-            name = layer
-        elif id(layer) in names:
-            name = names[id(layer)]
-        else:
-            raise UserError(f"ignored layer {type(layer).__name__} is not part of the model")
-        try:
-            mapped.append(pruned.get_submodule(name))
-        except AttributeError:
-            raise UserError(f"ignored layer {name!r} is not part of the model") from None
-    return mapped
-
-
-def _check_traced(
-    model: nn.Module, graph: Any, executed: Sequence[nn.Module], ignored: Sequence[nn.Module]
-) -> None:
-    """Layers that run but that torch-pruning's trace does not reach cannot be pruned safely."""
-    skip = {id(m) for layer in ignored for m in layer.modules()}
-    traced = {id(m) for m in graph.module2node}
-    ran = {id(m) for m in executed}
-    for name, module in model.named_modules():
-        if id(module) in ran and id(module) not in traced and id(module) not in skip:
-            raise UserError(
-                f"torch-pruning cannot trace layer {name!r} ({type(module).__name__}): its output "
-                "does not reach the model output through autograd (a .detach(), .numpy() or "
-                "no_grad in forward?); fix the forward or pass the layer in ignored_layers"
-            )
 
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]
@@ -305,7 +218,7 @@ def _build_pruner(
     except UserError:
         raise
     except Exception as exc:  # torch-pruning raises many kinds of errors while tracing
-        _run_locating(model, inputs)  # a failing forward names its layer
+        run_locating(model, inputs)  # a failing forward names its layer
         raise UserError(
             f"torch-pruning cannot trace {type(model).__name__}: {first_line(exc)}"
         ) from None
@@ -345,18 +258,18 @@ def prune(
     if isinstance(model, torch.jit.ScriptModule):
         raise UserError("TorchScript models cannot be pruned; give the nn.Module instead")
     batches = _calibration_batches(calibration) if importance == "taylor" else []
-    inputs = _inputs(example_inputs)
+    inputs = as_inputs(example_inputs)
     pruned = copy.deepcopy(model)
     was_training = pruned.training
     pruned.eval()
-    reference, executed = _run_recording(pruned, inputs)
+    reference, executed = run_recording(pruned, inputs)
     expected = output_shapes(reference)
     if ignored_layers is None:
-        ignored = producing_layers(pruned, inputs, _PRUNABLE)
+        ignored = producing_layers(pruned, inputs, PRUNABLE)
     else:
-        ignored = _map_ignored(model, pruned, ignored_layers)
+        ignored = map_ignored(model, pruned, ignored_layers)
     pruner = _build_pruner(pruned, inputs, config, ignored)
-    _check_traced(pruned, pruner.DG, executed, ignored)
+    check_traced(pruned, pruner.DG, executed, ignored)
     for _ in range(config.iterative_steps):
         if batches:
             _taylor_gradients(pruned, batches, loss_fn)
@@ -370,7 +283,7 @@ def prune(
             ) from None
         finally:
             pruned.zero_grad(set_to_none=True)
-    shapes = output_shapes(_run_locating(pruned, inputs))
+    shapes = output_shapes(run_locating(pruned, inputs))
     for path, shape in expected.items():
         if shapes.get(path) != shape:
             raise UserError(
@@ -430,7 +343,7 @@ def prune_to_target(
         )
     if not 0 < step < 1 or not 0 < max_ratio < 1:
         raise UserError(f"step and max_ratio must be in (0, 1), got {step} and {max_ratio}")
-    inputs = _inputs(example_inputs)
+    inputs = as_inputs(example_inputs)
     value = _metric(model, inputs, target.metric, measure_config)
     history = [(0.0, value)]
     if target.satisfied(value):

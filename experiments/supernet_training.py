@@ -48,7 +48,8 @@ from nas.train import (
     train_supernet,
 )
 from nas.train.layout import as_layout
-from nas.train.trainer import _subnets, _train_step
+from nas.train.sampling import step_subnets as _subnets
+from nas.train.step import train_step
 from search_spaces import decode_genome, sample_genomes
 
 
@@ -91,7 +92,7 @@ def step_times(
         for name, (supernet, optimizer, settings, pick, count) in cases.items():
             with torch_threads(count):
                 start = time.perf_counter()
-                _train_step(
+                train_step(
                     supernet, optimizer, pick(), images, labels, settings, torch.device("cpu")
                 )
                 ms = (time.perf_counter() - start) * 1e3

@@ -20,10 +20,13 @@ import torch
 from nas.data import Dataset
 from nas.errors import UserError
 from nas.supernet import Supernet
+from nas.train.config import TrainConfig
 from nas.train.evaluate import evaluate
 from nas.train.layout import as_layout
+from nas.train.sampling import step_subnets as _subnets
 from nas.train.schedule import Schedule
-from nas.train.trainer import TrainConfig, _make_optimizer, _subnets, _train_step
+from nas.train.step import train_step
+from nas.train.trainer import _make_optimizer
 from search_spaces import Space, smallest_in
 
 __all__ = ["images_for_budget", "parse_duration"]
@@ -80,7 +83,7 @@ def images_for_budget(
 
         def step(phase: object = phase) -> None:
             subnets = _subnets(space, phase, config, rng)  # type: ignore[arg-type]
-            _train_step(supernet, optimizer, subnets, images, labels, config, device)
+            train_step(supernet, optimizer, subnets, images, labels, config, device)
 
         step()  # warm-up
         step_seconds[phase.elastic] = _median_seconds(step, probe_steps)

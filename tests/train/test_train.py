@@ -290,7 +290,7 @@ def test_train_config_validation() -> None:
 
 
 def test_resolution_per_step_gives_every_subnet_of_a_step_one_resolution() -> None:
-    from nas.train.trainer import _subnets
+    from nas.train.sampling import step_subnets as _subnets
 
     space = ss.get_space("mbv3-28")
     phase = make_schedule("all", epochs=3, lr=0.1, warmup=1).phases[-1]
@@ -314,7 +314,7 @@ def test_a_pyramid_per_step_is_shared_by_every_subnet_of_the_step() -> None:
     number of stages and stride pattern (each drawn afresh per step), while the other
     dimensions still differ: the first is the largest of that pyramid, the second its
     smallest."""
-    from nas.train.trainer import _subnets
+    from nas.train.sampling import step_subnets as _subnets
 
     space = ss.get_space("mbv3-28")
     phase = make_schedule("all", epochs=3, lr=0.1, warmup=1).phases[-1]
