@@ -3,7 +3,8 @@
 Measured side by side in one run, on one data set, space and global batch:
 
 1. Supernet training (the same schedule, one elastic phase, no warm-up phase): local with 1
-   and with 2 threads, and Ray Train with 1 and 2 workers of 1 CPU and 1 thread each. Steady
+   and with 2 threads, and Ray Train with 1 and 2 workers of 1 CPU and 1 thread each (2 also
+   with synchronised batch norm, ``--sync-batch-norm``). Steady
    state is the steps per second of the median epoch after the first (the trainer's own
    timing of each epoch's steps; the median, as other processes may share the cores);
    start-up is the wall time of the whole call minus the time of its training steps, so it
@@ -323,6 +324,16 @@ def main() -> None:
                     root / f"ray-{workers}",
                 )
             report["memory"][f"ray_training_{workers}_workers_peak"] = peak.peak
+        print("Ray training, 2 workers, synchronised batch norm", file=sys.stderr)
+        training["ray_2_workers_sync_batch_norm"] = train_once(
+            space,
+            dataset,
+            dataclasses.replace(config, sync_batch_norm=True),
+            args.epochs,
+            0.1,
+            Backend(kind="ray", workers=2),
+            root / "ray-2-synced",
+        )
         ray.shutdown()
     for item in evaluation.values():
         item.pop("scores")

@@ -109,6 +109,12 @@ def add_parser(commands: Any) -> None:
         help="dimensions drawn once per step for every subnet of the step, comma-separated "
         "(e.g. resolution,num_stages,stride: one pyramid per step; default: none)",
     )
+    train.add_argument(
+        "--sync-batch-norm",
+        action="store_true",
+        help="with --backend ray and several workers: batch norm over the whole batch, so the "
+        "workers train exactly as one process (slower: an all-reduce per layer)",
+    )
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     train.add_argument(
@@ -178,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         inplace_distillation=not args.no_distill,
         resolution_per_step=args.resolution_per_step,
         per_step=tuple(d.strip() for d in args.per_step.split(",") if d.strip()),
+        sync_batch_norm=args.sync_batch_norm,
         seed=args.seed,
         device=args.device,
         threads=args.threads,

@@ -98,7 +98,7 @@ def _worker_loop(settings: dict[str, Any]) -> None:
         rank=context.get_world_rank(),
         world_size=context.get_world_size(),
         reduce=all_reduce_gradients,
-        batch_sum=batch_sum,
+        batch_sum=batch_sum if config.sync_batch_norm else None,
     )
     _train_epochs(
         space_from_dict(settings["space"]),

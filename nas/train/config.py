@@ -49,6 +49,11 @@ class TrainConfig:
     # "stride") trains every subnet of a step on one pyramid, so the teacher and the extremes
     # learn every pyramid rather than one each.
     per_step: tuple[str, ...] = ()
+    # Data-parallel training only: batch norm with the statistics of the whole batch across
+    # the workers (a differentiable all-reduce per layer), so N workers train exactly as one
+    # process; off, each worker normalises its own slice, as plain DDP does. Synchronising costs
+    # two small all-reduces per batch-norm layer and subnet (README "Running on a cluster").
+    sync_batch_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -64,20 +64,21 @@ def test_two_workers_resume_and_match_one_process_on_the_same_batch(
     end within float rounding (6e-5 of how far training moved them, where per-worker batch
     norm was only held to a quarter of it; another seed: ~100%)."""
     schedule = make_schedule("all", epochs=2, lr=0.1, warmup=1)
-    train_supernet(SPACE, small_digits, schedule, CONFIG, tmp_path / "local")
+    synced = dataclasses.replace(CONFIG, sync_batch_norm=True)  # only Ray's workers sync
+    train_supernet(SPACE, small_digits, schedule, synced, tmp_path / "local")
 
     def kill(result: EpochResult) -> None:
         raise _Kill
 
     with pytest.raises(_Kill):
-        train_supernet(SPACE, small_digits, schedule, CONFIG, tmp_path / "ray", on_epoch=kill)
+        train_supernet(SPACE, small_digits, schedule, synced, tmp_path / "ray", on_epoch=kill)
     assert load_checkpoint(tmp_path / "ray").epoch == 1
     seen: list[EpochResult] = []
     supernet = train_supernet_on_ray(
         SPACE,
         small_digits,
         schedule,
-        CONFIG,
+        synced,
         tmp_path / "ray",
         backend=Backend(kind="ray", workers=2),
         resume=True,
