@@ -117,6 +117,52 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1)")
 
 
+def add_search_options(
+    parser: argparse.ArgumentParser, *, strategy: str, budget: Callable[[], None], out: str
+) -> None:
+    """The options ``nas search`` and ``nas tune`` share: targets, objectives, strategy (default
+    ``strategy``), then ``budget()`` adds the command's own budget option, then space, data,
+    work directory, run directory (``out`` names its default), resume, device and seed."""
+    from nas.defaults import DEFAULT_DATA, DEFAULT_OBJECTIVES, DEFAULT_SPACE, DEFAULT_WORKDIR
+
+    parser.add_argument(
+        "--target",
+        action="append",
+        required=True,
+        metavar="TARGET",
+        help="a target such as latency<10ms, params<1M, flops<=50M, size<2MB, accuracy>0.95; "
+        "repeat or separate with commas",
+    )
+    parser.add_argument(
+        "--objective",
+        action="append",
+        choices=RegistryChoices("nas.search.loop", "METRICS"),
+        metavar="OBJECTIVE",
+        help=f"%(choices)s (default: {' and '.join(DEFAULT_OBJECTIVES)}); repeat for several",
+    )
+    parser.add_argument(
+        "--strategy",
+        default=strategy,
+        choices=RegistryChoices("nas.strategies", "STRATEGIES"),
+        metavar="STRATEGY",
+        help="search strategy: %(choices)s (default: %(default)s)",
+    )
+    budget()
+    parser.add_argument(
+        "--space", default=DEFAULT_SPACE, help=f"space name or file (default: {DEFAULT_SPACE})"
+    )
+    parser.add_argument("--data", default=DEFAULT_DATA, help=f"data set (default: {DEFAULT_DATA})")
+    parser.add_argument(
+        "--workdir",
+        default=DEFAULT_WORKDIR,
+        help=f"where the supernet and predictors are kept (default: {DEFAULT_WORKDIR})",
+    )
+    parser.add_argument("--out", help=f"run directory (default: {out})")
+    parser.add_argument("--resume", action="store_true", help="continue the search in --out")
+    parser.add_argument("--device", default="cpu", help="device for training (default: cpu)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
 def add_backend_options(parser: argparse.ArgumentParser, *, workers: str) -> None:
     """``--backend local|ray``, ``--address``, ``--workers`` (``workers`` says what they are)."""
     parser.add_argument(

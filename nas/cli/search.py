@@ -6,20 +6,17 @@ import argparse
 from typing import Any
 
 from nas.cli.common import (
-    RegistryChoices,
     TerminalReporter,
     add_backend_options,
     add_measure_options,
+    add_search_options,
     backend_from_args,
     format_count,
 )
 from nas.defaults import (
-    DEFAULT_DATA,
     DEFAULT_EVALUATIONS,
     DEFAULT_OBJECTIVES,
-    DEFAULT_SPACE,
     DEFAULT_STRATEGY,
-    DEFAULT_WORKDIR,
 )
 from nas.errors import UserError
 
@@ -33,47 +30,17 @@ def add_parser(commands: Any) -> None:
         description="Search the space for subnets that meet every --target; builds the "
         "supernet and the predictors first when the work directory lacks them.",
     )
-    search.add_argument(
-        "--target",
-        action="append",
-        required=True,
-        metavar="TARGET",
-        help="a target such as latency<10ms, params<1M, flops<=50M, size<2MB, accuracy>0.95; "
-        "repeat or separate with commas",
+    add_search_options(
+        search,
+        strategy=DEFAULT_STRATEGY,
+        budget=lambda: search.add_argument(
+            "--evaluations",
+            type=int,
+            default=DEFAULT_EVALUATIONS,
+            help=f"predictor evaluations (default: {DEFAULT_EVALUATIONS})",
+        ),
+        out="runs/search-SPACE-TIME",
     )
-    search.add_argument(
-        "--objective",
-        action="append",
-        choices=RegistryChoices("nas.search.loop", "METRICS"),
-        metavar="OBJECTIVE",
-        help=f"%(choices)s (default: {' and '.join(DEFAULT_OBJECTIVES)}); repeat for several",
-    )
-    search.add_argument(
-        "--strategy",
-        default=DEFAULT_STRATEGY,
-        choices=RegistryChoices("nas.strategies", "STRATEGIES"),
-        metavar="STRATEGY",
-        help="search strategy: %(choices)s (default: %(default)s)",
-    )
-    search.add_argument(
-        "--evaluations",
-        type=int,
-        default=DEFAULT_EVALUATIONS,
-        help=f"predictor evaluations (default: {DEFAULT_EVALUATIONS})",
-    )
-    search.add_argument(
-        "--space", default=DEFAULT_SPACE, help=f"space name or file (default: {DEFAULT_SPACE})"
-    )
-    search.add_argument("--data", default=DEFAULT_DATA, help=f"data set (default: {DEFAULT_DATA})")
-    search.add_argument(
-        "--workdir",
-        default=DEFAULT_WORKDIR,
-        help=f"where the supernet and predictors are kept (default: {DEFAULT_WORKDIR})",
-    )
-    search.add_argument("--out", help="run directory (default: runs/search-SPACE-TIME)")
-    search.add_argument("--resume", action="store_true", help="continue the search in --out")
-    search.add_argument("--device", default="cpu", help="device for training (default: cpu)")
-    search.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     add_measure_options(search)
     add_backend_options(
         search,

@@ -6,14 +6,14 @@ import argparse
 from typing import Any
 
 from nas.cli.common import (
-    RegistryChoices,
     TerminalReporter,
     add_backend_options,
     add_measure_options,
+    add_search_options,
     backend_from_args,
     format_count,
 )
-from nas.defaults import DEFAULT_DATA, DEFAULT_OBJECTIVES, DEFAULT_SPACE, DEFAULT_WORKDIR
+from nas.defaults import DEFAULT_OBJECTIVES
 from nas.errors import UserError
 
 __all__ = ["add_parser"]
@@ -28,28 +28,14 @@ def add_parser(commands: Any) -> None:
         "here one at a time, or as Ray Tune trials with --backend ray. Builds the supernet "
         "and the latency predictor first when the work directory lacks them.",
     )
-    tune.add_argument(
-        "--target",
-        action="append",
-        required=True,
-        metavar="TARGET",
-        help="a target such as latency<0.1ms or params<1M; repeat or separate with commas",
+    add_search_options(
+        tune,
+        strategy="tpe",
+        budget=lambda: tune.add_argument(
+            "--trials", type=int, default=50, help="subnets to measure (default: 50)"
+        ),
+        out="runs/tune-SPACE-TIME",
     )
-    tune.add_argument(
-        "--objective",
-        action="append",
-        choices=RegistryChoices("nas.search.loop", "METRICS"),
-        metavar="OBJECTIVE",
-        help=f"%(choices)s (default: {' and '.join(DEFAULT_OBJECTIVES)}); repeat for several",
-    )
-    tune.add_argument(
-        "--strategy",
-        default="tpe",
-        choices=RegistryChoices("nas.strategies", "STRATEGIES"),
-        metavar="STRATEGY",
-        help="search strategy: %(choices)s (default: %(default)s)",
-    )
-    tune.add_argument("--trials", type=int, default=50, help="subnets to measure (default: 50)")
     tune.add_argument(
         "--max-retries",
         type=int,
@@ -63,19 +49,6 @@ def add_parser(commands: Any) -> None:
         help="with --backend ray: measure latency in the trials, on the nodes that hold the Ray "
         "resource device:NAME (default: the latency predictor of this machine)",
     )
-    tune.add_argument(
-        "--space", default=DEFAULT_SPACE, help=f"space name or file (default: {DEFAULT_SPACE})"
-    )
-    tune.add_argument("--data", default=DEFAULT_DATA, help=f"data set (default: {DEFAULT_DATA})")
-    tune.add_argument(
-        "--workdir",
-        default=DEFAULT_WORKDIR,
-        help=f"where the supernet and predictors are kept (default: {DEFAULT_WORKDIR})",
-    )
-    tune.add_argument("--out", help="run directory (default: runs/tune-SPACE-TIME)")
-    tune.add_argument("--resume", action="store_true", help="continue the search in --out")
-    tune.add_argument("--device", default="cpu", help="device for evaluation (default: cpu)")
-    tune.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     add_measure_options(tune)
     add_backend_options(
         tune, workers="with --backend ray: most trials at once, one CPU each (default: every CPU)"

@@ -25,9 +25,9 @@ from nas.export import export_model
 from nas.files import file_digest
 from nas.measure import export_onnx
 from nas.supernet import Supernet
-from nas.train import save_checkpoint
 from tests.compress import models
 from tests.compress.conftest import one_line
+from tests.search.fake_run import fake_search_run
 
 FACTORY = "tests.compress.models:plain_cnn"
 FAST = ["--warmup", "1", "--repeats", "3"]
@@ -188,26 +188,7 @@ def test_compress_a_subnet_bundle(bundle: Path, tmp_path: Path) -> None:
 
 
 def test_compress_a_search_run(tmp_path: Path) -> None:
-    space = ss.get_space("tiny")
-    torch.manual_seed(0)
-    workdir = tmp_path / "runs"
-    save_checkpoint(
-        workdir / "supernet-tiny",
-        model=Supernet(space),
-        optimizer=None,
-        space=space,
-        epoch=1,
-        extra={},
-    )
-    run = tmp_path / "search"
-    run.mkdir()
-    (run / "search.json").write_text(
-        json.dumps({"space": "tiny", "workdir": str(workdir), "data": "digits", "seed": 0})
-    )
-    arch = space.smallest().to_dict()
-    (run / "pareto.json").write_text(
-        json.dumps({"chosen": {"arch": arch}, "front": [{"arch": arch}]})
-    )
+    run = fake_search_run(tmp_path)
     out = tmp_path / "compressed"
     argv = [str(run), "--finetune", "0", "--calib-batches", "1", "--out", str(out), *FAST]
     assert run_compress(_args(add_compress_arguments, argv)) == 0

@@ -267,27 +267,9 @@ def test_compress_trains_on_ray_as_it_trains_here(ray_cluster: Any, tmp_path: Pa
 
     from compress.arguments import add_compress_arguments
     from compress.cli import run_compress
-    from nas.train import save_checkpoint
+    from tests.search.fake_run import fake_search_run
 
-    torch.manual_seed(0)
-    workdir = tmp_path / "runs"
-    save_checkpoint(
-        workdir / "supernet-tiny",
-        model=Supernet(SPACE),
-        optimizer=None,
-        space=SPACE,
-        epoch=1,
-        extra={},
-    )
-    run = tmp_path / "search"
-    run.mkdir()
-    (run / "search.json").write_text(
-        json.dumps({"space": "tiny", "workdir": str(workdir), "data": "digits", "seed": 0})
-    )
-    arch = SPACE.smallest().to_dict()
-    (run / "pareto.json").write_text(
-        json.dumps({"chosen": {"arch": arch}, "front": [{"arch": arch}]})
-    )
+    run = fake_search_run(tmp_path)
     reports = {}
     for backend in ("local", "ray"):
         parser = argparse.ArgumentParser()

@@ -20,8 +20,8 @@ from nas.search.rundir import (
     run_arch,
     select,
 )
-from nas.supernet import Supernet
-from nas.train import load_supernet, recalibrated, save_checkpoint
+from nas.train import load_supernet, recalibrated
+from tests.search.fake_run import fake_search_run
 
 SPACE = ss.get_space("tiny")
 
@@ -29,28 +29,12 @@ SPACE = ss.get_space("tiny")
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A search run over an untrained tiny supernet: the smallest subnet chosen, two points."""
-    root = tmp_path_factory.mktemp("rundir")
-    torch.manual_seed(0)
-    workdir = root / "runs"
-    save_checkpoint(
-        workdir / "supernet-tiny",
-        model=Supernet(SPACE),
-        optimizer=None,
-        space=SPACE,
-        epoch=1,
-        extra={},
-    )
-    run = root / "search"
-    run.mkdir()
-    settings = {"space": "tiny", "workdir": str(workdir), "data": "digits", "seed": 0}
-    (run / "search.json").write_text(json.dumps(settings))
     smallest, largest = SPACE.smallest().to_dict(), SPACE.largest().to_dict()
     front = [
         {"point": 0, "arch": smallest, "predicted_accuracy": 0.5},
         {"point": 1, "arch": largest, "predicted_accuracy": 0.6},
     ]
-    (run / "pareto.json").write_text(json.dumps({"chosen": {"arch": smallest}, "front": front}))
-    return run
+    return fake_search_run(tmp_path_factory.mktemp("rundir"), front)
 
 
 def test_read_run_and_front(run_dir: Path, tmp_path: Path) -> None:
