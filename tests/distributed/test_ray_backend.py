@@ -133,7 +133,7 @@ def _train_workers() -> set[int]:
 def test_a_killed_worker_is_restarted_from_the_last_checkpoint(
     ray_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--max-failures 1: one of 2 workers is SIGKILLed as soon as epoch 1's checkpoint is
+    """--max-failures 1: the workers are SIGKILLed as soon as epoch 1's checkpoint is
     written; Ray Train restarts the group, which continues from that checkpoint: every epoch
     is trained and recorded once, epoch 1's record is the one written before the kill."""
     monkeypatch.setattr(ray_training, "_POLL_SECONDS", 0.1)  # kill early in epoch 2
@@ -150,9 +150,12 @@ def test_a_killed_worker_is_restarted_from_the_last_checkpoint(
         seen.append(result)
         if result.epoch == 1:
             first_record = load_checkpoint(tmp_path).metadata["history"][0]
+            # This run's 2 workers, and now and then a worker process of an earlier test that
+            # Ray has not reaped yet: every one of them is killed, this group's among them.
             workers = sorted(_train_workers() - earlier)
-            assert len(workers) == 2, workers
-            os.kill(workers[-1], signal.SIGKILL)
+            assert len(workers) >= 2, workers
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
             killed.append((workers[-1], load_checkpoint(tmp_path).epoch))
             first_records.append(first_record)
 
