@@ -30,6 +30,7 @@ Writes ``experiments/results/ray_backend.json`` and prints Markdown; about 4 min
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import statistics
@@ -55,13 +56,10 @@ OUT = Path("experiments/results/ray_backend.json")
 
 def _kib(path: str, field: str) -> int:
     """A ``field:   N kB`` line of a /proc file, in KiB (0 when the process is gone)."""
-    try:
-        with open(path, encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open(path, encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
     return 0
 
 

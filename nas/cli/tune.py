@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.files import LOCK_FILE, exclusive_lock
     from nas.measure import MeasureConfig
     from nas.search import Evaluator
-    from nas.search.targets import parse_constraints
+    from nas.search.targets import parse_constraints, uses_metric
     from nas.search.trials import SubnetScorer, TrialBook, TrialConfig, run_trials_here
     from nas.search.workdir import Workdir, ensure_latency_predictor, ensure_supernet
 
@@ -117,11 +117,8 @@ def run(args: argparse.Namespace) -> int:
             on_step=reporter.step,
             on_epoch=reporter.epoch,
         )
-        needs_latency = "latency" in config.objectives or any(
-            c.metric == "latency" for c in constraints
-        )
         latency = None
-        if needs_latency and args.latency_device is None:
+        if args.latency_device is None and uses_metric("latency", config.objectives, constraints):
             latency = ensure_latency_predictor(
                 space,
                 measure,

@@ -114,6 +114,12 @@ def connect(backend: Backend) -> Any:
     return ray
 
 
+def worker_count(ray: Any, backend: Backend, *, gpu: bool = False) -> int:
+    """``backend.workers``, or one worker per CPU (per GPU with ``gpu``) of the cluster."""
+    kind = "GPU" if gpu else "CPU"
+    return backend.workers or max(int(ray.cluster_resources().get(kind, 1)), 1)
+
+
 def check_resources(ray: Any, *, workers: int, gpu: bool = False, now: bool = True) -> None:
     """A one-line :class:`UserError` when the cluster cannot give ``workers`` workers one CPU
     (and one GPU with ``gpu``) each (``now``, or ever), rather than Ray waiting forever."""

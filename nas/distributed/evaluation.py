@@ -17,9 +17,9 @@ from typing import Any
 import torch
 
 from nas.data import Dataset
-from nas.distributed.backend import Backend, connect
+from nas.distributed.backend import Backend, connect, worker_count
 from nas.supernet import Supernet
-from nas.train.checkpoint import load_weights
+from nas.train.checkpoint import supernet_from_weights
 from nas.train.evaluate import evaluate
 from search_spaces import Arch, space_from_dict, space_to_dict
 
@@ -63,9 +63,9 @@ def _evaluate_chunk(
 ) -> list[float]:
     """A Ray task: the supernet rebuilt from the object store, ``archs`` evaluated on it."""
     space_dict, weights, dataset = shared
-    supernet = Supernet(space_from_dict(space_dict)).to(device)
-    load_weights(supernet, weights, "the supernet sent to the Ray task")
-    supernet.eval()
+    supernet = supernet_from_weights(
+        space_from_dict(space_dict), weights, device, where="the supernet sent to the Ray task"
+    )
     return [
         evaluate(supernet, Arch.from_dict(arch), dataset, split=split, seed=seed, device=device)
         for arch in archs
@@ -86,9 +86,7 @@ def _evaluate_on_ray(
     if not archs:
         return []
     gpu = torch.device(device).type == "cuda"
-    workers = backend.workers or max(
-        int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1)), 1
-    )
+    workers = worker_count(ray, backend, gpu=gpu)
     weights = {name: value.detach().cpu() for name, value in supernet.state_dict().items()}
     shared = ray.put((space_to_dict(supernet.space), weights, dataset))
     size = max(1, math.ceil(len(archs) / (workers * _CHUNKS_PER_WORKER)))

@@ -19,10 +19,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from nas.data import Dataset, resize_images
-from nas.distributed.backend import Backend, check_resources, connect
+from nas.distributed.backend import Backend, check_resources, connect, worker_count
+from nas.measure import torch_threads
 from nas.train import Recipe, accuracy, cross_entropy, train_from_scratch
 from search_spaces import Arch, Space, space_from_dict, space_to_dict
 
@@ -54,15 +53,15 @@ def train_and_score(
 ) -> dict[str, Any]:
     """``arch`` trained from scratch with ``recipe`` and ``seed``; its seconds, and accuracy
     and cross-entropy on the validation and test splits."""
-    torch.set_num_threads(threads)
-    start = time.perf_counter()
-    network = train_from_scratch(space, arch, dataset, recipe, seed=seed, device=device)
-    result: dict[str, Any] = {"seconds": time.perf_counter() - start, "threads": threads}
-    for split in ("val", "test"):
-        x = resize_images(getattr(dataset, f"x_{split}"), arch.resolution)
-        y = getattr(dataset, f"y_{split}")
-        result[f"{split}_accuracy"] = accuracy(network, x, y, device=device)
-        result[f"{split}_nll"] = cross_entropy(network, x, y, device=device)
+    with torch_threads(threads):  # the caller's setting comes back afterwards
+        start = time.perf_counter()
+        network = train_from_scratch(space, arch, dataset, recipe, seed=seed, device=device)
+        result: dict[str, Any] = {"seconds": time.perf_counter() - start, "threads": threads}
+        for split in ("val", "test"):
+            x = resize_images(getattr(dataset, f"x_{split}"), arch.resolution)
+            y = getattr(dataset, f"y_{split}")
+            result[f"{split}_accuracy"] = accuracy(network, x, y, device=device)
+            result[f"{split}_nll"] = cross_entropy(network, x, y, device=device)
     return result
 
 
@@ -134,8 +133,7 @@ def _train_on_ray(
 ) -> None:
     ray = connect(backend)
     gpu = device.startswith("cuda")
-    kind = "GPU" if gpu else "CPU"
-    workers = backend.workers or max(int(ray.cluster_resources().get(kind, 1)), 1)
+    workers = worker_count(ray, backend, gpu=gpu)
     check_resources(ray, workers=workers, gpu=gpu, now=False)
     remote = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=1)(_ray_job)
     shared = ray.put(dataset)

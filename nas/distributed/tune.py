@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nas.distributed.backend import Backend, check_resources, connect
+from nas.distributed.backend import Backend, check_resources, connect, worker_count
 from nas.errors import UserError
 from nas.search.trials import Proposal, SubnetScorer, TrialBook
 
@@ -56,15 +56,15 @@ def _resources(ray: Any, device: str, latency_device: str | None) -> dict[str, f
 
 def check_cluster(
     backend: Backend, *, device: str = "cpu", latency_device: str | None = None
-) -> None:
-    """Connect to the cluster and refuse, in one line, what it cannot give the trials."""
+) -> tuple[Any, int, dict[str, float]]:
+    """Connect to the cluster and refuse, in one line, what it cannot give the trials; returns
+    the connected ``ray``, the trials to run at once and each trial's resources."""
     ray = connect(backend)
     gpu = device.startswith("cuda")
-    workers = backend.workers or max(
-        int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1)), 1
-    )
+    workers = worker_count(ray, backend, gpu=gpu)
+    # Not `now`: trials queue until CPUs are free (a previous run's actors may still hold one).
     check_resources(ray, workers=workers, gpu=gpu, now=False)
-    _resources(ray, device, latency_device)
+    return ray, workers, _resources(ray, device, latency_device)
 
 
 def run_trials_on_ray(
@@ -80,16 +80,12 @@ def run_trials_on_ray(
     # Tune's progress tables would share the terminal with the CLI's bar: the legacy reporter
     # prints nothing at verbose=0.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    ray = connect(backend)
+    _, workers, resources = check_cluster(
+        backend, device=scorer.device, latency_device=latency_device
+    )
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter, Searcher
 
-    gpu = scorer.device.startswith("cuda")
-    kind = "GPU" if gpu else "CPU"
-    workers = backend.workers or max(int(ray.cluster_resources().get(kind, 1)), 1)
-    # Not `now`: trials queue until CPUs are free (a previous run's actors may still hold one).
-    check_resources(ray, workers=workers, gpu=gpu, now=False)
-    resources = _resources(ray, scorer.device, latency_device)
     if not book.remaining:
         return
     started: dict[str, tuple[Proposal, float]] = {}

@@ -39,7 +39,9 @@ __all__ = [
     "genome_key",
     "measured_accuracies",
     "objective_matrix",
+    "read_history",
     "run_search",
+    "summarise",
     "violations",
 ]
 
@@ -206,7 +208,7 @@ class SearchResult:
         return int(np.argmin(violations(self.metrics, constraints)))
 
 
-def _read_history(path: Path) -> list[dict[str, Any]]:
+def read_history(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows = []
@@ -246,7 +248,7 @@ def run_search(
         **config.options,
     )
     known: dict[bytes, dict[str, float]] = {}
-    for row in _read_history(history_path):
+    for row in read_history(history_path):
         genome = np.asarray(row["genome"], dtype=np.int64)
         known[genome.tobytes()] = {k: float(row[k]) for k in row if k in METRICS}
     if state_path.exists() and resume:
@@ -305,10 +307,10 @@ def run_search(
     genomes = np.array([np.frombuffer(key, dtype=np.int64) for key in order])
     names = list(known[order[0]]) if order else []
     all_metrics = {name: np.array([known[key][name] for key in order]) for name in names}
-    return _summarise(genomes, all_metrics, constraints, config.objectives, margin)
+    return summarise(genomes, all_metrics, constraints, config.objectives, margin)
 
 
-def _summarise(
+def summarise(
     genomes: np.ndarray,
     metrics: dict[str, np.ndarray],
     constraints: Sequence[Constraint],

@@ -33,7 +33,7 @@ from nas.measure import MeasureConfig, measure_arch
 from nas.search.loop import Evaluator, SearchConfig, SearchResult, measured_accuracies, run_search
 from nas.search.measured import MeasuredCache
 from nas.search.rundir import RUN_FILE
-from nas.search.targets import Constraint
+from nas.search.targets import Constraint, uses_metric
 from nas.search.verify import Verified, measure_cached, verify, write_front
 from nas.search.workdir import (
     Workdir,
@@ -168,11 +168,8 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
         on_step=reporter.step,
         on_epoch=reporter.epoch,
     )
-    needs_latency = "latency" in request.search.objectives or any(
-        c.metric == "latency" for c in request.constraints
-    )
     latency = None
-    if needs_latency:
+    if uses_metric("latency", request.search.objectives, request.constraints):
         latency = ensure_latency_predictor(
             space,
             request.measure,

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 from nas.errors import UserError
 
-__all__ = ["METRICS", "Constraint", "check_consistent", "parse_constraint", "parse_constraints"]
+__all__ = [
+    "METRICS",
+    "Constraint",
+    "check_consistent",
+    "parse_constraint",
+    "parse_constraints",
+    "uses_metric",
+]
 
 _COUNT_UNITS = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9}
 METRICS: Mapping[str, Mapping[str, float]] = {
@@ -143,3 +150,8 @@ def parse_constraints(texts: Iterable[str]) -> tuple[Constraint, ...]:
         parsed.extend(parse_constraint(piece) for piece in pieces)
     check_consistent(parsed)
     return tuple(parsed)
+
+
+def uses_metric(metric: str, objectives: Iterable[str], constraints: Iterable[Constraint]) -> bool:
+    """Whether a search needs ``metric``: as an objective or in a target."""
+    return metric in objectives or any(c.metric == metric for c in constraints)

@@ -29,9 +29,9 @@ from nas.files import atomic_write_json, cut_torn_tail
 from nas.search.loop import (
     METRICS,
     SearchResult,
-    _read_history,
-    _summarise,
     objective_matrix,
+    read_history,
+    summarise,
     violations,
 )
 from nas.search.targets import Constraint
@@ -156,12 +156,11 @@ class SubnetScorer:
 
     def supernet(self) -> Any:
         if self._supernet is None:
-            from nas.supernet import Supernet
-            from nas.train.checkpoint import load_weights
+            from nas.train.checkpoint import supernet_from_weights
 
-            supernet = Supernet(self.space).to(self.device)
-            load_weights(supernet, self.weights, "the supernet of the search")
-            self._supernet = supernet.eval()
+            self._supernet = supernet_from_weights(
+                self.space, self.weights, self.device, where="the supernet of the search"
+            )
         return self._supernet
 
     def __call__(self, arch: Mapping[str, Any]) -> dict[str, float]:
@@ -226,7 +225,7 @@ class TrialBook:
         atomic_write_json(settings_path, settings)
         self.strategy = config.make_strategy(space)
         cut_torn_tail(self.path)  # a line torn by a kill must not join the next one
-        self.rows: list[dict[str, Any]] = _read_history(self.path)
+        self.rows: list[dict[str, Any]] = read_history(self.path)
         self.done: dict[bytes, dict[str, float]] = {}
         self.failed: set[bytes] = set()
         for row in self.rows:
@@ -243,7 +242,6 @@ class TrialBook:
         # Trials finished after the last save of the strategy (a kill in between) are told again.
         for row in [r for r in self.rows if r.get("status") == "done"][told:]:
             self._tell(np.asarray(row["genome"], dtype=np.int64), self.done[self._key(row)])
-        self.told = len(self.done)
         self.running: set[bytes] = set()
         self._failed_in_a_row = 0
 
@@ -330,12 +328,11 @@ class TrialBook:
         self._failed_in_a_row = 0
         self.done[proposal.key] = metrics
         self._tell(np.asarray(proposal.genome, dtype=np.int64), metrics)
-        self.told = len(self.done)
         atomic_write_json(
             self._state_path,
             {
                 "strategy": self.config.strategy,
-                "told": self.told,
+                "told": len(self.done),
                 "state": self.strategy.state_dict(),
             },
         )
@@ -348,7 +345,7 @@ class TrialBook:
         genomes = np.array([np.frombuffer(key, dtype=np.int64) for key in keys])
         names = list(self.done[keys[0]])
         metrics = {name: np.array([self.done[key][name] for key in keys]) for name in names}
-        return _summarise(genomes, metrics, self.constraints, self.config.objectives, 0.0)
+        return summarise(genomes, metrics, self.constraints, self.config.objectives, 0.0)
 
 
 def run_trials_here(

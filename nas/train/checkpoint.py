@@ -34,6 +34,7 @@ __all__ = [
     "load_supernet",
     "load_weights",
     "save_checkpoint",
+    "supernet_from_weights",
 ]
 
 logger = logging.getLogger(__name__)
@@ -177,9 +178,24 @@ def load_supernet(
 ) -> tuple[Any, Checkpoint]:
     """The trained :class:`~nas.supernet.Supernet` of a checkpoint directory, in eval mode."""
     checkpoint = load_checkpoint(directory)
-    supernet = Supernet(checkpoint.space).to(device)
-    load_weights(supernet, checkpoint.weights(device), checkpoint.directory)
-    return supernet.eval(), checkpoint
+    supernet = supernet_from_weights(
+        checkpoint.space, checkpoint.weights(device), device, where=checkpoint.directory
+    )
+    return supernet, checkpoint
+
+
+def supernet_from_weights(
+    space: Space,
+    weights: Mapping[str, torch.Tensor],
+    device: torch.device | str = "cpu",
+    *,
+    where: str | Path = "the supernet's weights",
+) -> Supernet:
+    """A :class:`~nas.supernet.Supernet` of ``space`` holding ``weights`` (a state dict, as
+    sent to Ray workers), on ``device``, in eval mode; ``where`` names the weights in errors."""
+    supernet = Supernet(space).to(device)
+    load_weights(supernet, weights, where)
+    return supernet.eval()
 
 
 def load_weights(
