@@ -331,7 +331,7 @@ def _openvino_runner(
     )
     request = compiled.create_infer_request()
     # The input is bound once and shared (no copy per call): OpenVINO's cheapest call from
-    # Python, 0.043 ms of overhead here against 0.066 ms for infer({0: array}).
+    # Python, cheaper than passing the array to infer() every time.
     request.set_input_tensor(ov.Tensor(np.ascontiguousarray(example), shared_memory=True))
     return lambda: request.infer()
 
