@@ -35,6 +35,7 @@ from torch import nn
 
 from compress.factories import build_from_factory, factory_name, resolve_factory
 from nas.errors import UserError, first_line
+from nas.measure.qdq import graph_input_shape
 from nas.train.checkpoint import load_weights
 from search_spaces import Arch, ArchError, Space, SpaceError, get_space, space_from_dict
 
@@ -308,19 +309,7 @@ def _existing(path: str | Path) -> Path:
 
 def onnx_input_shape(graph: bytes) -> tuple[int, int, int] | None:
     """``(C, H, W)`` of the first input of an ONNX graph when those dimensions are fixed."""
-    import onnx
-
-    model = onnx.load_model_from_string(graph)
-    inputs = [
-        i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}
-    ]
-    if not inputs:
-        return None
-    dims = inputs[0].type.tensor_type.shape.dim
-    values = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    if len(values) != 4 or any(v is None or v < 1 for v in values[1:]):
-        return None
-    return (int(values[1] or 0), int(values[2] or 0), int(values[3] or 0))
+    return graph_input_shape(graph)
 
 
 def _load_onnx(file: Path) -> LoadedModel:

@@ -32,6 +32,8 @@ from compress.quantization import QuantizeConfig, evaluate_onnx, onnx_output_err
 from compress.serialization import save_pruned
 from nas.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
+from nas.measure.precision import int8_blocks, uses_int8
+from nas.measure.qdq import block_nodes, quantize_graph
 from nas.search.targets import Constraint
 from search_spaces import Arch, Space
 
@@ -192,6 +194,26 @@ def _prune_stage(
     )
 
 
+def _quantize(
+    graph: bytes, calibration: Any, config: CompressConfig, space: Space | None, arch: Arch | None
+) -> tuple[bytes, str]:
+    """The int8 graph of the pruned model and how it was made. A searched subnet keeps its
+    precision: only its int8 stages are quantized; any other model is quantized whole."""
+    note = f"{config.method} calibration on {len(calibration)} images"
+    if space is None or arch is None or not uses_int8(arch):
+        quantized = quantize_onnx(
+            graph, calibration, per_channel=config.per_channel, method=config.method, batch_size=32
+        )
+        return quantized, note
+    settings = QuantizeConfig(per_channel=config.per_channel, method=config.method)
+    nodes = block_nodes(graph, int8_blocks(space, arch))
+    searched = [i for i, stage in enumerate(arch.stages) if stage.precision == "int8"]
+    return (
+        quantize_graph(graph, calibration, settings, nodes=nodes),
+        f"{note}; only the searched int8 stages {searched} quantized",
+    )
+
+
 def compress_model(
     model: nn.Module,
     dataset: Data,
@@ -307,12 +329,9 @@ def compress_model(
 
     note("quantizing to int8")
     calibration = dataset.x_train[: config.calib_batches * 32]
-    quantized = quantize_onnx(
-        graph, calibration, per_channel=config.per_channel, method=config.method, batch_size=32
-    )
+    quantized, int8_note = _quantize(graph, calibration, config, space, arch)
     atomic_write_bytes(directory / "int8.onnx", quantized)
     files["int8_onnx"] = str(directory / "int8.onnx")
-    int8_note = f"{config.method} calibration on {len(calibration)} images"
     stages.append(
         measure_stage(
             "int8",

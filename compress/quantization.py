@@ -1,6 +1,7 @@
 """8-bit quantization: post-training static quantization of ONNX graphs, and QAT in torch.
 
-Post-training quantization (:func:`quantize_onnx`) uses ONNX Runtime's ``quantize_static``
+Post-training quantization (:func:`quantize_onnx`, over :mod:`nas.measure.qdq`, which also
+builds the mixed-precision subnets of a search) uses ONNX Runtime's ``quantize_static``
 in QDQ format (QuantizeLinear/DequantizeLinear pairs that ONNX Runtime fuses into int8
 kernels): int8 weights (per channel by default), uint8 activations whose ranges come from a
 calibration pass over batches of the user's own data (``minmax``, ``entropy`` or
@@ -18,21 +19,14 @@ ONNX graph that ONNX Runtime runs with the learned scales. ``convert_qat`` produ
 own quantized model (x86/fbgemm kernels), which cannot be exported to ONNX. FX tracing needs
 a forward without data-dependent control flow.
 
-NNI 3.0's quantizers (and pruners) are supported only behind the ``nni`` extra
-(``pip install nas-toolkit[nni]``) and are not implemented yet; everything here uses
-torch-pruning, ONNX Runtime and torch only.
+Everything here uses ONNX Runtime and torch only (README: why NNI is not a dependency).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import logging
-import tempfile
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +34,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress.checkpoint import onnx_input_shape
 from nas.errors import UserError, first_line
 from nas.measure import export_onnx
+from nas.measure.qdq import (
+    METHODS,
+    QuantizeConfig,
+    check_calibration,
+    graph_bytes,
+    quantize_graph,
+)
 
 __all__ = [
     "METHODS",
@@ -61,89 +61,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("minmax", "entropy", "percentile")
 # The file formats nas quantize writes: int8 QDQ ONNX for ONNX Runtime.
 QUANTIZED_FORMATS = ("onnx-int8",)
-
-
-@dataclass(frozen=True, kw_only=True)
-class QuantizeConfig:
-    """Settings of :func:`quantize_onnx` (validated)."""
-
-    per_channel: bool = True
-    method: str = "minmax"
-    batch_size: int = 32
-    num_batches: int | None = None
-    preprocess: bool = True
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise UserError(
-                f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}"
-            )
-        for name in ("batch_size", "num_batches"):
-            value = getattr(self, name)
-            if value is None and name == "num_batches":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _graph_bytes(model: bytes | str | Path) -> bytes:
-    if isinstance(model, bytes):
-        return model
-    path = Path(model)
-    if not path.is_file():
-        raise UserError(f"{path} does not exist")
-    return path.read_bytes()
-
-
-def _input_name(graph: bytes) -> str:
-    import onnx
-
-    try:
-        proto = onnx.load_model_from_string(graph)
-    except Exception as exc:
-        raise UserError(f"not a valid ONNX model: {exc}") from None
-    initializers = {t.name for t in proto.graph.initializer}
-    inputs = [i.name for i in proto.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise UserError(f"quantization supports graphs with one input, this one has {len(inputs)}")
-    return inputs[0]
-
-
-def _check_calibration(graph: bytes, calibration: np.ndarray) -> np.ndarray:
-    expected = onnx_input_shape(graph)
-    data = np.asarray(calibration)
-    if data.ndim != 4 or (expected is not None and tuple(data.shape[1:]) != expected):
-        wanted = f"(N, {', '.join(map(str, expected))})" if expected else "(N, C, H, W)"
-        raise UserError(
-            f"calibration data has shape {tuple(data.shape)} but the model expects {wanted}"
-        )
-    if len(data) == 0:
-        raise UserError("calibration data is empty")
-    if not np.issubdtype(data.dtype, np.floating):
-        raise UserError(f"calibration data must be floating point, got {data.dtype}")
-    return np.ascontiguousarray(data, dtype=np.float32)
-
-
-def _reader(name: str, data: np.ndarray, batch_size: int) -> Any:
-    """A CalibrationDataReader over fixed-size batches of a numpy array."""
-    from onnxruntime.quantization import CalibrationDataReader
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = [data[i : i + batch_size] for i in range(0, len(data), batch_size)]
-            self.iterator: Iterator[np.ndarray] = iter(self.batches)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self.iterator, None)
-            return None if batch is None else {name: batch}
-
-        def rewind(self) -> None:
-            self.iterator = iter(self.batches)
-
-    return Reader()
 
 
 def quantize_onnx(
@@ -156,19 +75,12 @@ def quantize_onnx(
     num_batches: int | None = None,
     preprocess: bool = True,
 ) -> bytes:
-    """The int8 QDQ version of the float ONNX ``model``, calibrated on ``calibration`` images.
+    """The int8 QDQ version of the float ONNX ``model``, calibrated on ``calibration`` images
+    (:func:`nas.measure.qdq.quantize_graph` on the whole graph).
 
     ``calibration`` is ``(N, C, H, W)`` float data shaped like the model's input, normalised as
     in training; at most ``num_batches`` batches of ``batch_size`` are used.
     """
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quant_pre_process,
-        quantize_static,
-    )
-
     config = QuantizeConfig(
         per_channel=per_channel,
         method=method,
@@ -176,57 +88,7 @@ def quantize_onnx(
         num_batches=num_batches,
         preprocess=preprocess,
     )
-    graph = _graph_bytes(model)
-    name = _input_name(graph)
-    data = _check_calibration(graph, calibration)
-    if config.num_batches is not None:
-        data = data[: config.num_batches * config.batch_size]
-    reader = _reader(name, data, config.batch_size)
-    methods = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }
-    with tempfile.TemporaryDirectory(prefix="compress-quant-") as folder:
-        source = Path(folder) / "float.onnx"
-        source.write_bytes(graph)
-        if config.preprocess:
-            prepared = Path(folder) / "prepared.onnx"
-            try:
-                quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-                source = prepared
-            except Exception as exc:  # pre-processing is an optimisation only
-                logger.warning("quant_pre_process failed (%s); quantizing the graph as is", exc)
-        output = Path(folder) / "int8.onnx"
-        chatter = io.StringIO()  # the entropy and percentile calibrators print to stdout
-        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
-            warnings.simplefilter("ignore")
-            try:
-                quantize_static(
-                    str(source),
-                    str(output),
-                    reader,
-                    quant_format=QuantFormat.QDQ,
-                    per_channel=config.per_channel,
-                    activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8,
-                    calibrate_method=methods[config.method],
-                )
-            except UserError:
-                raise
-            except Exception as exc:
-                raise UserError(f"ONNX Runtime could not quantize the model: {exc}") from None
-        quantized = output.read_bytes()
-    if chatter.getvalue().strip():
-        logger.debug("onnxruntime calibration: %s", " ".join(chatter.getvalue().split()))
-    logger.info(
-        "quantized to int8 (%s, per-%s): %d -> %d bytes",
-        config.method,
-        "channel" if config.per_channel else "tensor",
-        len(graph),
-        len(quantized),
-    )
-    return quantized
+    return quantize_graph(model, calibration, config)
 
 
 def _session(graph: bytes, threads: int = 1) -> Any:
@@ -246,8 +108,8 @@ def onnx_outputs(
     model: bytes | str | Path, x: np.ndarray, *, batch_size: int = 256, threads: int = 1
 ) -> dict[str, np.ndarray]:
     """Every output of an ONNX graph on ``x`` (computed batch by batch), by output name."""
-    graph = _graph_bytes(model)
-    data = _check_calibration(graph, x)
+    graph = graph_bytes(model)
+    data = check_calibration(graph, x)
     session = _session(graph, threads)
     name = session.get_inputs()[0].name
     names = [output.name for output in session.get_outputs()]

@@ -1,7 +1,11 @@
 """Deployable files of a subnet: ONNX, TorchScript or safetensors, each with a model card.
 
 The subnet is taken out of the supernet, its batch norm recalibrated on training images, and
-written atomically; ``path.json`` beside it records the space, the arch, the input shape and
+written atomically (a subnet with int8 stages as an ONNX graph whose int8 blocks are
+quantized, :func:`nas.measure.precision.arch_graph`, calibrated on the same training images;
+as safetensors, the float weights, the card's arch saying which stages ``nas compress``
+quantizes);
+``path.json`` beside it records the space, the arch, the input shape and
 normalisation, counts, the machine and library versions, and what the caller adds (measured
 latency and accuracy, targets).
 """
@@ -19,7 +23,9 @@ from nas.data import Dataset
 from nas.errors import UserError
 from nas.files import atomic_write_bytes, atomic_write_text
 from nas.measure import export_onnx, library_versions, machine_info
+from nas.measure.precision import arch_graph, float_arch, uses_int8
 from nas.train import recalibrated
+from nas.train.evaluate import calibration_images
 from search_spaces import Arch, Space
 
 __all__ = ["EXPORT_FORMATS", "EXPORT_SUFFIXES", "export_model"]
@@ -27,6 +33,8 @@ __all__ = ["EXPORT_FORMATS", "EXPORT_SUFFIXES", "export_model"]
 # format -> file suffix
 EXPORT_SUFFIXES = {"onnx": "onnx", "torchscript": "pt", "safetensors": "safetensors"}
 EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
+# Images the activation ranges of int8 stages are calibrated on (as batch norm's are).
+CALIBRATION_IMAGES = 500
 
 
 def export_model(
@@ -42,13 +50,25 @@ def export_model(
     """Write the subnet ``arch`` in ``fmt`` to ``path`` plus ``path.json`` (its model card)."""
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    int8 = uses_int8(arch)
+    if int8 and (fmt == "torchscript" or (fmt == "onnx" and dataset is None)):
+        raise UserError(
+            "the subnet runs int8 stages, which deploy as an ONNX graph quantized on training "
+            "images (or as safetensors of the float weights for nas compress); use --format "
+            "onnx with the run's data, or safetensors"
+        )
+    # int8 stages are exported from the float network, then quantized for real (not simulated).
+    floating = float_arch(arch)
     if dataset is None:
-        network = supernet.extract(arch).eval()
+        network = supernet.extract(floating).eval()
     else:
-        network = recalibrated(supernet, arch, dataset, seed=0).eval()
+        network = recalibrated(supernet, floating, dataset, seed=0).eval()
     example = torch.zeros(1, space.in_channels, arch.resolution, arch.resolution)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "onnx":
+    if int8 and dataset is not None:
+        calibration = calibration_images(dataset, arch.resolution, CALIBRATION_IMAGES)
+        atomic_write_bytes(path, arch_graph(space, arch, network, calibration))
+    elif fmt == "onnx":
         atomic_write_bytes(path, export_onnx(network, example))
     elif fmt == "torchscript":
         buffer = io.BytesIO()
@@ -66,6 +86,7 @@ def export_model(
         "input_shape": list(example.shape),
         "flops": space.flops(arch),
         "params": space.params(arch),
+        "weight_bytes": space.weight_bytes(arch),
         "mean": list(dataset.mean) if dataset is not None else None,
         "std": list(dataset.std) if dataset is not None else None,
         "machine": machine_info(),

@@ -3,7 +3,8 @@
 A :class:`Space` says which subnetworks exist; an :class:`Arch` is one of them. Spaces are
 frozen dataclasses, loaded from YAML/JSON (the built-in ones too), and offer exact size,
 validation that names the bad field, seeded sampling, fixed-length encodings, genomes for
-strategies, and analytical FLOPs and parameter counts.
+strategies, and analytical FLOPs, parameter counts and weight bytes. A stage's numeric precision
+may be a searchable dimension too (:data:`PRECISIONS`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from search_spaces.cost import (
     flops,
     layer_shapes,
     params,
+    weight_bytes,
 )
 from search_spaces.errors import ArchError, SpaceError
 from search_spaces.genome import (
@@ -41,6 +43,8 @@ from search_spaces.operators import crossover, mutate
 from search_spaces.registry import DEFAULT_SPACE, SPACE_NAMES, get_space
 from search_spaces.spec import (
     ACTIVATIONS,
+    PRECISION_BITS,
+    PRECISIONS,
     Choice,
     HeadSpec,
     Space,
@@ -54,6 +58,8 @@ __all__ = [
     "ACTIVATIONS",
     "DEFAULT_SPACE",
     "DIMENSIONS",
+    "PRECISIONS",
+    "PRECISION_BITS",
     "SPACE_NAMES",
     "Arch",
     "ArchError",
@@ -96,4 +102,5 @@ __all__ = [
     "space_to_dict",
     "to_genome",
     "validate",
+    "weight_bytes",
 ]

@@ -2,7 +2,8 @@
 
 An :class:`Arch` lists only what is used: its stages are the first ``num_stages`` stages of the
 space, and each stage lists one kernel size and one expand ratio per block, so two different
-``Arch`` values are always two different networks.
+``Arch`` values are always two different networks. A stage's ``precision`` is written to JSON
+only when it is not the default fp32, so the JSON of an fp32 arch is as before precision existed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search_spaces.errors import ArchError
+from search_spaces.spec import PRECISIONS
 
 __all__ = ["Arch", "StageArch"]
 
@@ -24,6 +26,11 @@ def _number(where: str, value: Any, kind: type) -> Any:
     return value
 
 
+def _precision(where: str, value: Any) -> None:
+    if not isinstance(value, str) or value not in PRECISIONS:
+        raise ArchError(f"{where} must be one of {list(PRECISIONS)}, got {value!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class StageArch:
     """The chosen values of one stage; its depth is the number of blocks listed."""
@@ -32,10 +39,12 @@ class StageArch:
     stride: int
     kernel_size: tuple[int, ...]
     expand_ratio: tuple[float, ...]
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kernel_size", tuple(self.kernel_size))
         object.__setattr__(self, "expand_ratio", tuple(self.expand_ratio))
+        _precision("precision", self.precision)
         if not self.kernel_size:
             raise ArchError("a stage needs at least one block (kernel_size is empty)")
         if len(self.kernel_size) != len(self.expand_ratio):
@@ -49,12 +58,15 @@ class StageArch:
         return len(self.kernel_size)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "width_mult": self.width_mult,
             "stride": self.stride,
             "kernel_size": list(self.kernel_size),
             "expand_ratio": list(self.expand_ratio),
         }
+        if self.precision != "fp32":  # so fp32 archs keep their JSON, digests and cache keys
+            data["precision"] = self.precision
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "stage") -> StageArch:
@@ -64,9 +76,11 @@ class StageArch:
         missing = sorted(expected - set(data))
         if missing:
             raise ArchError(f"{where} is missing {', '.join(missing)}")
-        unknown = sorted(set(data) - expected)
+        unknown = sorted(set(data) - expected - {"precision"})
         if unknown:
             raise ArchError(f"{where} has unknown keys {', '.join(unknown)}")
+        precision = data.get("precision", "fp32")
+        _precision(f"{where}.precision", precision)
         kernels = data["kernel_size"]
         expands = data["expand_ratio"]
         for key, values in (("kernel_size", kernels), ("expand_ratio", expands)):
@@ -82,6 +96,7 @@ class StageArch:
                 expand_ratio=tuple(
                     _number(f"{where}.expand_ratio[{i}]", e, float) for i, e in enumerate(expands)
                 ),
+                precision=precision,
             )
         except ArchError as exc:
             message = str(exc)

@@ -4,7 +4,8 @@
 builder, the latency lookup table and the counts below all read it, so they cannot disagree.
 Multiply-adds count convolutions and linear layers (batch 1); batch norm, activations, pooling
 and residual additions are not counted. Parameters count every learnable tensor, batch norm
-affine weights included (running statistics are buffers, not parameters).
+affine weights included (running statistics are buffers, not parameters). :func:`weight_bytes`
+weighs each block's parameters by the bit width of its stage's precision.
 """
 
 from __future__ import annotations
@@ -12,9 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from search_spaces.arch import Arch
-from search_spaces.spec import Space
+from search_spaces.spec import PRECISION_BITS, Space
 
-__all__ = ["BlockShape", "LayerShapes", "conv_output_size", "flops", "layer_shapes", "params"]
+__all__ = [
+    "BlockShape",
+    "LayerShapes",
+    "conv_output_size",
+    "flops",
+    "layer_shapes",
+    "params",
+    "weight_bytes",
+]
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int) -> int:
@@ -37,6 +46,7 @@ class BlockShape:
     input_size: int
     se_channels: int  # 0 when the block has no squeeze-excitation
     activation: str
+    precision: str = "fp32"  # the stage's numeric format; FLOPs and params do not depend on it
 
     @property
     def output_size(self) -> int:
@@ -120,6 +130,7 @@ def layer_shapes(space: Space, arch: Arch) -> LayerShapes:
                 input_size=size,
                 se_channels=space.se_channels(hidden) if spec.se else 0,
                 activation=spec.activation,
+                precision=stage.precision,
             )
             blocks.append(block)
             size = block.output_size
@@ -156,9 +167,22 @@ def flops(space: Space, arch: Arch) -> int:
 def params(space: Space, arch: Arch) -> int:
     """Number of learnable parameters."""
     shapes = layer_shapes(space, arch)
+    return _fixed_params(shapes) + sum(block.params() for block in shapes.blocks)
+
+
+def weight_bytes(space: Space, arch: Arch) -> int:
+    """Bytes of the weights: each block's parameters at its precision's bit width, the stem,
+    head and classifier at fp32 (4 bytes each). A size target that precision can lower, where
+    :func:`params` cannot see it."""
+    shapes = layer_shapes(space, arch)
+    blocks = sum(block.params() * PRECISION_BITS[block.precision] // 8 for block in shapes.blocks)
+    return 4 * _fixed_params(shapes) + blocks
+
+
+def _fixed_params(shapes: LayerShapes) -> int:
+    """Parameters outside the blocks: stem, head and classifier (always fp32)."""
     total = shapes.in_channels * shapes.stem_channels * shapes.stem_kernel_size**2
     total += 2 * shapes.stem_channels
-    total += sum(block.params() for block in shapes.blocks)
     total += shapes.head_in_channels * shapes.head_channels + 2 * shapes.head_channels
     classifier_in = shapes.head_channels
     if shapes.feature_channels is not None:

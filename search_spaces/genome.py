@@ -1,9 +1,10 @@
 """Fixed-length integer genomes: the array form of architectures that strategies work on.
 
 A genome holds one choice index per gene: the resolution, the number of stages, then for every
-stage of the space its depth, width multiplier and stride, and for every block it could have its
-kernel size and expand ratio. Genes a subnet does not use (blocks past its depth, stages past its
-number of stages) are inactive; a *canonical* genome has them set to 0, so that canonical genomes
+stage of the space its depth, width multiplier and stride (then its precision, only in spaces
+where some stage's precision is a choice), and for every block it could have its kernel size and
+expand ratio. Genes a subnet does not use (blocks past its depth, stages past its number of
+stages) are inactive; a *canonical* genome has them set to 0, so that canonical genomes
 and architectures correspond one to one. Every function here works on a batch of genomes, a
 ``(n, genome_length)`` integer array, with numpy.
 """
@@ -17,7 +18,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from search_spaces.arch import Arch, StageArch
-from search_spaces.spec import Space
+from search_spaces.spec import PRECISION_BITS, Space
 
 __all__ = [
     "DIMENSIONS",
@@ -54,6 +55,9 @@ class GenomeLayout:
     block_genes: tuple[tuple[tuple[int, int], ...], ...]  # (kernel_size, expand_ratio) per block
     gene_stage: np.ndarray  # (length,) the stage a gene belongs to, -1 for global genes
     gene_block: np.ndarray  # (length,) the block a gene belongs to, -1 for non-block genes
+    # One precision gene per stage, right after its stride gene; empty when the space has no
+    # precision choice, so such spaces keep the genomes they had before precision existed.
+    precision_genes: tuple[int, ...] = ()
 
     @cached_property
     def depth_genes(self) -> np.ndarray:
@@ -76,6 +80,7 @@ DIMENSIONS = (
     "stride",
     "kernel_size",
     "expand_ratio",
+    "precision",
 )
 
 
@@ -105,6 +110,7 @@ def _layout(space: Space) -> GenomeLayout:
         ("num_stages", space.num_stages.values),
     ]
     stage_genes: list[tuple[int, int, int]] = []
+    precision_genes: list[int] = []
     block_genes: list[tuple[tuple[int, int], ...]] = []
     for s, stage in enumerate(space.stages):
         start = len(choices)
@@ -114,6 +120,11 @@ def _layout(space: Space) -> GenomeLayout:
             (f"stages[{s}].stride", stage.stride.values),
         ]
         stage_genes.append((start, start + 1, start + 2))
+        if space.has_precision:
+            # The gene's value is the bit width, so predictors see 32 or 8.
+            precision_genes.append(len(choices))
+            bits = tuple(PRECISION_BITS[p] for p in stage.precision.values)
+            choices.append((f"stages[{s}].precision", bits))
         blocks = []
         for b in range(stage.max_depth):
             blocks.append((len(choices), len(choices) + 1))
@@ -126,6 +137,8 @@ def _layout(space: Space) -> GenomeLayout:
     gene_block = np.full(len(choices), -1, dtype=np.int64)
     for s, genes in enumerate(stage_genes):
         gene_stage[list(genes)] = s
+        if precision_genes:
+            gene_stage[precision_genes[s]] = s
         for b, pair in enumerate(block_genes[s]):
             gene_stage[list(pair)] = s
             gene_block[list(pair)] = b
@@ -142,6 +155,7 @@ def _layout(space: Space) -> GenomeLayout:
         block_genes=tuple(block_genes),
         gene_stage=gene_stage,
         gene_block=gene_block,
+        precision_genes=tuple(precision_genes),
     )
 
 
@@ -262,7 +276,16 @@ def restrict_genomes(space: Space, genomes: np.ndarray, elastic: Collection[str]
 
 def smallest_in(space: Space, elastic: Collection[str]) -> Arch:
     """The smallest subnet when only the ``elastic`` dimensions may shrink."""
-    genome = restrict_genomes(space, to_genome(space, space.smallest())[None, :], elastic)
+    layout = genome_layout(space)
+    smallest = to_genome(space, space.smallest())[None, :]
+    # Genes the smallest subnet leaves unused (deeper blocks, later stages) may be used once the
+    # fixed dimensions are at the largest: they take their smallest value, not choice 0 (for
+    # precision the smallest value is the fewest bits). Strides stay as they were: repair
+    # decides them.
+    lowest = np.nanargmin(layout.value_table, axis=1)
+    lowest[layout.stride_genes] = 0
+    smallest = np.where(_active(layout, smallest), smallest, lowest)
+    genome = restrict_genomes(space, smallest, elastic)
     return decode_genome(space, canonicalize(space, repair_genomes(space, genome))[0])
 
 
@@ -392,6 +415,8 @@ def to_genome(space: Space, arch: Arch) -> np.ndarray:
         genome[depth_gene] = spec.depth.index(stage.depth)
         genome[width_gene] = spec.width_mult.index(stage.width_mult)
         genome[stride_gene] = spec.stride.index(stage.stride)
+        if layout.precision_genes:
+            genome[layout.precision_genes[s]] = spec.precision.index(stage.precision)
         for b, (kernel_gene, expand_gene) in enumerate(layout.block_genes[s][: stage.depth]):
             genome[kernel_gene] = spec.kernel_size.index(stage.kernel_size[b])
             genome[expand_gene] = spec.expand_ratio.index(stage.expand_ratio[b])
@@ -409,12 +434,16 @@ def decode_genome(space: Space, genome: np.ndarray) -> Arch:
         depth_gene, width_gene, stride_gene = layout.stage_genes[s]
         depth = int(spec.depth.values[row[depth_gene]])
         blocks = layout.block_genes[s][:depth]
+        precision = spec.precision.values[0]
+        if layout.precision_genes:
+            precision = spec.precision.values[row[layout.precision_genes[s]]]
         stages.append(
             StageArch(
                 width_mult=spec.width_mult.values[row[width_gene]],
                 stride=spec.stride.values[row[stride_gene]],
                 kernel_size=tuple(spec.kernel_size.values[row[k]] for k, _ in blocks),
                 expand_ratio=tuple(spec.expand_ratio.values[row[e]] for _, e in blocks),
+                precision=precision,
             )
         )
     return Arch(resolution=space.resolution.values[row[_RESOLUTION]], stages=tuple(stages))

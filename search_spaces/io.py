@@ -1,7 +1,9 @@
 """Spaces to and from plain dictionaries, JSON and YAML files.
 
 The built-in spaces are YAML files read by the same code as a user's own, so every space is
-defined once, by data, and validated the same way.
+defined once, by data, and validated the same way. A stage's ``precision`` is written only when
+it is not the default fp32-only choice, so the dictionary (and any digest of it) of a space
+without precision choices is as it was before precision existed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ def _plain(value: Any) -> Any:
 def space_to_dict(space: Space) -> dict[str, Any]:
     """A JSON- and YAML-ready dictionary; :func:`space_from_dict` inverts it exactly."""
     data: dict[str, Any] = _plain(space)
+    for spec, stage in zip(space.stages, data["stages"], strict=True):
+        if not spec.has_precision:
+            del stage["precision"]
     return data
 
 

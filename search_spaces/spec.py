@@ -6,8 +6,8 @@ stages of inverted-residual blocks, and a head. Every elastic dimension is a :cl
 - ``resolution``: the input resolution;
 - ``num_stages``: how many of the stages are used (always the first ones);
 - per stage: ``depth`` (blocks), ``width_mult`` (output channels = ``base_channels`` times it),
-  ``stride`` (1 or 2: whether the stage downsamples), and per block ``kernel_size`` and
-  ``expand_ratio``.
+  ``stride`` (1 or 2: whether the stage downsamples), ``precision`` (the numeric format its
+  blocks run in, one of :data:`PRECISIONS`), and per block ``kernel_size`` and ``expand_ratio``.
 
 ``min_downsamples``/``max_downsamples`` bound how many of the used stages may have stride 2, so
 that every subnet has a valid total downsampling.
@@ -27,9 +27,24 @@ if TYPE_CHECKING:
 
     from search_spaces.arch import Arch
 
-__all__ = ["ACTIVATIONS", "Choice", "HeadSpec", "Space", "StageSpec", "StemSpec", "make_divisible"]
+__all__ = [
+    "ACTIVATIONS",
+    "PRECISIONS",
+    "PRECISION_BITS",
+    "Choice",
+    "HeadSpec",
+    "Space",
+    "StageSpec",
+    "StemSpec",
+    "make_divisible",
+]
 
 ACTIVATIONS = ("relu", "hswish")
+# The numeric formats a stage may run in, and their bit widths (what predictors see, and what
+# orders them: "int8" > "fp32" as strings, but an int8 stage is the smaller one).
+PRECISIONS = ("fp32", "int8")
+PRECISION_BITS = {"fp32": 32, "int8": 8}
+_DEFAULT_PRECISION = ("fp32",)
 
 
 def make_divisible(value: float, divisor: int) -> int:
@@ -93,6 +108,14 @@ def _positive_int(name: str, value: Any) -> None:
         raise SpaceError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _precision(name: str, value: Any) -> None:
+    if not isinstance(value, Choice):
+        raise SpaceError(f"{name} must be a Choice, got {type(value).__name__}")
+    for item in value.values:
+        if not isinstance(item, str) or item not in PRECISIONS:
+            raise SpaceError(f"{name} value {item!r} must be one of {list(PRECISIONS)}")
+
+
 def _activation(name: str, value: str) -> None:
     if value not in ACTIVATIONS:
         raise SpaceError(f"{name} must be one of {list(ACTIVATIONS)}, got {value!r}")
@@ -128,6 +151,7 @@ class StageSpec:
     expand_ratio: Choice = field(default_factory=lambda: Choice((3, 4, 6)))
     se: bool = False
     activation: str = "relu"
+    precision: Choice = field(default_factory=lambda: Choice(_DEFAULT_PRECISION))
 
     def validate(self, prefix: str) -> None:
         _positive_int(f"{prefix}.base_channels", self.base_channels)
@@ -141,6 +165,12 @@ class StageSpec:
         if not isinstance(self.se, bool):
             raise SpaceError(f"{prefix}.se must be true or false, got {self.se!r}")
         _activation(f"{prefix}.activation", self.activation)
+        _precision(f"{prefix}.precision", self.precision)
+
+    @property
+    def has_precision(self) -> bool:
+        """Whether the precision differs from the default fp32-only choice."""
+        return self.precision.values != _DEFAULT_PRECISION
 
     @property
     def max_depth(self) -> int:
@@ -239,6 +269,11 @@ class Space:
                     "use other multipliers or a smaller divisor"
                 )
 
+    @property
+    def has_precision(self) -> bool:
+        """Whether any stage may run in other than fp32 (then genomes carry precision genes)."""
+        return any(stage.has_precision for stage in self.stages)
+
     def downsample_range(self, num_stages: int) -> tuple[int, int]:
         """The fewest and most stride-2 stages possible among the first ``num_stages``."""
         used = self.stages[:num_stages]
@@ -280,11 +315,11 @@ class Space:
         return decode_genome(self, sample_genomes(self, rng, 1, elastic)[0])
 
     def largest(self) -> Arch:
-        """The subnet with the largest value of every choice (fewest downsamples)."""
+        """The subnet with the largest value of every choice (fewest downsamples, most bits)."""
         return self._extreme(largest=True)
 
     def smallest(self) -> Arch:
-        """The subnet with the smallest value of every choice (most downsamples)."""
+        """The subnet with the smallest value of every choice (most downsamples, fewest bits)."""
         return self._extreme(largest=False)
 
     def _extreme(self, *, largest: bool) -> Arch:
@@ -305,12 +340,15 @@ class Space:
         stages = []
         for spec, stride in zip(used, strides, strict=True):
             depth = int(pick(spec.depth.values))
+            # By bit width: as strings "int8" > "fp32".
+            precision = pick(spec.precision.values, key=PRECISION_BITS.__getitem__)
             stages.append(
                 StageArch(
                     width_mult=pick(spec.width_mult.values),
                     stride=stride,
                     kernel_size=(pick(spec.kernel_size.values),) * depth,
                     expand_ratio=(pick(spec.expand_ratio.values),) * depth,
+                    precision=precision,
                 )
             )
         return Arch(resolution=pick(self.resolution.values), stages=tuple(stages))
@@ -332,3 +370,9 @@ class Space:
         from search_spaces.cost import params
 
         return params(self, arch)
+
+    def weight_bytes(self, arch: Arch) -> int:
+        """Bytes of the weights, each block's parameters at its precision's bit width."""
+        from search_spaces.cost import weight_bytes
+
+        return weight_bytes(self, arch)

@@ -36,6 +36,7 @@ def validate(space: Space, arch: Arch) -> None:
         _check(f"stages[{s}].depth", stage.depth, spec.depth)
         _check(f"stages[{s}].width_mult", stage.width_mult, spec.width_mult)
         _check(f"stages[{s}].stride", stage.stride, spec.stride)
+        _check(f"stages[{s}].precision", stage.precision, spec.precision)
         for b, kernel in enumerate(stage.kernel_size):
             _check(f"stages[{s}].kernel_size[{b}]", kernel, spec.kernel_size)
         for b, expand in enumerate(stage.expand_ratio):
@@ -52,15 +53,16 @@ def size(space: Space) -> int:
     """The exact number of distinct subnets in ``space``.
 
     For each number of stages, a polynomial in the number of downsamples is built stage by
-    stage (each stage contributes its block choices once per stride value), and the
-    coefficients inside the allowed downsample range are summed.
+    stage (each stage contributes its width, precision and block choices once per stride value),
+    and the coefficients inside the allowed downsample range are summed.
     """
     total = 0
     for num_stages in space.num_stages.values:
         by_downsamples = [1]
         for spec in space.stages[:num_stages]:
             blocks = len(spec.kernel_size) * len(spec.expand_ratio)
-            stage_count = len(spec.width_mult) * sum(blocks**d for d in spec.depth.values)
+            stage_count = len(spec.width_mult) * len(spec.precision)
+            stage_count *= sum(blocks**d for d in spec.depth.values)
             grown = [0] * (len(by_downsamples) + 1)
             for k, ways in enumerate(by_downsamples):
                 if 1 in spec.stride:

@@ -24,7 +24,9 @@ import torch
 from torch import nn
 
 from nas.errors import UserError
+from nas.measure.precision import boundary_graph, operator_graph
 from nas.measure.timing import (
+    ONNX_RUNTIMES,
     MeasureConfig,
     Measurement,
     machine_info,
@@ -211,10 +213,29 @@ def operator_module(space: Space, operator: Operator) -> nn.Module:
 
 
 def measure_operator(space: Space, operator: Operator, config: MeasureConfig) -> Measurement:
-    """Latency of ``operator`` alone, at the batch size and threads of ``config``."""
+    """Latency of ``operator`` alone, at the batch size and threads of ``config``; an int8
+    block or a boundary as its quantized graph, on an ONNX runtime."""
+    quantized = operator.kind == "boundary" or (
+        operator.block is not None and operator.block.precision == "int8"
+    )
+    if quantized and config.runtime not in ONNX_RUNTIMES:
+        raise UserError(
+            f"runtime {config.runtime} cannot run int8 operators; use one of "
+            f"{', '.join(ONNX_RUNTIMES)}"
+        )
+    if operator.kind == "boundary":
+        return measure_latency(
+            boundary_graph(operator.channels, operator.input_shape[-1]),
+            operator.input_shape,
+            config,
+        )
     with torch.random.fork_rng():
         torch.manual_seed(0)
         module = operator_module(space, operator).eval()
+    if quantized:
+        return measure_latency(
+            operator_graph(module, operator.input_shape), operator.input_shape, config
+        )
     return measure_latency(module, operator.input_shape, config)
 
 

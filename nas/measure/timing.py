@@ -413,10 +413,21 @@ def _time(run: Callable[[], object], config: MeasureConfig) -> RoundTiming:
 
 def measure_arch(space: Space, arch: Arch, config: MeasureConfig | None = None) -> Measurement:
     """Latency of the static network of ``arch`` (randomly initialised: weights do not change
-    the latency of these dense networks) at the arch's resolution."""
+    the latency of these dense networks) at the arch's resolution; with int8 stages, of its
+    mixed-precision graph (:func:`nas.measure.precision.arch_graph`), on an ONNX runtime."""
+    from nas.measure.precision import arch_graph, uses_int8
     from nas.supernet.static import build_network
 
+    config = config or MeasureConfig()
+    shape = (space.in_channels, arch.resolution, arch.resolution)
+    if uses_int8(arch):
+        if config.runtime not in ONNX_RUNTIMES:
+            raise UserError(
+                f"runtime {config.runtime} cannot run int8 stages; use one of "
+                f"{', '.join(ONNX_RUNTIMES)}"
+            )
+        return measure_latency(arch_graph(space, arch), shape, config)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         network = build_network(space, arch).eval()
-    return measure_latency(network, (space.in_channels, arch.resolution, arch.resolution), config)
+    return measure_latency(network, shape, config)

@@ -30,6 +30,7 @@ class GenomeCosts:
 
     flops: np.ndarray  # (n,) multiply-adds at batch 1
     params: np.ndarray  # (n,) learnable parameters
+    weight_bytes: np.ndarray  # (n,) bytes of the weights at each stage's precision
     stage_flops: np.ndarray  # (n, stages) multiply-adds of each stage's blocks (0 when unused)
     blocks: np.ndarray  # (n,) number of inverted-residual blocks
     se_blocks: np.ndarray  # (n,) number of blocks with squeeze-excitation
@@ -116,6 +117,7 @@ def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
     flops = size**2 * space.in_channels * stem.channels * stem.kernel_size**2
     params = np.full(count, float(space.in_channels * stem.channels * stem.kernel_size**2))
     params += 2 * stem.channels
+    weight_bytes = 4.0 * params
     stage_flops = np.zeros((count, len(space.stages)))
     blocks = np.zeros(count)
     se_blocks = np.zeros(count)
@@ -142,17 +144,23 @@ def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
         )
         stage_flops[:, s] = np.where(on, block_flops, 0.0).sum(axis=1)
         flops = flops + stage_flops[:, s]
-        params = params + np.where(on, block_params, 0.0).sum(axis=1)
+        stage_params = np.where(on, block_params, 0.0).sum(axis=1)
+        params = params + stage_params
+        bits = values[:, layout.precision_genes[s]] if layout.precision_genes else 32.0
+        weight_bytes = weight_bytes + stage_params * bits / 8.0
         used = on.sum(axis=1)
         blocks += used
         if spec.se:
             se_blocks += used
         size = np.where(on[:, 0], first_size, size)
         channels = later_channels
+    body_params = params
     flops, params = _with_head(space, flops, params, size, channels)
+    weight_bytes = weight_bytes + 4.0 * (params - body_params)
     return GenomeCosts(
         flops=flops,
         params=params,
+        weight_bytes=weight_bytes,
         stage_flops=stage_flops,
         blocks=blocks,
         se_blocks=se_blocks,

@@ -5,10 +5,16 @@ A subnet runs a stem, a chain of inverted-residual blocks and a head; each is an
 every field that changes its cost, and nothing else (not the stage or block position), so equal
 configurations share one table entry. One more operator, ``overhead()``, is an identity graph:
 the fixed cost of one call of the runtime, which every standalone measurement includes once.
+
+A block that runs in int8 has its own key (``precision=int8``) and is timed with a quantize of
+its input and a dequantize of its output. Where two int8 blocks meet, the whole network has
+neither, so :func:`arch_operators` lists a ``boundary`` operator (a quantize-dequantize pair on
+the tensor between them) with ``sign`` -1: the table subtracts it.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +25,7 @@ __all__ = [
     "Operator",
     "arch_operators",
     "block_operator",
+    "boundary_operator",
     "head_operator",
     "overhead_operator",
     "space_operators",
@@ -36,11 +43,12 @@ def _key(kind: str, **fields: object) -> str:
 class Operator:
     """One standalone piece of a network to measure: its kind, key and (C, H, W) input."""
 
-    kind: str  # "stem", "block", "head" or "overhead"
+    kind: str  # "stem", "block", "head", "boundary" or "overhead"
     key: str
     input_shape: tuple[int, int, int]
     block: BlockShape | None = None  # the block's shape, for kind "block"
     channels: int = 0  # stem output channels, or head input channels
+    sign: int = 1  # -1 for a boundary a network saves: its time is subtracted
 
 
 def stem_operator(space: Space, resolution: int) -> Operator:
@@ -76,9 +84,22 @@ def block_operator(block: BlockShape) -> Operator:
             se=block.se_channels,
             activation=block.activation,
             residual=block.residual,
+            **({} if block.precision == "fp32" else {"precision": block.precision}),
         ),
         input_shape=(block.in_channels, block.input_size, block.input_size),
         block=block,
+    )
+
+
+def boundary_operator(channels: int, size: int) -> Operator:
+    """The quantize-dequantize pair a network does not run where two int8 blocks meet on a
+    ``channels`` x ``size`` x ``size`` tensor (subtracted: ``sign`` -1)."""
+    return Operator(
+        kind="boundary",
+        key=_key("boundary", channels=channels, input=size),
+        input_shape=(channels, size, size),
+        channels=channels,
+        sign=-1,
     )
 
 
@@ -113,12 +134,15 @@ def overhead_operator(space: Space) -> Operator:
 def _shape_operators(space: Space, shapes: LayerShapes) -> list[Operator]:
     operators = [stem_operator(space, shapes.resolution)]
     operators += [block_operator(block) for block in shapes.blocks]
+    for before, after in zip(shapes.blocks, shapes.blocks[1:], strict=False):
+        if before.precision == after.precision == "int8":
+            operators.append(boundary_operator(before.out_channels, before.output_size))
     operators.append(head_operator(space, shapes.head_in_channels, shapes.head_input_size))
     return operators
 
 
 def arch_operators(space: Space, arch: Arch) -> list[Operator]:
-    """The stem, every block and the head of ``arch``, in order (repeats kept)."""
+    """The stem, every block, the int8 junctions and the head of ``arch`` (repeats kept)."""
     return _shape_operators(space, layer_shapes(space, arch))
 
 
@@ -134,6 +158,17 @@ def _can_finish(space: Space, done: int, downsampled: int) -> bool:
         if low <= space.max_downsamples and high >= space.min_downsamples:
             return True
     return False
+
+
+def _junction(space: Space, s: int, block: BlockShape) -> Operator | None:
+    """The boundary after ``block`` when an int8 block may follow it (in its stage or the
+    next one)."""
+    if block.precision != "int8":
+        return None
+    following = space.stages[s : s + 2]
+    if not any("int8" in spec.precision for spec in following):
+        return None
+    return boundary_operator(block.out_channels, block.output_size)
 
 
 # A state at a stage's entry: (spatial size, channels, downsamples so far).
@@ -157,29 +192,32 @@ def _block_paths(
     for b in range(spec.max_depth):
         exits: set[tuple[int, int, int]] = set()
         for in_channels, in_size, block_stride in sorted(entries):
-            for kernel in spec.kernel_size.values:
-                for expand in spec.expand_ratio.values:
-                    hidden = (
-                        in_channels if expand == 1 else space.expanded_channels(in_channels, expand)
-                    )
-                    block = BlockShape(
-                        stage=s,
-                        index=b,
-                        in_channels=in_channels,
-                        out_channels=out,
-                        expanded_channels=hidden,
-                        expand_ratio=expand,
-                        kernel_size=kernel,
-                        stride=block_stride,
-                        input_size=in_size,
-                        se_channels=space.se_channels(hidden) if spec.se else 0,
-                        activation=spec.activation,
-                    )
-                    operator = block_operator(block)
-                    found.setdefault(operator.key, operator)
-                    exits.add((out, block.output_size, 1))
-                    if b + 1 in spec.depth.values:
-                        following.add((block.output_size, out, count))
+            for kernel, expand, precision in itertools.product(
+                spec.kernel_size.values, spec.expand_ratio.values, spec.precision.values
+            ):
+                hidden = (
+                    in_channels if expand == 1 else space.expanded_channels(in_channels, expand)
+                )
+                block = BlockShape(
+                    stage=s,
+                    index=b,
+                    in_channels=in_channels,
+                    out_channels=out,
+                    expanded_channels=hidden,
+                    expand_ratio=expand,
+                    kernel_size=kernel,
+                    stride=block_stride,
+                    input_size=in_size,
+                    se_channels=space.se_channels(hidden) if spec.se else 0,
+                    activation=spec.activation,
+                    precision=precision,
+                )
+                for operator in (block_operator(block), _junction(space, s, block)):
+                    if operator is not None:
+                        found.setdefault(operator.key, operator)
+                exits.add((out, block.output_size, 1))
+                if b + 1 in spec.depth.values:
+                    following.add((block.output_size, out, count))
         entries = exits
     return following
 
@@ -211,7 +249,8 @@ def space_operators(space: Space, archs: Iterable[Arch] | None = None) -> list[O
         for arch in archs:
             for operator in arch_operators(space, arch):
                 found.setdefault(operator.key, operator)
-        ordered = sorted(found.values(), key=lambda op: ("stem", "block", "head").index(op.kind))
+        kinds = ("stem", "block", "boundary", "head")
+        ordered = sorted(found.values(), key=lambda op: kinds.index(op.kind))
         return [overhead_operator(space), *ordered]
     heads: dict[str, Operator] = {}
     states: set[_State] = set()

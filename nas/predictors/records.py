@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-RECORD_KINDS = ("arch", "stem", "block", "head", "overhead")
+RECORD_KINDS = ("arch", "stem", "block", "boundary", "head", "overhead")
 _MACHINE_FIELDS = ("cpu", "logical_cores")
 
 

@@ -4,7 +4,9 @@ The table maps each operator key (stem, block configuration, head; see
 :mod:`nas.predictors.operators`) to its standalone median latency from
 :func:`nas.measure.profiling.profile_blocks`. Every standalone measurement also pays the
 runtime's fixed per-call cost once, measured as the ``overhead()`` operator; a network pays it
-once in all, so the raw estimate of a subnet is ``overhead + sum(operator - overhead)``.
+once in all, so the raw estimate of a subnet is ``overhead + sum(operator - overhead)``, where
+the quantize-dequantize boundaries that int8 blocks running back to back do not pay count
+negatively (see :mod:`nas.predictors.operators`).
 Fitting to measured whole-network latencies calibrates ``intercept + scale * raw`` by least
 squares of the relative error (so the few slowest subnets, and timing outliers among them, do
 not dominate), which absorbs what standalone timing misses (caches warm across layers, fused
@@ -89,7 +91,7 @@ class LatencyTable:
         totals = np.empty(len(archs))
         for i, arch in enumerate(archs):
             operators = arch_operators(self.space, arch)
-            extra = sum(self.entries[op.key] - self.overhead_ms for op in operators)
+            extra = sum(op.sign * (self.entries[op.key] - self.overhead_ms) for op in operators)
             totals[i] = self.overhead_ms + extra
         return totals
 

@@ -110,7 +110,7 @@ class Evaluator:
         metrics = {
             "flops": costs.flops.astype(float),
             "params": costs.params.astype(float),
-            "size": costs.params.astype(float) * 4.0,  # float32 weights, bytes
+            "size": costs.weight_bytes.astype(float),  # at each stage's precision
         }
         if self.accuracy is not None:
             predicted = np.clip(_predict(self.accuracy, genomes, features), 0.0, 1.0)

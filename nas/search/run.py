@@ -120,7 +120,7 @@ def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
     exact = {
         "params": float(space.params(smallest)),
         "flops": float(space.flops(smallest)),
-        "size": float(space.params(smallest)) * 4.0,
+        "size": float(space.weight_bytes(smallest)),
     }
     for constraint in request.constraints:
         if constraint.metric in exact and constraint.is_upper_bound:

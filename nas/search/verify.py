@@ -77,7 +77,7 @@ def _real(
         **predicted,
         "flops": float(space.flops(arch)),
         "params": float(space.params(arch)),
-        "size": float(space.params(arch)) * 4.0,
+        "size": float(space.weight_bytes(arch)),
         "latency": latency,
         "accuracy": accuracy,
     }

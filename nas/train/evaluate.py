@@ -16,9 +16,18 @@ from torch import nn
 from torch.nn import functional
 
 from nas.data import Dataset, resize_images
-from search_spaces import Arch
+from nas.supernet.fake_quant import simulate_int8
+from search_spaces import Arch, Space, layer_shapes
 
-__all__ = ["accuracy", "cross_entropy", "evaluate", "recalibrate_batch_norm", "recalibrated"]
+__all__ = [
+    "accuracy",
+    "arch_space",
+    "calibration_images",
+    "cross_entropy",
+    "evaluate",
+    "recalibrate_batch_norm",
+    "recalibrated",
+]
 
 _SPLITS = ("train", "val", "test")
 
@@ -110,6 +119,23 @@ def cross_entropy(
     return _mean_over_images(network, x, y, summed, batch_size, device)
 
 
+def calibration_images(dataset: Dataset, resolution: int, size: int, seed: int = 0) -> np.ndarray:
+    """A seeded random subset of ``size`` training images (in their order in the split),
+    resized to ``resolution``: what batch norm and int8 ranges are calibrated on."""
+    rng = np.random.default_rng(seed)
+    count = min(size, len(dataset.x_train))
+    chosen = rng.choice(len(dataset.x_train), size=count, replace=False)
+    return resize_images(dataset.x_train[np.sort(chosen)], resolution)
+
+
+def arch_space(supernet: nn.Module) -> Space:
+    """The space of a :class:`nas.supernet.Supernet`."""
+    space = getattr(supernet, "space", None)
+    if not isinstance(space, Space):
+        raise TypeError(f"expected a Supernet, got {type(supernet).__name__}")
+    return space
+
+
 def recalibrated(
     supernet: nn.Module,
     arch: Arch,
@@ -121,13 +147,18 @@ def recalibrated(
 ) -> nn.Module:
     """``arch`` taken out of ``supernet`` (a :class:`nas.supernet.Supernet`) as a static network,
     its batch norm re-estimated on a seeded random subset of ``calibration_size`` training
-    images resized to the arch's resolution."""
+    images resized to the arch's resolution; its int8 stages, if any, then simulated
+    (:func:`nas.supernet.fake_quant.simulate_int8`, ranges calibrated on the same images)."""
     network: nn.Module = supernet.extract(arch)  # type: ignore[operator]
-    rng = np.random.default_rng(seed)
-    count = min(calibration_size, len(dataset.x_train))
-    chosen = rng.choice(len(dataset.x_train), size=count, replace=False)
-    calibration = resize_images(dataset.x_train[np.sort(chosen)], arch.resolution)
+    calibration = calibration_images(dataset, arch.resolution, calibration_size, seed)
     recalibrate_batch_norm(network, calibration, device=device)
+    int8 = [
+        index
+        for index, block in enumerate(layer_shapes(arch_space(supernet), arch).blocks)
+        if block.precision == "int8"
+    ]
+    if int8:
+        network = simulate_int8(network, int8, calibration, device=device)  # type: ignore[arg-type]
     return network
 
 

@@ -22,7 +22,9 @@ _SHRINK_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kernel", ("kernel_size",)),
     ("depth", ("depth",)),
     ("width", ("expand_ratio", "width_mult")),
-    ("pyramid", ("num_stages", "stride", "resolution")),
+    # Precision does not change what a training step computes (int8 stages are simulated at
+    # evaluation only), so it joins with the last phase, where every dimension is elastic.
+    ("pyramid", ("num_stages", "stride", "resolution", "precision")),
 )
 
 

@@ -198,6 +198,32 @@ SPACES = [
         space_file("space.yaml", _set("head.pooling", "max")),
         message="pooling",
     ),
+    Case(
+        "profile-space-file-unknown-precision",
+        ("latency", "profile", "--space", "{d}/space.yaml", "--out", "{d}/out"),
+        space_file("space.yaml", _set("stages.0.precision", ["fp32", "int4"])),
+        message="precision",
+    ),
+    Case(
+        "profile-int8-stages-on-torch",
+        (
+            "latency",
+            "profile",
+            "--space",
+            "mbv3-28-int8",
+            "--subnets",
+            "2",
+            "--runtime",
+            "torch",
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--out",
+            "{d}/out",
+        ),
+        message="cannot run int8",
+    ),
 ]
 
 DATA_CASES = [

@@ -196,3 +196,34 @@ def test_compress_a_search_run(tmp_path: Path) -> None:
     assert stages == ["original", "distilled", "pruned", "int8"]
     _fails(run_compress, add_compress_arguments, [str(run), "--point", "7"], "not on the front")
     _fails(run_compress, add_compress_arguments, [str(tmp_path)], "not a search run")
+
+
+def test_compress_keeps_the_searched_precision(tmp_path: Path) -> None:
+    import dataclasses
+
+    import onnx
+
+    space = ss.get_space("mbv3-28-int8")
+    smallest = space.smallest()  # every stage int8
+    stages = (dataclasses.replace(smallest.stages[0], precision="fp32"), *smallest.stages[1:])
+    arch = dataclasses.replace(smallest, stages=stages)
+    torch.manual_seed(0)
+    path = tmp_path / "point-000.safetensors"
+    export_model(Supernet(space), space, arch, path, fmt="safetensors", card={})
+    out = tmp_path / "report"
+    argv = [str(path), "--finetune", "0", "--calib-batches", "1", "--out", str(out), *FAST]
+    assert run_compress(_args(add_compress_arguments, argv)) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert "only the searched int8 stages [1, 2, 3]" in report["stages"][-1]["note"]
+    graph = onnx.load(str(out / "int8.onnx")).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+
+    def int8_convs(prefix: str) -> list[bool]:
+        return [
+            any(name in dequantized for name in n.input)
+            for n in graph.node
+            if n.op_type == "Conv" and n.name.startswith(prefix)
+        ]
+
+    assert int8_convs("/blocks/blocks.0/") and not any(int8_convs("/blocks/blocks.0/"))
+    assert int8_convs("/blocks/blocks.1/") and all(int8_convs("/blocks/blocks.1/"))

@@ -1,8 +1,22 @@
 from __future__ import annotations
 
+import dataclasses
+import itertools
+
+import numpy as np
 import pytest
 
-from search_spaces import Choice, HeadSpec, Space, StageSpec, StemSpec
+import search_spaces as ss
+from search_spaces import (
+    Arch,
+    ArchError,
+    Choice,
+    HeadSpec,
+    Space,
+    StageArch,
+    StageSpec,
+    StemSpec,
+)
 
 
 def micro_space(**overrides: object) -> Space:
@@ -32,6 +46,70 @@ def micro_space(**overrides: object) -> Space:
     return Space(**fields)  # type: ignore[arg-type]
 
 
+def precision_space(**overrides: object) -> Space:
+    """:func:`micro_space` whose first stage may run in fp32 or int8 (the second stays fp32)."""
+    micro = micro_space()
+    first = dataclasses.replace(micro.stages[0], precision=Choice(("fp32", "int8")))
+    fields: dict[str, object] = {"name": "micro-precision", "stages": (first, micro.stages[1])}
+    fields.update(overrides)
+    return micro_space(**fields)
+
+
+def enumerate_by_hand(space: Space) -> set[Arch]:
+    """Every arch of ``space``, built independently of the genome code, then validated."""
+    found: set[Arch] = set()
+    for resolution in space.resolution.values:
+        for num_stages in space.num_stages.values:
+            per_stage = []
+            for spec in space.stages[:num_stages]:
+                options = []
+                for depth in spec.depth.values:
+                    for width, stride, precision in itertools.product(
+                        spec.width_mult.values, spec.stride.values, spec.precision.values
+                    ):
+                        for kernels in itertools.product(spec.kernel_size.values, repeat=depth):
+                            for expands in itertools.product(
+                                spec.expand_ratio.values, repeat=depth
+                            ):
+                                options.append(
+                                    StageArch(
+                                        width_mult=width,
+                                        stride=stride,
+                                        kernel_size=kernels,
+                                        expand_ratio=expands,
+                                        precision=precision,
+                                    )
+                                )
+                per_stage.append(options)
+            for stages in itertools.product(*per_stage):
+                arch = Arch(resolution=resolution, stages=stages)
+                try:
+                    space.validate(arch)
+                except ArchError:
+                    continue
+                found.add(arch)
+    return found
+
+
 @pytest.fixture
 def micro() -> Space:
     return micro_space()
+
+
+@pytest.fixture
+def precise() -> Space:
+    return precision_space()
+
+
+def check_size_by_enumeration(space: Space) -> None:
+    """``space.size()`` equals the number of archs built by hand and of canonical valid
+    genomes, and those genomes decode to exactly the archs built by hand."""
+    by_hand = enumerate_by_hand(space)
+    assert space.size() == len(by_hand)
+    layout = ss.genome_layout(space)
+    every = np.array(list(itertools.product(*(range(c) for c in layout.cardinalities))))
+    counts = ss.downsample_counts(space, every)
+    valid = every[(counts >= space.min_downsamples) & (counts <= space.max_downsamples)]
+    canonical = np.unique(ss.canonicalize(space, valid), axis=0)
+    assert len(canonical) == space.size()
+    assert {ss.decode_genome(space, g) for g in canonical} == by_hand

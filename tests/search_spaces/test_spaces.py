@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 
@@ -8,9 +7,9 @@ import numpy as np
 import pytest
 
 import search_spaces as ss
-from search_spaces import Arch, ArchError, Space, SpaceError, StageArch
+from search_spaces import Space, SpaceError
 
-from .conftest import micro_space
+from .conftest import check_size_by_enumeration, enumerate_by_hand, micro_space
 
 
 @pytest.fixture(params=ss.SPACE_NAMES)
@@ -97,51 +96,8 @@ def test_repair_fixes_invalid_stride_genes(micro: Space) -> None:
     micro.validate(ss.decode_genome(micro, repaired[0]))
 
 
-def _enumerate_by_hand(space: Space) -> set[Arch]:
-    """Every arch of ``space``, built independently of the genome code, then validated."""
-    found: set[Arch] = set()
-    for resolution in space.resolution.values:
-        for num_stages in space.num_stages.values:
-            per_stage = []
-            for spec in space.stages[:num_stages]:
-                options = []
-                for depth in spec.depth.values:
-                    for width, stride in itertools.product(
-                        spec.width_mult.values, spec.stride.values
-                    ):
-                        for kernels in itertools.product(spec.kernel_size.values, repeat=depth):
-                            for expands in itertools.product(
-                                spec.expand_ratio.values, repeat=depth
-                            ):
-                                options.append(
-                                    StageArch(
-                                        width_mult=width,
-                                        stride=stride,
-                                        kernel_size=kernels,
-                                        expand_ratio=expands,
-                                    )
-                                )
-                per_stage.append(options)
-            for stages in itertools.product(*per_stage):
-                arch = Arch(resolution=resolution, stages=stages)
-                try:
-                    space.validate(arch)
-                except ArchError:
-                    continue
-                found.add(arch)
-    return found
-
-
 def test_size_is_exact_by_enumeration(micro: Space) -> None:
-    by_hand = _enumerate_by_hand(micro)
-    assert micro.size() == len(by_hand)
-    layout = ss.genome_layout(micro)
-    every = np.array(list(itertools.product(*(range(c) for c in layout.cardinalities))))
-    counts = ss.downsample_counts(micro, every)
-    valid = every[(counts >= micro.min_downsamples) & (counts <= micro.max_downsamples)]
-    canonical = np.unique(ss.canonicalize(micro, valid), axis=0)
-    assert len(canonical) == micro.size()
-    assert {ss.decode_genome(micro, g) for g in canonical} == by_hand
+    check_size_by_enumeration(micro)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +110,7 @@ def test_size_is_exact_by_enumeration(micro: Space) -> None:
 )
 def test_size_is_exact_for_other_stride_rules(overrides: dict[str, object]) -> None:
     space = micro_space(**overrides)
-    assert space.size() == len(_enumerate_by_hand(space))
+    assert space.size() == len(enumerate_by_hand(space))
 
 
 @pytest.mark.parametrize(("name", "span"), [("mbv3-28", 20), ("mbv3-small", 50)])
