@@ -65,7 +65,7 @@ class _Quiet:
 
 def hand_scaled_family(space: ss.Space) -> list[ss.Arch]:
     """Uniform width and depth multipliers over every stage, at each resolution and number of
-    stages: the first stage keeps its size when there is room for it (every other stage
+    stages: the first stage that may keep its size does when there is room for it (every other stage
     downsamples, as MobileNetV3 does after its stem); the smallest kernel in the
     first two stages and the largest after (MobileNetV3 uses 3 then 5), the expand ratio
     closest to 4 (MobileNetV3's typical 4-6)."""
@@ -74,6 +74,9 @@ def hand_scaled_family(space: ss.Space) -> list[ss.Arch]:
     for count, resolution in itertools.product(space.num_stages.values, space.resolution.values):
         low, _ = space.downsample_range(count)
         keep_first = count > max(low, space.min_downsamples)
+        # The first stage that may keep its size does (stage 0 unless the space forbids it).
+        keeping = [i for i, spec in enumerate(space.stages[:count]) if 1 in spec.stride]
+        keep = keeping[0] if keep_first and keeping else None
         for width in space.stages[0].width_mult.values:
             for depth_index in range(max(len(s.depth.values) for s in space.stages[:count])):
                 stages = []
@@ -83,7 +86,7 @@ def hand_scaled_family(space: ss.Space) -> list[ss.Arch]:
                     stages.append(
                         ss.StageArch(
                             width_mult=width,
-                            stride=1 if index == 0 and keep_first else 2,
+                            stride=1 if index == keep else 2,
                             kernel_size=(kernel,) * depth,
                             expand_ratio=(expand,) * depth,
                         )

@@ -30,6 +30,7 @@ from nas.files import (
     exclusive_lock,
 )
 from nas.measure import MeasureConfig, measure_arch
+from nas.measure.precision import float_arch, uses_int8
 from nas.search.loop import Evaluator, SearchConfig, SearchResult, measured_accuracies, run_search
 from nas.search.measured import MeasuredCache
 from nas.search.rundir import RUN_FILE
@@ -132,7 +133,9 @@ def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
     latency_bounds = [c for c in request.constraints if c.metric == "latency" and c.is_upper_bound]
     if latency_bounds:
         reporter.note("measuring the smallest subnet to check the latency target")
-        measured = measure_arch(space, smallest, request.measure).median_ms
+        # Fewer bits are not always faster: with int8 stages, the float form may be quicker.
+        forms = [smallest, *([float_arch(smallest)] if uses_int8(smallest) else [])]
+        measured = min(measure_arch(space, arch, request.measure).median_ms for arch in forms)
         for constraint in latency_bounds:
             if not constraint.satisfied(measured):
                 raise UserError(

@@ -279,3 +279,28 @@ def test_vectorised_weight_bytes_are_exact(mixed_space: ss.Space) -> None:
     assert genome_costs(plain, genomes).weight_bytes.tolist() == [
         4.0 * p for p in genome_costs(plain, genomes).params
     ]
+
+
+def test_the_latency_check_takes_the_faster_form_of_the_smallest(
+    monkeypatch: pytest.MonkeyPatch, mixed_space: ss.Space, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from nas.search import run as search_run
+    from nas.search.targets import parse_constraint
+
+    def timed(space: ss.Space, arch: ss.Arch, config: object) -> SimpleNamespace:
+        return SimpleNamespace(median_ms=0.08 if uses_int8(arch) else 0.03)  # int8 is slower
+
+    monkeypatch.setattr(search_run, "measure_arch", timed)
+    request = SimpleNamespace(
+        space=mixed_space,
+        constraints=(parse_constraint("latency<0.05ms"),),
+        measure=MeasureConfig(),
+    )
+    reporter = SimpleNamespace(note=lambda text: None)
+    assert uses_int8(mixed_space.smallest())
+    search_run._refuse_impossible(request, reporter)  # type: ignore[arg-type]
+    request.constraints = (parse_constraint("latency<0.02ms"),)
+    with pytest.raises(UserError, match=r"measures 0\.030 ms"):
+        search_run._refuse_impossible(request, reporter)  # type: ignore[arg-type]
