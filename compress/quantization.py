@@ -25,7 +25,6 @@ Everything here uses ONNX Runtime and torch only (README: why NNI is not a depen
 from __future__ import annotations
 
 import copy
-import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,6 @@ __all__ = [
     "quantize_onnx",
 ]
 
-logger = logging.getLogger(__name__)
 
 # The file formats nas quantize writes: int8 QDQ ONNX for ONNX Runtime.
 QUANTIZED_FORMATS = ("onnx-int8",)

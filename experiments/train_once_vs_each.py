@@ -5,9 +5,9 @@ Takes a trained supernet (by default the one `nas search` builds in runs/), pick
 subnets stratified over FLOPs (equal bins in log-FLOPs from the smallest subnet to the largest),
 measures each inherited from the supernet (batch norm recalibrated) on the 10,000 test images,
 and trains each from scratch with the supernet's own recipe (same epochs, images per epoch,
-batch, learning rate) once per seed. Reports the mean gap (stand-alone minus inherited), the
-Kendall tau of inherited vs the mean of the seeds, the ceiling (Kendall tau of seed vs seed),
-and the cost of training each against training once.
+batch, learning rate; ``--epochs`` changes the epochs only) once per seed. Reports the mean
+gap (stand-alone minus inherited), the Kendall tau of inherited vs the mean of the seeds, the
+ceiling (Kendall tau of seed vs seed), and the cost of training each against training once.
 
 Resumable: every finished training goes into the results file at once; a rerun skips it.
 
@@ -17,6 +17,7 @@ Resumable: every finished training goes into the results file at once; a rerun s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -79,6 +80,9 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2, help="trainings at once")
     add_backend_arguments(parser)
     parser.add_argument("--calibration", type=int, default=2000, help="BN recalibration images")
+    parser.add_argument(
+        "--epochs", type=int, help="stand-alone epochs (default: the supernet's own recipe)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="default")
     parser.add_argument(
@@ -94,6 +98,10 @@ def main() -> int:
     supernet_dir = Path(args.supernet or f"runs/supernet-{space.name}")
     supernet, checkpoint = load_supernet(supernet_dir)
     recipe = Recipe.from_checkpoint(checkpoint.metadata)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            parser.error("--epochs must be >= 1")
+        recipe = dataclasses.replace(recipe, epochs=args.epochs)
     dataset = load_dataset(args.data, resolution=max(space.resolution.values), seed=args.seed)
     out_file = (
         Path(__file__).with_name("results") / f"train_once_vs_each-{space.name}-{args.tag}.json"
