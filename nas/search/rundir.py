@@ -23,6 +23,7 @@ from nas.defaults import DEFAULT_DATA
 from nas.errors import UserError, first_line
 from nas.export import EXPORT_SUFFIXES, export_model
 from nas.files import check_writable_directory
+from nas.measure.precision import float_arch
 from nas.search.workdir import Workdir
 from nas.train import load_supernet, recalibrated
 from search_spaces import Arch, ArchError, Space, SpaceError, get_space
@@ -160,7 +161,9 @@ def load_run_subnet(
         seed=data_seed,
         grayscale=None if channels not in (1, 3) else channels == 1,
     )
-    model = recalibrated(supernet, arch, dataset, seed=data_seed)
+    # The float network: int8 stages are quantized for real by whoever deploys it (nas
+    # compress quantizes the arch's int8 stages), not simulated here.
+    model = recalibrated(supernet, float_arch(arch), dataset, seed=data_seed)
     teacher = recalibrated(supernet, space.largest(), dataset, seed=data_seed)
     return RunSubnet(
         space=space,

@@ -227,3 +227,20 @@ def test_compress_keeps_the_searched_precision(tmp_path: Path) -> None:
 
     assert int8_convs("/blocks/blocks.0/") and not any(int8_convs("/blocks/blocks.0/"))
     assert int8_convs("/blocks/blocks.1/") and all(int8_convs("/blocks/blocks.1/"))
+
+
+def test_compress_a_searched_int8_point_of_a_run(tmp_path: Path) -> None:
+    import dataclasses
+
+    space = ss.get_space("mbv3-28-int8")
+    smallest = space.smallest()
+    stages = (dataclasses.replace(smallest.stages[0], precision="fp32"), *smallest.stages[1:])
+    run = fake_search_run(
+        tmp_path, space_name=space.name, chosen=dataclasses.replace(smallest, stages=stages)
+    )
+    out = tmp_path / "compressed"
+    argv = [str(run), "--finetune", "0", "--calib-batches", "1", "--out", str(out), *FAST]
+    assert run_compress(_args(add_compress_arguments, argv)) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert "only the searched int8 stages [1, 2, 3]" in report["stages"][-1]["note"]
+    assert load_model(out / "pruned.safetensors").kind == "pruned"

@@ -17,13 +17,20 @@ from nas.train import save_checkpoint
 __all__ = ["fake_search_run"]
 
 
-def fake_search_run(root: Path, front: list[dict[str, Any]] | None = None) -> Path:
-    """The run directory; ``front`` defaults to the chosen (smallest) subnet alone."""
-    space = ss.get_space("tiny")
+def fake_search_run(
+    root: Path,
+    front: list[dict[str, Any]] | None = None,
+    *,
+    space_name: str = "tiny",
+    chosen: ss.Arch | None = None,
+) -> Path:
+    """The run directory of a search of ``space_name``; ``chosen`` defaults to the smallest
+    subnet and ``front`` to the chosen subnet alone."""
+    space = ss.get_space(space_name)
     torch.manual_seed(0)
     workdir = root / "runs"
     save_checkpoint(
-        workdir / "supernet-tiny",
+        workdir / f"supernet-{space.name}",
         model=Supernet(space),
         optimizer=None,
         space=space,
@@ -32,9 +39,9 @@ def fake_search_run(root: Path, front: list[dict[str, Any]] | None = None) -> Pa
     )
     run = root / "search"
     run.mkdir()
-    settings = {"space": "tiny", "workdir": str(workdir), "data": "digits", "seed": 0}
+    settings = {"space": space.name, "workdir": str(workdir), "data": "digits", "seed": 0}
     (run / "search.json").write_text(json.dumps(settings))
-    smallest = space.smallest().to_dict()
-    points = front if front is not None else [{"arch": smallest}]
-    (run / "pareto.json").write_text(json.dumps({"chosen": {"arch": smallest}, "front": points}))
+    picked = (chosen or space.smallest()).to_dict()
+    points = front if front is not None else [{"arch": picked}]
+    (run / "pareto.json").write_text(json.dumps({"chosen": {"arch": picked}, "front": points}))
     return run
