@@ -20,6 +20,7 @@ __all__ = [
     "LayerShapes",
     "conv_output_size",
     "flops",
+    "int8_blocks",
     "layer_shapes",
     "params",
     "weight_bytes",
@@ -168,6 +169,12 @@ def params(space: Space, arch: Arch) -> int:
     """Number of learnable parameters."""
     shapes = layer_shapes(space, arch)
     return _fixed_params(shapes) + sum(block.params() for block in shapes.blocks)
+
+
+def int8_blocks(space: Space, arch: Arch) -> list[int]:
+    """Indices, in the order :func:`layer_shapes` lists them, of the blocks that run in int8."""
+    blocks = layer_shapes(space, arch).blocks
+    return [index for index, block in enumerate(blocks) if block.precision == "int8"]
 
 
 def weight_bytes(space: Space, arch: Arch) -> int:

@@ -22,7 +22,7 @@ from torch import nn
 
 from nas.errors import UserError
 from nas.measure.qdq import QuantizeConfig, block_nodes, quantize_graph
-from search_spaces import Arch, Space, layer_shapes
+from search_spaces import Arch, Space, int8_blocks
 
 __all__ = [
     "arch_graph",
@@ -48,15 +48,6 @@ def float_arch(arch: Arch) -> Arch:
 def uses_int8(arch: Arch) -> bool:
     """Whether any stage of ``arch`` runs in int8."""
     return any(stage.precision == "int8" for stage in arch.stages)
-
-
-def int8_blocks(space: Space, arch: Arch) -> list[int]:
-    """Indices (in the static network's flat ``blocks``) of the blocks that run in int8."""
-    return [
-        index
-        for index, block in enumerate(layer_shapes(space, arch).blocks)
-        if block.precision == "int8"
-    ]
 
 
 def timing_calibration(

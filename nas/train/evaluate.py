@@ -17,7 +17,7 @@ from torch.nn import functional
 
 from nas.data import Dataset, resize_images
 from nas.supernet.fake_quant import simulate_int8
-from search_spaces import Arch, Space, layer_shapes
+from search_spaces import Arch, Space, int8_blocks
 
 __all__ = [
     "accuracy",
@@ -152,11 +152,7 @@ def recalibrated(
     network: nn.Module = supernet.extract(arch)  # type: ignore[operator]
     calibration = calibration_images(dataset, arch.resolution, calibration_size, seed)
     recalibrate_batch_norm(network, calibration, device=device)
-    int8 = [
-        index
-        for index, block in enumerate(layer_shapes(arch_space(supernet), arch).blocks)
-        if block.precision == "int8"
-    ]
+    int8 = int8_blocks(arch_space(supernet), arch)
     if int8:
         network = simulate_int8(network, int8, calibration, device=device)  # type: ignore[arg-type]
     return network
