@@ -110,6 +110,21 @@ def add_parser(commands: Any) -> None:
         "(e.g. resolution,num_stages,stride: one pyramid per step; default: none)",
     )
     train.add_argument(
+        "--sampling",
+        choices=("uniform", "flops"),
+        default="uniform",
+        help="how a step's random subnets are drawn: uniform over the choices (default), or "
+        "uniform over log multiply-adds between the smallest and the largest subnet",
+    )
+    train.add_argument(
+        "--worst-of",
+        type=int,
+        default=1,
+        metavar="K",
+        help="train each random subnet as the one of K candidates of about its size whose loss "
+        "on part of the batch is highest (one process only; default: 1, no scoring)",
+    )
+    train.add_argument(
         "--sync-batch-norm",
         action="store_true",
         help="with --backend ray and several workers: batch norm over the whole batch, so the "
@@ -184,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
         inplace_distillation=not args.no_distill,
         resolution_per_step=args.resolution_per_step,
         per_step=tuple(d.strip() for d in args.per_step.split(",") if d.strip()),
+        sampling=args.sampling,
+        worst_of=args.worst_of,
         sync_batch_norm=args.sync_batch_norm,
         seed=args.seed,
         device=args.device,

@@ -164,6 +164,11 @@ def train_supernet_on_ray(
     workers (1 CPU, or 1 GPU with a cuda ``config.device``, each). The checkpoints in ``out``
     are the same as local training's and either can resume the other's; ``on_epoch`` is
     called here as worker 0 finishes each epoch. ``out`` must be a path every worker sees."""
+    if config.worst_of > 1:
+        raise UserError(
+            "worst-of sampling scores candidates on the whole batch in one process; train "
+            "without --backend ray or with --worst-of 1"
+        )
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 

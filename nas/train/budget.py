@@ -23,7 +23,7 @@ from nas.supernet import Supernet
 from nas.train.config import TrainConfig
 from nas.train.evaluate import evaluate
 from nas.train.layout import as_layout
-from nas.train.sampling import step_subnets as _subnets
+from nas.train.sampling import draw_step
 from nas.train.schedule import Schedule
 from nas.train.step import train_step
 from nas.train.trainer import _make_optimizer
@@ -82,8 +82,17 @@ def images_for_budget(
     for phase in {p.elastic: p for p in schedule.phases}.values():
 
         def step(phase: object = phase) -> None:
-            subnets = _subnets(space, phase, config, rng)  # type: ignore[arg-type]
-            train_step(supernet, optimizer, subnets, images, labels, config, device)
+            draw = draw_step(space, phase, config, rng)  # type: ignore[arg-type]
+            train_step(
+                supernet,
+                optimizer,
+                draw.subnets,
+                images,
+                labels,
+                config,
+                device,
+                candidates=draw.candidates,
+            )
 
         step()  # warm-up
         step_seconds[phase.elastic] = _median_seconds(step, probe_steps)

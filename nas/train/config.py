@@ -10,7 +10,10 @@ from nas.defaults import DEFAULT_BATCH_SIZE, DEFAULT_IMAGES_PER_EPOCH, DEFAULT_N
 from nas.errors import UserError
 from search_spaces import DIMENSIONS
 
-__all__ = ["TrainConfig"]
+__all__ = ["SAMPLINGS", "SCORE_IMAGES", "TrainConfig"]
+
+SAMPLINGS = ("uniform", "flops")
+SCORE_IMAGES = 32  # images of the batch that score the candidates of a worst-of draw
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +52,17 @@ class TrainConfig:
     # "stride") trains every subnet of a step on one pyramid, so the teacher and the extremes
     # learn every pyramid rather than one each.
     per_step: tuple[str, ...] = ()
+    # How the random subnets of a step are drawn: "uniform" over the genome (every choice of
+    # every gene alike, so most draws are mid-size), or "flops": a target drawn uniformly in
+    # log multiply-adds between the phase's smallest and largest subnet and the subnet of a
+    # pool of random draws nearest to it (AttentiveNAS), so every size is trained alike.
+    sampling: str = "uniform"
+    # Each random subnet of a step is the worst of this many candidates of about the same size
+    # (with sampling "flops") or drawn alike (with "uniform"): the one whose loss on part of
+    # the batch (against the largest's predictions, or the labels) is highest, so the subnets
+    # the shared weights serve worst are trained more often (AttentiveNAS "worst-up"). Scoring
+    # costs a forward pass of each candidate on SCORE_IMAGES images; 1 turns it off.
+    worst_of: int = 1
     # Data-parallel training only: batch norm with the statistics of the whole batch across
     # the workers (a differentiable all-reduce per layer), so N workers train exactly as one
     # process; off, each worker normalises its own slice, as plain DDP does. Synchronising costs
@@ -70,6 +84,12 @@ class TrainConfig:
             raise UserError(f"threads must be positive, got {self.threads}")
         if self.images_per_epoch is not None and self.images_per_epoch < 1:
             raise UserError(f"images per epoch must be positive, got {self.images_per_epoch}")
+        if self.sampling not in SAMPLINGS:
+            raise UserError(
+                f"unknown sampling {self.sampling!r}; use one of {', '.join(SAMPLINGS)}"
+            )
+        if self.worst_of < 1:
+            raise UserError(f"worst-of must be >= 1, got {self.worst_of}")
         unknown = sorted(set(self.per_step) - set(DIMENSIONS))
         if unknown:
             raise UserError(

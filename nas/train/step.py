@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ from torch.nn import functional
 
 from nas.data import resize_images
 from nas.supernet import Supernet, synchronized_batch_norm
-from nas.train.config import TrainConfig
+from nas.train.config import SCORE_IMAGES, TrainConfig
 from nas.train.layout import batch_in_layout
 from nas.train.parallel import Step
 from search_spaces import Arch
@@ -40,10 +41,16 @@ def train_step(
     config: TrainConfig,
     device: torch.device,
     step: Step | None = None,
+    *,
+    candidates: Sequence[Sequence[Arch]] = (),
 ) -> float:
     """One optimizer step on the summed gradients of ``subnets`` on this batch; returns the
-    mean loss. ``step`` (data-parallel training) says how this worker's part of the batch joins
-    the others (:class:`Step`); a worker whose part is empty only joins the final sum."""
+    mean loss. Of each group of ``candidates`` the one with the highest loss on the first
+    :data:`SCORE_IMAGES` images joins them (worst-of sampling; one process only). ``step``
+    (data-parallel training) says how this worker's part of the batch joins the others
+    (:class:`Step`); a worker whose part is empty only joins the final sum."""
+    if candidates and step is not None:
+        raise ValueError("worst-of sampling needs the whole batch in one process")
     optimizer.zero_grad(set_to_none=True)
     synchronised = (
         synchronized_batch_norm(step.batch_sum)
@@ -51,8 +58,10 @@ def train_step(
         else contextlib.nullcontext()
     )
     with synchronised:
-        total = _forward_backward(supernet, subnets, images, labels, config, device, step)
-    mean = total / len(subnets)
+        total = _forward_backward(
+            supernet, subnets, images, labels, config, device, step, candidates
+        )
+    mean = total / (len(subnets) + len(candidates))
     if step is not None:
         mean = step.sync(supernet, mean)
     optimizer.step()
@@ -67,20 +76,28 @@ def _forward_backward(
     config: TrainConfig,
     device: torch.device,
     step: Step | None,
+    candidates: Sequence[Sequence[Arch]] = (),
 ) -> float:
-    """Every subnet's loss on the batch, back-propagated; returns their sum."""
+    """Every subnet's loss on the batch, back-propagated; returns their sum. The worst of
+    each group of ``candidates`` is chosen once the fixed subnets (and so the teacher) ran."""
     scale = 1.0 if step is None else step.loss_scale
     teacher: torch.Tensor | None = None
     total = 0.0
     resized: dict[int, torch.Tensor] = {}
-    for index, arch in enumerate(subnets if len(images) else []):
-        if arch.resolution not in resized:
-            batch = torch.as_tensor(resize_images(images, arch.resolution), device=device)
-            resized[arch.resolution] = batch_in_layout(batch, config.channels_last)
+
+    def batch_at(resolution: int) -> torch.Tensor:
+        if resolution not in resized:
+            batch = torch.as_tensor(resize_images(images, resolution), device=device)
+            resized[resolution] = batch_in_layout(batch, config.channels_last)
+        return resized[resolution]
+
+    def score(arch: Arch) -> float:
+        return _candidate_loss(supernet, arch, batch_at(arch.resolution), teacher, labels, config)
+
+    def train(arch: Arch, is_largest: bool) -> None:
+        nonlocal teacher, total
         supernet.set_active(arch)
-        logits = supernet(resized[arch.resolution])
-        # The sandwich puts the phase's largest subnet first: it teaches the others.
-        is_largest = index == 0 and config.sandwich
+        logits = supernet(batch_at(arch.resolution))
         if teacher is not None and config.inplace_distillation:
             loss = distill_loss(logits, teacher, config.distill_temperature)
         else:
@@ -89,4 +106,32 @@ def _forward_backward(
         if is_largest:
             teacher = logits.detach()
         total += float(loss.detach())
+
+    if not len(images):
+        return total
+    for index, arch in enumerate(subnets):
+        # The sandwich puts the phase's largest subnet first: it teaches the others.
+        train(arch, is_largest=index == 0 and config.sandwich)
+    for group in candidates:  # the teacher is known now: train the worst of each group
+        train(max(group, key=score), is_largest=False)
     return total
+
+
+def _candidate_loss(
+    supernet: Supernet,
+    arch: Arch,
+    batch: torch.Tensor,
+    teacher: torch.Tensor | None,
+    labels: torch.Tensor,
+    config: TrainConfig,
+) -> float:
+    """How badly ``arch`` does on the first :data:`SCORE_IMAGES` images of the batch: its
+    distillation loss against the teacher's predictions, or its cross-entropy without one."""
+    supernet.set_active(arch)
+    with torch.no_grad():
+        logits = supernet(batch[:SCORE_IMAGES])
+        if teacher is not None and config.inplace_distillation:
+            loss = distill_loss(logits, teacher[:SCORE_IMAGES], config.distill_temperature)
+        else:
+            loss = functional.cross_entropy(logits, labels[:SCORE_IMAGES])
+    return float(loss)

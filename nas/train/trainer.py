@@ -37,7 +37,7 @@ from nas.train.config import TrainConfig
 from nas.train.evaluate import evaluate
 from nas.train.layout import as_layout
 from nas.train.parallel import Shard, Step
-from nas.train.sampling import step_subnets as _subnets
+from nas.train.sampling import draw_step
 from nas.train.schedule import Phase, Schedule
 from nas.train.step import cosine_lr, train_step
 from search_spaces import Space, smallest_in, space_to_dict
@@ -307,19 +307,20 @@ def _run_epoch(
             global_step = phase_epoch * steps + step
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(phase.lr, global_step, total_steps)
-            subnets = _subnets(space, phase, config, rng)
+            draw = draw_step(space, phase, config, rng)
             parallel = None
             if shard is not None:
                 images, labels, parallel = shard.split(images, labels)
             loss = train_step(
                 supernet,
                 optimizer,
-                subnets,
+                draw.subnets,
                 images,
                 torch.as_tensor(labels, device=device),
                 config,
                 device,
                 parallel,
+                candidates=draw.candidates,
             )
             losses.append(loss)
             if on_step is not None:

@@ -32,6 +32,8 @@ RUNS = [
     Case("train-batch-size-zero", (*TRAIN, "--batch-size", "0"), npz(), message="batch size"),
     Case("train-budget-malformed", (*TRAIN, "--budget", "ten minutes"), npz(), message="budget"),
     Case("train-device-unknown", (*TRAIN, "--device", "tpu"), npz(), message="device"),
+    Case("train-worst-of-zero", (*TRAIN, "--worst-of", "0"), npz(), message="worst-of"),
+    Case("train-sampling-unknown", (*TRAIN, "--sampling", "loss"), npz(), message="sampling"),
     Case(
         "train-images-per-epoch-negative",
         (*TRAIN, "--images-per-epoch", "-5"),
