@@ -4,7 +4,8 @@ A :class:`Space` says which subnetworks exist; an :class:`Arch` is one of them. 
 frozen dataclasses, loaded from YAML/JSON (the built-in ones too), and offer exact size,
 validation that names the bad field, seeded sampling, fixed-length encodings, genomes for
 strategies, and analytical FLOPs, parameter counts and weight bytes. A stage's numeric precision
-may be a searchable dimension too (:data:`PRECISIONS`).
+may be a searchable dimension too (:data:`PRECISIONS`), and so may the kind of its blocks
+(:data:`BLOCK_TYPES`: inverted residual or fused).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from search_spaces.operators import crossover, mutate
 from search_spaces.registry import DEFAULT_SPACE, SPACE_NAMES, get_space
 from search_spaces.spec import (
     ACTIVATIONS,
+    BLOCK_TYPE_CODES,
+    BLOCK_TYPES,
     PRECISION_BITS,
     PRECISIONS,
     Choice,
@@ -57,6 +60,8 @@ from search_spaces.validate import downsamples, size, validate
 
 __all__ = [
     "ACTIVATIONS",
+    "BLOCK_TYPES",
+    "BLOCK_TYPE_CODES",
     "DEFAULT_SPACE",
     "DIMENSIONS",
     "PRECISIONS",

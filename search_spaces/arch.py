@@ -3,7 +3,8 @@
 An :class:`Arch` lists only what is used: its stages are the first ``num_stages`` stages of the
 space, and each stage lists one kernel size and one expand ratio per block, so two different
 ``Arch`` values are always two different networks. A stage's ``precision`` is written to JSON
-only when it is not the default fp32, so the JSON of an fp32 arch is as before precision existed.
+only when it is not the default fp32, and its ``block_type`` only when it is not the default
+mbconv, so the JSON of an fp32 mbconv arch is as before either existed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search_spaces.errors import ArchError
-from search_spaces.spec import PRECISIONS
+from search_spaces.spec import BLOCK_TYPES, PRECISIONS
 
 __all__ = ["Arch", "StageArch"]
 
@@ -31,6 +32,11 @@ def _precision(where: str, value: Any) -> None:
         raise ArchError(f"{where} must be one of {list(PRECISIONS)}, got {value!r}")
 
 
+def _block_type(where: str, value: Any) -> None:
+    if not isinstance(value, str) or value not in BLOCK_TYPES:
+        raise ArchError(f"{where} must be one of {list(BLOCK_TYPES)}, got {value!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class StageArch:
     """The chosen values of one stage; its depth is the number of blocks listed."""
@@ -40,11 +46,13 @@ class StageArch:
     kernel_size: tuple[int, ...]
     expand_ratio: tuple[float, ...]
     precision: str = "fp32"
+    block_type: str = "mbconv"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kernel_size", tuple(self.kernel_size))
         object.__setattr__(self, "expand_ratio", tuple(self.expand_ratio))
         _precision("precision", self.precision)
+        _block_type("block_type", self.block_type)
         if not self.kernel_size:
             raise ArchError("a stage needs at least one block (kernel_size is empty)")
         if len(self.kernel_size) != len(self.expand_ratio):
@@ -66,6 +74,8 @@ class StageArch:
         }
         if self.precision != "fp32":  # so fp32 archs keep their JSON, digests and cache keys
             data["precision"] = self.precision
+        if self.block_type != "mbconv":
+            data["block_type"] = self.block_type
         return data
 
     @classmethod
@@ -76,11 +86,13 @@ class StageArch:
         missing = sorted(expected - set(data))
         if missing:
             raise ArchError(f"{where} is missing {', '.join(missing)}")
-        unknown = sorted(set(data) - expected - {"precision"})
+        unknown = sorted(set(data) - expected - {"precision", "block_type"})
         if unknown:
             raise ArchError(f"{where} has unknown keys {', '.join(unknown)}")
         precision = data.get("precision", "fp32")
         _precision(f"{where}.precision", precision)
+        block_type = data.get("block_type", "mbconv")
+        _block_type(f"{where}.block_type", block_type)
         kernels = data["kernel_size"]
         expands = data["expand_ratio"]
         for key, values in (("kernel_size", kernels), ("expand_ratio", expands)):
@@ -97,6 +109,7 @@ class StageArch:
                     _number(f"{where}.expand_ratio[{i}]", e, float) for i, e in enumerate(expands)
                 ),
                 precision=precision,
+                block_type=block_type,
             )
         except ArchError as exc:
             message = str(exc)

@@ -34,7 +34,10 @@ def conv_output_size(size: int, kernel_size: int, stride: int) -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class BlockShape:
-    """One inverted-residual block: 1x1 expand (when expand_ratio != 1), depthwise, SE, project."""
+    """One block. An inverted residual (``block_type`` "mbconv"): 1x1 expand (when
+    expand_ratio != 1), depthwise kxk, SE, 1x1 project. A fused one ("fused"): one dense kxk
+    convolution from the input to the expanded channels (with the block's stride), SE, 1x1
+    project."""
 
     stage: int
     index: int
@@ -48,6 +51,11 @@ class BlockShape:
     se_channels: int  # 0 when the block has no squeeze-excitation
     activation: str
     precision: str = "fp32"  # the stage's numeric format; FLOPs and params do not depend on it
+    block_type: str = "mbconv"
+
+    @property
+    def fused(self) -> bool:
+        return self.block_type == "fused"
 
     @property
     def output_size(self) -> int:
@@ -55,8 +63,9 @@ class BlockShape:
 
     @property
     def has_expand(self) -> bool:
-        """Expand ratio 1 means no 1x1 expand convolution (the depthwise conv reads the input)."""
-        return self.expand_ratio != 1
+        """Whether the block has a 1x1 expand convolution: an mbconv block whose expand ratio is
+        not 1 (at 1 the depthwise conv reads the input; a fused block never has one)."""
+        return self.expand_ratio != 1 and not self.fused
 
     @property
     def residual(self) -> bool:
@@ -67,7 +76,8 @@ class BlockShape:
         total = 0
         if self.has_expand:
             total += self.input_size**2 * self.in_channels * self.expanded_channels
-        total += out_area * self.expanded_channels * self.kernel_size**2
+        dense = self.in_channels if self.fused else 1  # input channels per output channel
+        total += out_area * dense * self.expanded_channels * self.kernel_size**2
         if self.se_channels:
             total += 2 * self.expanded_channels * self.se_channels
         total += out_area * self.expanded_channels * self.out_channels
@@ -78,7 +88,8 @@ class BlockShape:
         total = 0
         if self.has_expand:
             total += self.in_channels * hidden + 2 * hidden
-        total += hidden * self.kernel_size**2 + 2 * hidden
+        dense = self.in_channels if self.fused else 1
+        total += dense * hidden * self.kernel_size**2 + 2 * hidden
         if self.se_channels:
             total += hidden * self.se_channels + self.se_channels
             total += self.se_channels * hidden + hidden
@@ -132,6 +143,7 @@ def layer_shapes(space: Space, arch: Arch) -> LayerShapes:
                 se_channels=space.se_channels(hidden) if spec.se else 0,
                 activation=spec.activation,
                 precision=stage.precision,
+                block_type=stage.block_type,
             )
             blocks.append(block)
             size = block.output_size

@@ -2,7 +2,8 @@
 
 A genome holds one choice index per gene: the resolution, the number of stages, then for every
 stage of the space its depth, width multiplier and stride (then its precision, only in spaces
-where some stage's precision is a choice), and for every block it could have its kernel size and
+where some stage's precision is a choice, and its block type, only in spaces where some stage's
+block type is a choice), and for every block it could have its kernel size and
 expand ratio. Genes a subnet does not use (blocks past its depth, stages past its number of
 stages) are inactive; a *canonical* genome has them set to 0, so that canonical genomes
 and architectures correspond one to one. Every function here works on a batch of genomes, a
@@ -18,7 +19,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from search_spaces.arch import Arch, StageArch
-from search_spaces.spec import PRECISION_BITS, Space
+from search_spaces.spec import BLOCK_TYPE_CODES, PRECISION_BITS, Space
 
 __all__ = [
     "DIMENSIONS",
@@ -58,6 +59,8 @@ class GenomeLayout:
     # One precision gene per stage, right after its stride gene; empty when the space has no
     # precision choice, so such spaces keep the genomes they had before precision existed.
     precision_genes: tuple[int, ...] = ()
+    # One block-type gene per stage, after its precision (or stride) gene; empty likewise.
+    block_type_genes: tuple[int, ...] = ()
 
     @cached_property
     def depth_genes(self) -> np.ndarray:
@@ -81,6 +84,7 @@ DIMENSIONS = (
     "kernel_size",
     "expand_ratio",
     "precision",
+    "block_type",
 )
 
 
@@ -111,6 +115,7 @@ def _layout(space: Space) -> GenomeLayout:
     ]
     stage_genes: list[tuple[int, int, int]] = []
     precision_genes: list[int] = []
+    block_type_genes: list[int] = []
     block_genes: list[tuple[tuple[int, int], ...]] = []
     for s, stage in enumerate(space.stages):
         start = len(choices)
@@ -125,6 +130,11 @@ def _layout(space: Space) -> GenomeLayout:
             precision_genes.append(len(choices))
             bits = tuple(PRECISION_BITS[p] for p in stage.precision.values)
             choices.append((f"stages[{s}].precision", bits))
+        if space.has_block_type:
+            # The gene's value is the type's code: 0 mbconv, 1 fused.
+            block_type_genes.append(len(choices))
+            codes = tuple(BLOCK_TYPE_CODES[t] for t in stage.block_type.values)
+            choices.append((f"stages[{s}].block_type", codes))
         blocks = []
         for b in range(stage.max_depth):
             blocks.append((len(choices), len(choices) + 1))
@@ -139,6 +149,8 @@ def _layout(space: Space) -> GenomeLayout:
         gene_stage[list(genes)] = s
         if precision_genes:
             gene_stage[precision_genes[s]] = s
+        if block_type_genes:
+            gene_stage[block_type_genes[s]] = s
         for b, pair in enumerate(block_genes[s]):
             gene_stage[list(pair)] = s
             gene_block[list(pair)] = b
@@ -156,6 +168,7 @@ def _layout(space: Space) -> GenomeLayout:
         gene_stage=gene_stage,
         gene_block=gene_block,
         precision_genes=tuple(precision_genes),
+        block_type_genes=tuple(block_type_genes),
     )
 
 
@@ -417,6 +430,8 @@ def to_genome(space: Space, arch: Arch) -> np.ndarray:
         genome[stride_gene] = spec.stride.index(stage.stride)
         if layout.precision_genes:
             genome[layout.precision_genes[s]] = spec.precision.index(stage.precision)
+        if layout.block_type_genes:
+            genome[layout.block_type_genes[s]] = spec.block_type.index(stage.block_type)
         for b, (kernel_gene, expand_gene) in enumerate(layout.block_genes[s][: stage.depth]):
             genome[kernel_gene] = spec.kernel_size.index(stage.kernel_size[b])
             genome[expand_gene] = spec.expand_ratio.index(stage.expand_ratio[b])
@@ -437,6 +452,9 @@ def decode_genome(space: Space, genome: np.ndarray) -> Arch:
         precision = spec.precision.values[0]
         if layout.precision_genes:
             precision = spec.precision.values[row[layout.precision_genes[s]]]
+        block_type = spec.block_type.values[0]
+        if layout.block_type_genes:
+            block_type = spec.block_type.values[row[layout.block_type_genes[s]]]
         stages.append(
             StageArch(
                 width_mult=spec.width_mult.values[row[width_gene]],
@@ -444,6 +462,7 @@ def decode_genome(space: Space, genome: np.ndarray) -> Arch:
                 kernel_size=tuple(spec.kernel_size.values[row[k]] for k, _ in blocks),
                 expand_ratio=tuple(spec.expand_ratio.values[row[e]] for _, e in blocks),
                 precision=precision,
+                block_type=block_type,
             )
         )
     return Arch(resolution=space.resolution.values[row[_RESOLUTION]], stages=tuple(stages))

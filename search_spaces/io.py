@@ -38,6 +38,8 @@ def space_to_dict(space: Space) -> dict[str, Any]:
     for spec, stage in zip(space.stages, data["stages"], strict=True):
         if not spec.has_precision:
             del stage["precision"]
+        if not spec.has_block_type:
+            del stage["block_type"]
     return data
 
 

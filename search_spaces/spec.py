@@ -7,7 +7,8 @@ stages of inverted-residual blocks, and a head. Every elastic dimension is a :cl
 - ``num_stages``: how many of the stages are used (always the first ones);
 - per stage: ``depth`` (blocks), ``width_mult`` (output channels = ``base_channels`` times it),
   ``stride`` (1 or 2: whether the stage downsamples), ``precision`` (the numeric format its
-  blocks run in, one of :data:`PRECISIONS`), and per block ``kernel_size`` and ``expand_ratio``.
+  blocks run in, one of :data:`PRECISIONS`), ``block_type`` (the kind of its blocks, one of
+  :data:`BLOCK_TYPES`), and per block ``kernel_size`` and ``expand_ratio``.
 
 ``min_downsamples``/``max_downsamples`` bound how many of the used stages may have stride 2, so
 that every subnet has a valid total downsampling.
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIVATIONS",
+    "BLOCK_TYPES",
+    "BLOCK_TYPE_CODES",
     "PRECISIONS",
     "PRECISION_BITS",
     "Choice",
@@ -45,6 +48,14 @@ ACTIVATIONS = ("relu", "hswish")
 PRECISIONS = ("fp32", "int8")
 PRECISION_BITS = {"fp32": 32, "int8": 8}
 _DEFAULT_PRECISION = ("fp32",)
+# The kinds of block a stage may use: "mbconv", the inverted residual (1x1 expansion, depthwise
+# kxk, projection), or "fused" (one dense kxk convolution in place of the expansion and the
+# depthwise one, as in EfficientNetV2's Fused-MBConv): more multiply-adds, but dense
+# convolutions are the ones int8 runs 2-3x faster than float on CPUs (depthwise ones slower).
+# The codes are what predictors see and what orders them (a fused block is the larger).
+BLOCK_TYPES = ("mbconv", "fused")
+BLOCK_TYPE_CODES = {"mbconv": 0, "fused": 1}
+_DEFAULT_BLOCK_TYPE = ("mbconv",)
 
 
 def make_divisible(value: float, divisor: int) -> int:
@@ -116,6 +127,14 @@ def _precision(name: str, value: Any) -> None:
             raise SpaceError(f"{name} value {item!r} must be one of {list(PRECISIONS)}")
 
 
+def _block_type(name: str, value: Any) -> None:
+    if not isinstance(value, Choice):
+        raise SpaceError(f"{name} must be a Choice, got {type(value).__name__}")
+    for item in value.values:
+        if not isinstance(item, str) or item not in BLOCK_TYPES:
+            raise SpaceError(f"{name} value {item!r} must be one of {list(BLOCK_TYPES)}")
+
+
 def _activation(name: str, value: str) -> None:
     if value not in ACTIVATIONS:
         raise SpaceError(f"{name} must be one of {list(ACTIVATIONS)}, got {value!r}")
@@ -152,6 +171,7 @@ class StageSpec:
     se: bool = False
     activation: str = "relu"
     precision: Choice = field(default_factory=lambda: Choice(_DEFAULT_PRECISION))
+    block_type: Choice = field(default_factory=lambda: Choice(_DEFAULT_BLOCK_TYPE))
 
     def validate(self, prefix: str) -> None:
         _positive_int(f"{prefix}.base_channels", self.base_channels)
@@ -166,11 +186,17 @@ class StageSpec:
             raise SpaceError(f"{prefix}.se must be true or false, got {self.se!r}")
         _activation(f"{prefix}.activation", self.activation)
         _precision(f"{prefix}.precision", self.precision)
+        _block_type(f"{prefix}.block_type", self.block_type)
 
     @property
     def has_precision(self) -> bool:
         """Whether the precision differs from the default fp32-only choice."""
         return self.precision.values != _DEFAULT_PRECISION
+
+    @property
+    def has_block_type(self) -> bool:
+        """Whether the block type differs from the default mbconv-only choice."""
+        return self.block_type.values != _DEFAULT_BLOCK_TYPE
 
     @property
     def max_depth(self) -> int:
@@ -274,6 +300,12 @@ class Space:
         """Whether any stage may run in other than fp32 (then genomes carry precision genes)."""
         return any(stage.has_precision for stage in self.stages)
 
+    @property
+    def has_block_type(self) -> bool:
+        """Whether any stage may use other than mbconv blocks (then genomes carry block-type
+        genes)."""
+        return any(stage.has_block_type for stage in self.stages)
+
     def downsample_range(self, num_stages: int) -> tuple[int, int]:
         """The fewest and most stride-2 stages possible among the first ``num_stages``."""
         used = self.stages[:num_stages]
@@ -315,7 +347,8 @@ class Space:
         return decode_genome(self, sample_genomes(self, rng, 1, elastic)[0])
 
     def largest(self) -> Arch:
-        """The subnet with the largest value of every choice (fewest downsamples, most bits)."""
+        """The subnet with the largest value of every choice (fewest downsamples, most bits,
+        fused blocks where a stage may have them)."""
         return self._extreme(largest=True)
 
     def smallest(self) -> Arch:
@@ -342,6 +375,7 @@ class Space:
             depth = int(pick(spec.depth.values))
             # By bit width: as strings "int8" > "fp32".
             precision = pick(spec.precision.values, key=PRECISION_BITS.__getitem__)
+            block_type = pick(spec.block_type.values, key=BLOCK_TYPE_CODES.__getitem__)
             stages.append(
                 StageArch(
                     width_mult=pick(spec.width_mult.values),
@@ -349,6 +383,7 @@ class Space:
                     kernel_size=(pick(spec.kernel_size.values),) * depth,
                     expand_ratio=(pick(spec.expand_ratio.values),) * depth,
                     precision=precision,
+                    block_type=block_type,
                 )
             )
         return Arch(resolution=pick(self.resolution.values), stages=tuple(stages))

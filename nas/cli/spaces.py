@@ -51,14 +51,25 @@ def run(args: argparse.Namespace) -> int:
         f"stride {space.stem.stride}"
     )
     header = f"  {'stage':<6}{'channels':<14}{'depth':<11}{'width':<18}{'stride':<8}"
-    print(header + f"{'kernel':<11}{'expand':<11}se  act")
+    extra = ("precision", "block type")
+    shown = [space.has_precision, space.has_block_type]
+    header += f"{'kernel':<11}{'expand':<11}se  {'act':<7}"
+    print(
+        (
+            header + "".join(f"{name:<18}" for name, on in zip(extra, shown, strict=True) if on)
+        ).rstrip()
+    )
     for index, stage in enumerate(space.stages):
         channels = [space.stage_channels(index, w) for w in stage.width_mult.values]
+        options = ("|".join(stage.precision.values), "|".join(stage.block_type.values))
         print(
-            f"  {index:<6}{channels!s:<14}{list(stage.depth.values)!s:<11}"
-            f"{list(stage.width_mult.values)!s:<18}{list(stage.stride.values)!s:<8}"
-            f"{list(stage.kernel_size.values)!s:<11}{list(stage.expand_ratio.values)!s:<11}"
-            f"{'yes' if stage.se else 'no ':<4}{stage.activation}"
+            (
+                f"  {index:<6}{channels!s:<14}{list(stage.depth.values)!s:<11}"
+                f"{list(stage.width_mult.values)!s:<18}{list(stage.stride.values)!s:<8}"
+                f"{list(stage.kernel_size.values)!s:<11}{list(stage.expand_ratio.values)!s:<11}"
+                f"{'yes' if stage.se else 'no ':<4}{stage.activation:<7}"
+                + "".join(f"{value:<18}" for value, on in zip(options, shown, strict=True) if on)
+            ).rstrip()
         )
     feature = f", features {space.head.feature_channels}" if space.head.feature_channels else ""
     print(f"  head         {space.head.channels} channels{feature}, dropout {space.head.dropout}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search_spaces import Arch, Space, encode_genomes, genome_layout, to_genome
+from search_spaces import BLOCK_TYPE_CODES, Arch, Space, encode_genomes, genome_layout, to_genome
 
 __all__ = [
     "GenomeCosts",
@@ -68,20 +68,23 @@ def _block_costs(
     kernel: np.ndarray,
     expand: np.ndarray,
     out_channels: np.ndarray,
+    fused: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """FLOPs and params of each block of a stage, ``(count, max depth)`` each: expansion,
-    depthwise convolution, squeeze-and-excitation (when ``se``) and projection."""
-    has_expand = expand != 1
+    depthwise convolution, squeeze-and-excitation (when ``se``) and projection; where
+    ``fused`` (``(count, 1)``), one dense convolution in place of expansion and depthwise."""
     hidden = np.where(
-        has_expand, _make_divisible(np.round(in_channels * expand), divisor), in_channels
+        expand != 1, _make_divisible(np.round(in_channels * expand), divisor), in_channels
     )
+    has_expand = (expand != 1) & ~fused
+    dense = np.where(fused, in_channels, 1.0)  # input channels per output channel
     squeeze = _make_divisible(hidden // 4, divisor) if se else np.zeros_like(hidden)
     block_flops = np.where(has_expand, in_size**2 * in_channels * hidden, 0.0)
-    block_flops += block_out**2 * hidden * kernel**2
+    block_flops += block_out**2 * dense * hidden * kernel**2
     block_flops += 2 * hidden * squeeze
     block_flops += block_out**2 * hidden * out_channels[:, None]
     block_params = np.where(has_expand, in_channels * hidden + 2 * hidden, 0.0)
-    block_params += hidden * kernel**2 + 2 * hidden
+    block_params += dense * hidden * kernel**2 + 2 * hidden
     block_params += 2 * hidden * squeeze + squeeze + hidden if se else 0.0
     block_params += hidden * out_channels[:, None] + 2 * out_channels[:, None]
     return block_flops, block_params
@@ -139,8 +142,11 @@ def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
         in_channels = np.column_stack([channels] + [later_channels] * (len(genes) - 1))
         in_size = np.column_stack([size] + [later_size] * (len(genes) - 1))
         block_out = np.column_stack([first_size] + [later_size] * (len(genes) - 1))
+        fused = np.zeros((count, 1), dtype=bool)
+        if layout.block_type_genes:
+            fused = values[:, layout.block_type_genes[s]][:, None] == BLOCK_TYPE_CODES["fused"]
         block_flops, block_params = _block_costs(
-            spec.se, divisor, in_channels, in_size, block_out, kernel, expand, out_channels
+            spec.se, divisor, in_channels, in_size, block_out, kernel, expand, out_channels, fused
         )
         stage_flops[:, s] = np.where(on, block_flops, 0.0).sum(axis=1)
         flops = flops + stage_flops[:, s]

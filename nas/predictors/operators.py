@@ -9,7 +9,9 @@ the fixed cost of one call of the runtime, which every standalone measurement in
 A block that runs in int8 has its own key (``precision=int8``) and is timed with a quantize of
 its input and a dequantize of its output. Where two int8 blocks meet, the whole network has
 neither, so :func:`arch_operators` lists a ``boundary`` operator (a quantize-dequantize pair on
-the tensor between them) with ``sign`` -1: the table subtracts it.
+the tensor between them) with ``sign`` -1: the table subtracts it. A fused block (one dense
+kxk convolution in place of the expansion and the depthwise one) has its own key too
+(``type=fused``); keys of fp32 inverted residuals are as before either choice existed.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def block_operator(block: BlockShape) -> Operator:
             activation=block.activation,
             residual=block.residual,
             **({} if block.precision == "fp32" else {"precision": block.precision}),
+            **({"type": block.block_type} if block.fused else {}),
         ),
         input_shape=(block.in_channels, block.input_size, block.input_size),
         block=block,
@@ -192,8 +195,11 @@ def _block_paths(
     for b in range(spec.max_depth):
         exits: set[tuple[int, int, int]] = set()
         for in_channels, in_size, block_stride in sorted(entries):
-            for kernel, expand, precision in itertools.product(
-                spec.kernel_size.values, spec.expand_ratio.values, spec.precision.values
+            for kernel, expand, precision, block_type in itertools.product(
+                spec.kernel_size.values,
+                spec.expand_ratio.values,
+                spec.precision.values,
+                spec.block_type.values,
             ):
                 hidden = (
                     in_channels if expand == 1 else space.expanded_channels(in_channels, expand)
@@ -211,6 +217,7 @@ def _block_paths(
                     se_channels=space.se_channels(hidden) if spec.se else 0,
                     activation=spec.activation,
                     precision=precision,
+                    block_type=block_type,
                 )
                 for operator in (block_operator(block), _junction(space, s, block)):
                     if operator is not None:

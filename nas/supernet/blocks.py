@@ -45,11 +45,14 @@ class ElasticSqueezeExcitation(nn.Module):
 
 
 class ElasticInvertedResidual(nn.Module):
-    """A MobileNetV3 block with elastic expand ratio, kernel, in/out channels and stride.
+    """A MobileNetV3 block with elastic expand ratio, kernel, in/out channels, stride and type.
 
     Optional 1x1 expand conv-BN-act (absent when the stage's only expand ratio is 1), depthwise
     conv-BN-act (stride per subnet), optional squeeze-excitation, 1x1 project conv-BN, and the
-    residual add when the active shape has stride 1 and as many input as output channels.
+    residual add when the active shape has stride 1 and as many input as output channels. In
+    a stage whose blocks may be fused, a dense kxk conv-BN-act from the input to the expanded
+    channels takes the place of the expand and depthwise convs when the active shape is fused;
+    the squeeze-excitation and the projection are shared by both forms.
     """
 
     def __init__(self, limits: BlockLimits) -> None:
@@ -58,11 +61,19 @@ class ElasticInvertedResidual(nn.Module):
         hidden = limits.max_expanded_channels
         self.expand_conv: ElasticConv2d | None = None
         self.expand_bn: ElasticBatchNorm2d | None = None
-        if limits.has_expand:
+        if limits.has_expand and limits.has_mbconv:
             self.expand_conv = ElasticConv2d(limits.max_in_channels, hidden)
             self.expand_bn = ElasticBatchNorm2d(hidden)
-        self.depthwise_conv = ElasticConv2d(hidden, hidden, limits.kernel_sizes, depthwise=True)
-        self.depthwise_bn = ElasticBatchNorm2d(hidden)
+        self.depthwise_conv: ElasticConv2d | None = None
+        self.depthwise_bn: ElasticBatchNorm2d | None = None
+        if limits.has_mbconv:
+            self.depthwise_conv = ElasticConv2d(hidden, hidden, limits.kernel_sizes, depthwise=True)
+            self.depthwise_bn = ElasticBatchNorm2d(hidden)
+        self.fused_conv: ElasticConv2d | None = None
+        self.fused_bn: ElasticBatchNorm2d | None = None
+        if limits.has_fused:
+            self.fused_conv = ElasticConv2d(limits.max_in_channels, hidden, limits.kernel_sizes)
+            self.fused_bn = ElasticBatchNorm2d(hidden)
         self.se: ElasticSqueezeExcitation | None = None
         if limits.max_se_channels:
             self.se = ElasticSqueezeExcitation(hidden, limits.max_se_channels)
@@ -77,7 +88,9 @@ class ElasticInvertedResidual(nn.Module):
         problems = []
         if (shape.stage, shape.index) != (limits.stage, limits.index):
             problems.append(f"it is block {shape.index} of stage {shape.stage}")
-        if shape.has_expand != limits.has_expand:
+        if shape.block_type not in limits.block_types:
+            problems.append(f"block_type={shape.block_type}")
+        elif not shape.fused and shape.has_expand != limits.has_expand:
             problems.append(f"has_expand={shape.has_expand}")
         for name, value, limit in (
             ("in_channels", shape.in_channels, limits.max_in_channels),
@@ -102,9 +115,16 @@ class ElasticInvertedResidual(nn.Module):
     def set_active(self, shape: BlockShape) -> None:
         """Compute ``shape`` from now on."""
         self.check_shape(shape)
-        if self.expand_conv is not None:
-            self.expand_conv.set_active(out_channels=shape.expanded_channels)
-        self.depthwise_conv.set_active(kernel_size=shape.kernel_size)
+        if shape.fused:
+            assert self.fused_conv is not None  # check_shape: the block has a fused form
+            self.fused_conv.set_active(
+                out_channels=shape.expanded_channels, kernel_size=shape.kernel_size
+            )
+        else:
+            if self.expand_conv is not None:
+                self.expand_conv.set_active(out_channels=shape.expanded_channels)
+            assert self.depthwise_conv is not None  # check_shape: the block has an mbconv form
+            self.depthwise_conv.set_active(kernel_size=shape.kernel_size)
         if self.se is not None:
             self.se.set_active(shape.expanded_channels, shape.se_channels)
         self.project_conv.set_active(out_channels=shape.out_channels)
@@ -120,9 +140,12 @@ class ElasticInvertedResidual(nn.Module):
                 f"input channels, got {x.size(1)}"
             )
         out = x
-        if self.expand_conv is not None and self.expand_bn is not None:
-            out = self.act(self.expand_bn(self.expand_conv(out)))
-        out = self.act(self.depthwise_bn(self.depthwise_conv(out, stride=shape.stride)))
+        if shape.fused and self.fused_conv is not None and self.fused_bn is not None:
+            out = self.act(self.fused_bn(self.fused_conv(out, stride=shape.stride)))
+        elif self.depthwise_conv is not None and self.depthwise_bn is not None:
+            if self.expand_conv is not None and self.expand_bn is not None:
+                out = self.act(self.expand_bn(self.expand_conv(out)))
+            out = self.act(self.depthwise_bn(self.depthwise_conv(out, stride=shape.stride)))
         if self.se is not None:
             out = self.se(out)
         out = self.project_bn(self.project_conv(out))

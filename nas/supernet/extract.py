@@ -79,15 +79,21 @@ def _copy_block(
     name = f"stages[{shape.stage}].blocks[{shape.index}]"
     source.check_shape(shape)
     hidden = shape.expanded_channels
-    if source.expand_conv is not None and source.expand_bn is not None:
-        expand = cast(nn.Sequential, target.expand)
-        _copy_conv(source.expand_conv, expand[0], f"{name}.expand", shape.in_channels, hidden)
-        _copy_bn(source.expand_bn, expand[1], f"{name}.expand_bn", hidden)
-    depthwise = cast(nn.Sequential, target.depthwise)
-    _copy_conv(
-        source.depthwise_conv, depthwise[0], f"{name}.depthwise", hidden, hidden, shape.kernel_size
-    )
-    _copy_bn(source.depthwise_bn, depthwise[1], f"{name}.depthwise_bn", hidden)
+    if shape.fused:
+        fused = cast(nn.Sequential, target.fused)
+        conv, bn = cast(ElasticConv2d, source.fused_conv), cast(nn.BatchNorm2d, source.fused_bn)
+        _copy_conv(conv, fused[0], f"{name}.fused", shape.in_channels, hidden, shape.kernel_size)
+        _copy_bn(bn, fused[1], f"{name}.fused_bn", hidden)
+    else:
+        if source.expand_conv is not None and source.expand_bn is not None:
+            expand = cast(nn.Sequential, target.expand)
+            _copy_conv(source.expand_conv, expand[0], f"{name}.expand", shape.in_channels, hidden)
+            _copy_bn(source.expand_bn, expand[1], f"{name}.expand_bn", hidden)
+        depthwise = cast(nn.Sequential, target.depthwise)
+        conv = cast(ElasticConv2d, source.depthwise_conv)
+        bn = cast(nn.BatchNorm2d, source.depthwise_bn)
+        _copy_conv(conv, depthwise[0], f"{name}.depthwise", hidden, hidden, shape.kernel_size)
+        _copy_bn(bn, depthwise[1], f"{name}.depthwise_bn", hidden)
     if source.se is not None:
         _copy_se(source.se, cast(SqueezeExcitation, target.se), f"{name}.se", shape)
     project = cast(nn.Sequential, target.project)

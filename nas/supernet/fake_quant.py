@@ -94,7 +94,7 @@ def _output_hook(observer: ActivationRange) -> Any:
 
 def _prepare_block(block: InvertedResidual) -> list[ActivationRange]:
     """Fold the batch norms of one block and hook range observers into it; return them."""
-    for part in (block.expand, block.depthwise, block.project):
+    for part in (block.expand, block.depthwise, block.fused, block.project):
         if part is not None:
             _fold_sequence(part)
     observers = []

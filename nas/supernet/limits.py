@@ -26,8 +26,17 @@ class BlockLimits:
     max_expanded_channels: int
     max_se_channels: int  # 0 when the stage has no squeeze-excitation
     kernel_sizes: tuple[int, ...]
-    has_expand: bool
+    has_expand: bool  # whether its mbconv form has a 1x1 expand conv
     activation: str
+    block_types: tuple[str, ...] = ("mbconv",)  # the forms it computes: mbconv and/or fused
+
+    @property
+    def has_mbconv(self) -> bool:
+        return "mbconv" in self.block_types
+
+    @property
+    def has_fused(self) -> bool:
+        return "fused" in self.block_types
 
 
 def stage_channel_choices(space: Space, stage: int) -> tuple[int, ...]:
@@ -89,6 +98,7 @@ def block_limits(space: Space) -> tuple[tuple[BlockLimits, ...], ...]:
                     kernel_sizes=tuple(sorted(int(k) for k in spec.kernel_size.values)),
                     has_expand=has_expand,
                     activation=spec.activation,
+                    block_types=tuple(spec.block_type.values),
                 )
             )
         stages.append(tuple(blocks))

@@ -58,13 +58,17 @@ def hidden_importance(block: ElasticInvertedResidual) -> torch.Tensor:
 
 def _reorder_hidden(block: ElasticInvertedResidual) -> None:
     """Sort the expanded channels of a block (and its SE hidden channels) by importance."""
-    if block.expand_conv is None or block.expand_bn is None:
+    if not block.limits.has_expand:
         return  # the expanded channels are the block's input channels: not the block's to sort
     order = _descending(hidden_importance(block))
-    _permute_conv_outputs(block.expand_conv, order)
-    _permute_bn(block.expand_bn, order)
-    _permute_conv_outputs(block.depthwise_conv, order)
-    _permute_bn(block.depthwise_bn, order)
+    for conv, bn in (
+        (block.expand_conv, block.expand_bn),
+        (block.depthwise_conv, block.depthwise_bn),
+        (block.fused_conv, block.fused_bn),
+    ):
+        if conv is not None and bn is not None:
+            _permute_conv_outputs(conv, order)
+            _permute_bn(bn, order)
     if block.se is not None:
         _permute(block.se.reduce.weight, order, 1)
         _permute_conv_outputs(block.se.expand, order)
@@ -115,6 +119,8 @@ def _stage_readers(supernet: Supernet, stage: int) -> list[torch.Tensor]:
     for block in following:
         if block.expand_conv is not None:
             readers.append(block.expand_conv.weight)
+        if block.fused_conv is not None:
+            readers.append(block.fused_conv.weight)
     if stage in {int(n) - 1 for n in supernet.space.num_stages.values}:
         readers.append(supernet.head.conv.weight)
     return readers

@@ -8,6 +8,8 @@ subnet alone.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -58,20 +60,29 @@ class SqueezeExcitation(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV3 block: 1x1 expand, depthwise, optional SE, 1x1 project, residual add."""
+    """MobileNetV3 block: 1x1 expand, depthwise, optional SE, 1x1 project, residual add; a
+    fused block has one dense kxk conv (``fused``) in place of the expand and depthwise ones."""
 
     def __init__(self, shape: BlockShape) -> None:
         super().__init__()
         hidden = shape.expanded_channels
         self.expand: nn.Module | None = None
-        if shape.has_expand:
-            self.expand = nn.Sequential(
-                *conv_bn(shape.in_channels, hidden, 1), activation(shape.activation)
+        self.depthwise: nn.Module | None = None
+        self.fused: nn.Module | None = None
+        if shape.fused:
+            self.fused = nn.Sequential(
+                *conv_bn(shape.in_channels, hidden, shape.kernel_size, shape.stride),
+                activation(shape.activation),
             )
-        self.depthwise = nn.Sequential(
-            *conv_bn(hidden, hidden, shape.kernel_size, shape.stride, groups=hidden),
-            activation(shape.activation),
-        )
+        else:
+            if shape.has_expand:
+                self.expand = nn.Sequential(
+                    *conv_bn(shape.in_channels, hidden, 1), activation(shape.activation)
+                )
+            self.depthwise = nn.Sequential(
+                *conv_bn(hidden, hidden, shape.kernel_size, shape.stride, groups=hidden),
+                activation(shape.activation),
+            )
         self.se: nn.Module | None = None
         if shape.se_channels:
             self.se = SqueezeExcitation(hidden, shape.se_channels)
@@ -79,8 +90,11 @@ class InvertedResidual(nn.Module):
         self.residual = shape.residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x if self.expand is None else self.expand(x)
-        out = self.depthwise(out)
+        if self.fused is not None:
+            out = self.fused(x)
+        else:
+            out = x if self.expand is None else self.expand(x)
+            out = cast(nn.Module, self.depthwise)(out)
         if self.se is not None:
             out = self.se(out)
         out = self.project(out)

@@ -19,7 +19,9 @@ __all__ = ["SCHEDULES", "Phase", "Schedule", "make_schedule"]
 
 # The order in which progressive shrinking makes dimensions elastic.
 _SHRINK_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("kernel", ("kernel_size",)),
+    # A stage's block type joins with the kernel size, the first thing to shrink: both choose
+    # how a block convolves, and the largest subnet's fused blocks teach the inverted residuals.
+    ("kernel", ("kernel_size", "block_type")),
     ("depth", ("depth",)),
     ("width", ("expand_ratio", "width_mult")),
     # Precision does not change what a training step computes (int8 stages are simulated at

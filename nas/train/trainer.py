@@ -82,6 +82,29 @@ def _make_optimizer(supernet: nn.Module, config: TrainConfig, lr: float) -> torc
     )
 
 
+def _varying(space: Space, schedule: Any) -> Any:
+    """A schedule's dictionary without the dimensions ``space`` does not vary (precision and
+    block type in spaces without those choices), so that a checkpoint written before such a
+    dimension existed resumes: its phases trained exactly the same subnets."""
+    constant = {
+        name
+        for name, varies in (
+            ("precision", space.has_precision),
+            ("block_type", space.has_block_type),
+        )
+        if not varies
+    }
+    if not isinstance(schedule, dict) or not isinstance(schedule.get("phases"), list):
+        return schedule
+    phases = [
+        {**phase, "elastic": sorted(set(phase.get("elastic", [])) - constant)}
+        if isinstance(phase, dict)
+        else phase
+        for phase in schedule["phases"]
+    ]
+    return {**schedule, "phases": phases}
+
+
 def _check_resumable(directory: Path, space: Space, schedule: Schedule, config: TrainConfig) -> int:
     checkpoint = load_checkpoint(directory)
     if checkpoint.metadata["space"] != space_to_dict(space):
@@ -90,7 +113,9 @@ def _check_resumable(directory: Path, space: Space, schedule: Schedule, config: 
             f"{checkpoint.metadata['space'].get('name')!r}, not {space.name!r}; pass the same "
             "--space or another --out"
         )
-    if checkpoint.metadata.get("schedule") != schedule.to_dict():
+    if _varying(space, checkpoint.metadata.get("schedule")) != _varying(
+        space, schedule.to_dict()
+    ):
         raise UserError(
             f"{directory / CHECKPOINT_FILE} was trained with another schedule; resume with the "
             "same schedule options or use another --out"

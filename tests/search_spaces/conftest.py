@@ -55,6 +55,17 @@ def precision_space(**overrides: object) -> Space:
     return micro_space(**fields)
 
 
+def block_type_space(**overrides: object) -> Space:
+    """:func:`precision_space` whose stages may also be fused (the first) or are fused only
+    (the second)."""
+    precise = precision_space()
+    first = dataclasses.replace(precise.stages[0], block_type=Choice(("mbconv", "fused")))
+    second = dataclasses.replace(precise.stages[1], block_type=Choice(("fused",)))
+    fields: dict[str, object] = {"name": "micro-fused", "stages": (first, second)}
+    fields.update(overrides)
+    return micro_space(**fields)
+
+
 def enumerate_by_hand(space: Space) -> set[Arch]:
     """Every arch of ``space``, built independently of the genome code, then validated."""
     found: set[Arch] = set()
@@ -64,8 +75,11 @@ def enumerate_by_hand(space: Space) -> set[Arch]:
             for spec in space.stages[:num_stages]:
                 options = []
                 for depth in spec.depth.values:
-                    for width, stride, precision in itertools.product(
-                        spec.width_mult.values, spec.stride.values, spec.precision.values
+                    for width, stride, precision, block_type in itertools.product(
+                        spec.width_mult.values,
+                        spec.stride.values,
+                        spec.precision.values,
+                        spec.block_type.values,
                     ):
                         for kernels in itertools.product(spec.kernel_size.values, repeat=depth):
                             for expands in itertools.product(
@@ -78,6 +92,7 @@ def enumerate_by_hand(space: Space) -> set[Arch]:
                                         kernel_size=kernels,
                                         expand_ratio=expands,
                                         precision=precision,
+                                        block_type=block_type,
                                     )
                                 )
                 per_stage.append(options)
@@ -99,6 +114,11 @@ def micro() -> Space:
 @pytest.fixture
 def precise() -> Space:
     return precision_space()
+
+
+@pytest.fixture
+def fused() -> Space:
+    return block_type_space()
 
 
 def check_size_by_enumeration(space: Space) -> None:

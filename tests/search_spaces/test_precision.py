@@ -139,7 +139,7 @@ def test_has_precision(micro: Space, precise: Space) -> None:
     assert precise.has_precision
     assert _all_stages(Choice(("int8",))).has_precision  # one value, but not the default
     with_precision = {name for name in ss.SPACE_NAMES if ss.get_space(name).has_precision}
-    assert with_precision == {"mbv3-28-int8"}
+    assert with_precision == {"mbv3-28-int8", "mbv3-28-fused"}
 
 
 @pytest.mark.parametrize(
@@ -174,10 +174,11 @@ def test_extremes_order_precision_by_bits() -> None:
 
 def test_space_to_dict_of_builtin_spaces_has_no_precision() -> None:
     for name in ss.SPACE_NAMES:
-        if name == "mbv3-28-int8":
+        if name in ("mbv3-28-int8", "mbv3-28-fused"):
             continue
         data = ss.space_to_dict(ss.get_space(name))
         assert "precision" not in _keys(data)
+        assert "block_type" not in _keys(data)
         assert ss.space_from_dict(data) == ss.get_space(name)
     assert "precision" not in _keys(ss.space_to_dict(micro_space()))
 

@@ -59,7 +59,7 @@ def test_schedules_are_data() -> None:
     assert [p.name for p in schedule.phases] == ["full", "kernel", "depth", "width", "pyramid"]
     assert schedule.total_epochs == 10
     assert schedule.phases[0].elastic == frozenset()
-    assert schedule.phases[1].elastic == {"kernel_size"}
+    assert schedule.phases[1].elastic == {"kernel_size", "block_type"}
     assert schedule.phases[-1].elastic == set(ss.DIMENSIONS)
     assert [p.reorder_channels for p in schedule.phases] == [False, False, False, True, False]
     assert schedule.phase_at(0) == (schedule.phases[0], 0)
@@ -358,3 +358,25 @@ def test_a_per_step_checkpoint_resumes(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path).metadata["config"]["per_step"] == ["resolution", "stride"]
     with pytest.raises(UserError, match="per_step"):
         train_supernet(space, data, schedule, CONFIG, tmp_path, resume=True)
+
+
+def test_a_checkpoint_from_before_a_dimension_existed_resumes(tmp_path: Path) -> None:
+    """Checkpoints list each phase's elastic dimensions; one written before the block type
+    (or precision) was a dimension lacks it, and still resumes in a space without that
+    choice, while a real change of the schedule is refused."""
+    data = load_dataset("digits", resolution=20, seed=0)
+    data = dataclasses.replace(data, x_train=data.x_train[:128], y_train=data.y_train[:128])
+    schedule = make_schedule("all", epochs=2, lr=0.1)
+    train_supernet(SPACE, data, make_schedule("all", epochs=1, lr=0.1), CONFIG, tmp_path)
+    path = tmp_path / "checkpoint.json"
+    metadata = json.loads(path.read_text())
+    metadata["schedule"] = schedule.to_dict()
+    for phase in metadata["schedule"]["phases"]:
+        phase["elastic"] = [d for d in phase["elastic"] if d not in ("block_type", "precision")]
+    path.write_text(json.dumps(metadata))
+    train_supernet(SPACE, data, schedule, CONFIG, tmp_path, resume=True)
+    assert load_checkpoint(tmp_path).epoch == 2
+    with pytest.raises(UserError, match="another schedule"):
+        train_supernet(
+            SPACE, data, make_schedule("all", epochs=3, lr=0.2), CONFIG, tmp_path, resume=True
+        )

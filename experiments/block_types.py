@@ -1,0 +1,245 @@
+"""Fused blocks and int8: what each block type and precision costs on this CPU, per runtime.
+
+Space ``mbv3-28-fused`` (the first two stages may be fused: one dense kxk convolution in place
+of the 1x1 expansion and the depthwise kxk; every stage fp32 or int8). For ``--subnets`` random
+subnets, five forms each, which differ only in block type and precision:
+
+- ``mbconv-fp32``: inverted residuals everywhere, fp32 (what a float-only search deploys);
+- ``mbconv-int8``: the same, every stage int8;
+- ``fused-fp32``: the first two stages fused, fp32;
+- ``fused-int8``: the first two stages fused, every stage int8;
+- ``fused-int8-early``: the first two stages fused and int8, the rest mbconv fp32.
+
+Per runtime and batch size, every form is measured whole in one run
+(:func:`nas.measure.profiling.profile_latency`, resumable, its int8 stages as QDQ graphs), and
+again in a second pass at batch 1 (the noise floor); the latency table (operators timed alone,
+fused blocks and int8 blocks with their own keys, boundaries subtracted) is calibrated on the
+first half of the subnets and judged on the second half. Reported: each form's speed against
+``mbconv-fp32`` and int8 against its own float form (median and range), weight bytes, the
+table's share within 10% beside the floor. With ``--supernet`` (an ``mbv3-28-fused``
+checkpoint), the test accuracy of each form (float batch-norm recalibrated; int8 forms
+deployed as ONNX Runtime QDQ graphs calibrated on 500 training images).
+
+Writes ``experiments/results/block_types-TAG.json`` and prints Markdown.
+
+    python experiments/block_types.py --subnets 12 --supernet runs/supernet-mbv3-28-fused
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from runtimes import cpu_flags
+
+import search_spaces as ss
+from compress.quantization import evaluate_onnx
+from nas.data import load_dataset, resize_images
+from nas.defaults import DEFAULT_DATA
+from nas.files import atomic_write_json
+from nas.measure import MeasureConfig, library_versions, machine_info
+from nas.measure.precision import arch_graph
+from nas.measure.profiling import profile_blocks, profile_latency
+from nas.predictors import LatencyTable
+from nas.train import accuracy, load_supernet, recalibrated
+from nas.train.evaluate import calibration_images
+
+SPACE = "mbv3-28-fused"
+FORMS = ("mbconv-fp32", "mbconv-int8", "fused-fp32", "fused-int8", "fused-int8-early")
+
+
+def _form(space: ss.Space, arch: ss.Arch, name: str) -> ss.Arch:
+    block_type, precision = name.split("-")[:2]
+    early = name.endswith("early")
+    stages = []
+    for spec, stage in zip(space.stages, arch.stages, strict=False):
+        fused = block_type == "fused" and "fused" in spec.block_type.values
+        int8 = precision == "int8" and (fused if early else True)
+        stages.append(
+            dataclasses.replace(
+                stage,
+                block_type="fused" if fused else "mbconv",
+                precision="int8" if int8 else "fp32",
+            )
+        )
+    return dataclasses.replace(arch, stages=tuple(stages))
+
+
+def subnets(space: ss.Space, rng: np.random.Generator, count: int) -> list[dict[str, ss.Arch]]:
+    """``count`` random subnets, each in every form of :data:`FORMS`."""
+    result = []
+    for _ in range(count):
+        arch = space.sample(rng)
+        result.append({name: _form(space, arch, name) for name in FORMS})
+    return result
+
+
+def _within(predicted: np.ndarray, true: np.ndarray, tolerance: float = 0.10) -> float:
+    return float(np.mean(np.abs(predicted - true) <= tolerance * true))
+
+
+def _ratios(numerator: np.ndarray, denominator: np.ndarray) -> dict[str, float]:
+    ratio = numerator / denominator
+    return {"median": float(np.median(ratio)), "min": float(ratio.min()), "max": float(ratio.max())}
+
+
+def latency(
+    space: ss.Space,
+    forms: list[dict[str, ss.Arch]],
+    runtime: str,
+    batch: int,
+    work: Path,
+    threads: int,
+) -> dict[str, Any]:
+    config = MeasureConfig(runtime=runtime, threads=threads, batch_size=batch)
+    archs = [form for subnet in forms for form in subnet.values()]
+    tag = f"{runtime}-b{batch}"
+    print(f"{tag}: timing {len(archs)} subnets", file=sys.stderr)
+    first = profile_latency(space, archs, config, work / f"first-{tag}.jsonl")
+    measured = np.array([r.median_ms for r in first]).reshape(len(forms), len(FORMS))
+    base = measured[:, 0]
+    part: dict[str, Any] = {
+        "settings": dataclasses.asdict(config),
+        "subnets_ms": [dict(zip(FORMS, map(float, row), strict=True)) for row in measured],
+        "speed_vs_mbconv_fp32": {
+            name: _ratios(base, measured[:, i]) for i, name in enumerate(FORMS)
+        },
+        "int8_vs_own_float": {
+            "mbconv": _ratios(measured[:, 0], measured[:, 1]),
+            "fused": _ratios(measured[:, 2], measured[:, 3]),
+            "fused_early": _ratios(measured[:, 2], measured[:, 4]),
+        },
+    }
+    if batch == 1:  # the latency table and its floor, at the batch nas search times
+        records = profile_blocks(space, config, work / f"blocks-{tag}.jsonl", archs=archs)
+        second = profile_latency(space, archs, config, work / f"second-{tag}.jsonl")
+        again = np.array([r.median_ms for r in second])
+        flat = measured.reshape(-1)
+        half = len(FORMS) * (len(forms) // 2)
+        table = LatencyTable(space, records).fit(archs[:half], flat[:half])
+        predicted = table.predict(archs[half:])
+        part["table_held_out_within_10pct"] = _within(predicted, flat[half:])
+        part["noise_floor_within_10pct"] = _within(again[half:], flat[half:])
+        names = np.array(list(FORMS) * len(forms))[half:]
+        part["table_within_10pct_per_form"] = {
+            name: _within(predicted[names == name], flat[half:][names == name]) for name in FORMS
+        }
+    return part
+
+
+def accuracies(
+    space: ss.Space, forms: list[dict[str, ss.Arch]], supernet_dir: Path, images: int
+) -> list[dict[str, Any]]:
+    supernet, _ = load_supernet(supernet_dir)
+    supernet.eval()
+    dataset = load_dataset(DEFAULT_DATA, resolution=28, seed=0)
+    rows = []
+    for index, subnet in enumerate(forms):
+        row: dict[str, Any] = {}
+        for name, arch in subnet.items():
+            x = resize_images(dataset.x_test[:images], arch.resolution)
+            y = dataset.y_test[:images]
+            float_arch = dataclasses.replace(
+                arch,
+                stages=tuple(dataclasses.replace(s, precision="fp32") for s in arch.stages),
+            )
+            network = recalibrated(supernet, float_arch, dataset).eval()
+            if name.endswith("fp32"):
+                row[name] = accuracy(network, x, y)
+            else:
+                calibration = calibration_images(dataset, arch.resolution, 500)
+                row[name] = evaluate_onnx(arch_graph(space, arch, network, calibration), x, y)
+            row[f"{name}_flops"] = space.flops(arch)
+            row[f"{name}_weight_bytes"] = space.weight_bytes(arch)
+        row["arch"] = subnet["mbconv-fp32"].to_dict()
+        print(f"subnet {index}: " + ", ".join(f"{n} {row[n]:.4f}" for n in FORMS), file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
+def _print(report: dict[str, Any]) -> None:
+    print(f"## Block types and int8 on {report['machine'].get('cpu')}\n")
+    print("| runtime, batch | " + " | ".join(FORMS[1:]) + " | int8/own float, mbconv / fused |")
+    print("|---|" + "---|" * len(FORMS))
+    for tag, part in report["latency"].items():
+        speeds = part["speed_vs_mbconv_fp32"]
+        own = part["int8_vs_own_float"]
+        cells = [
+            f"{speeds[n]['median']:.2f}x ({speeds[n]['min']:.2f}-{speeds[n]['max']:.2f})"
+            for n in FORMS[1:]
+        ]
+        print(
+            f"| {tag} | "
+            + " | ".join(cells)
+            + f" | {own['mbconv']['median']:.2f}x / {own['fused']['median']:.2f}x |"
+        )
+    for tag, part in report["latency"].items():
+        if "table_held_out_within_10pct" in part:
+            print(
+                f"\n{tag}: table within 10% on held-out subnets "
+                f"{part['table_held_out_within_10pct']:.0%} (noise floor "
+                f"{part['noise_floor_within_10pct']:.0%})"
+            )
+    if "accuracy" in report:
+        rows = report["accuracy"]
+        print("\n| subnet | " + " | ".join(FORMS) + " |")
+        print("|---|" + "---:|" * len(FORMS))
+        for index, row in enumerate(rows):
+            print(f"| {index} | " + " | ".join(f"{row[n]:.2%}" for n in FORMS) + " |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--supernet", help="an mbv3-28-fused supernet checkpoint (accuracy)")
+    parser.add_argument("--subnets", type=int, default=12)
+    parser.add_argument("--runtimes", default="onnxruntime,openvino")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--images", type=int, default=10000, help="test images per accuracy")
+    parser.add_argument("--work", default="runs/block-types", help="measurement files")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="default")
+    args = parser.parse_args()
+    if args.subnets < 2:
+        parser.error("--subnets must be >= 2")
+    torch.set_num_threads(args.threads)
+    space = ss.get_space(SPACE)
+    forms = subnets(space, np.random.default_rng(args.seed), args.subnets)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    out = Path(__file__).with_name("results") / f"block_types-{args.tag}.json"
+    report: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    report.update(
+        {
+            "command": " ".join(["python", *sys.argv]),
+            "space": SPACE,
+            "forms": list(FORMS),
+            "machine": machine_info(),
+            "cpu_flags": cpu_flags(),
+            "versions": library_versions(),
+            "threads": args.threads,
+        }
+    )
+    report.setdefault("latency", {})
+    for runtime in args.runtimes.split(","):
+        for batch in (int(b) for b in args.batches.split(",")):
+            tag = f"{runtime}-b{batch}"
+            if tag not in report["latency"]:
+                report["latency"][tag] = latency(space, forms, runtime, batch, work, args.threads)
+                atomic_write_json(out, report)
+    if args.supernet and "accuracy" not in report:
+        report["supernet"] = args.supernet
+        report["accuracy"] = accuracies(space, forms, Path(args.supernet), args.images)
+        atomic_write_json(out, report)
+    _print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
