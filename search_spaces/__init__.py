@@ -56,6 +56,7 @@ from search_spaces.spec import (
     StemSpec,
     make_divisible,
 )
+from search_spaces.subspace import subspace_problem
 from search_spaces.validate import downsamples, size, validate
 
 __all__ = [
@@ -107,6 +108,7 @@ __all__ = [
     "smallest_in",
     "space_from_dict",
     "space_to_dict",
+    "subspace_problem",
     "to_genome",
     "validate",
     "weight_bytes",

@@ -40,7 +40,7 @@ from nas.train import (
     make_schedule,
     train_supernet,
 )
-from search_spaces import Arch, Space
+from search_spaces import Arch, Space, subspace_problem
 
 __all__ = [
     "Workdir",
@@ -135,13 +135,18 @@ def _ensure_supernet(
     directory = workdir.supernet
     if (directory / CHECKPOINT_FILE).exists():
         checkpoint = load_checkpoint(directory)
-        if checkpoint.space != space:
-            raise UserError(
-                f"{directory} holds a supernet of another space; remove it or pass --workdir"
-            )
         total = sum(p["epochs"] for p in checkpoint.metadata.get("schedule", {}).get("phases", []))
-        if checkpoint.epoch >= total > 0:
-            supernet, _ = load_supernet(directory, device)
+        done = checkpoint.epoch >= total > 0
+        if checkpoint.space != space:
+            # A finished supernet of a space this one is a sub-space of (fewer precision or
+            # block-type choices) serves it: a float-only search on a joint space's weights.
+            if not done or subspace_problem(space, checkpoint.space) is not None:
+                raise UserError(
+                    f"{directory} holds a supernet of another space; remove it or pass --workdir"
+                )
+            logger.info("searching %s on the supernet of %s", space.name, checkpoint.space.name)
+        if done:
+            supernet, _ = load_supernet(directory, device, space=space)
             return supernet
         schedule_dict = checkpoint.metadata.get("schedule")
         if schedule_dict is not None and schedule_dict != schedule.to_dict():

@@ -24,7 +24,7 @@ from nas.errors import UserError, first_line
 from nas.files import atomic_write_json, temporary_path
 from nas.measure import library_versions
 from nas.supernet import Supernet
-from search_spaces import Space, SpaceError, space_from_dict, space_to_dict
+from search_spaces import Space, SpaceError, space_from_dict, space_to_dict, subspace_problem
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -174,13 +174,26 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
 
 
 def load_supernet(
-    directory: str | Path, device: torch.device | str = "cpu"
+    directory: str | Path, device: torch.device | str = "cpu", *, space: Space | None = None
 ) -> tuple[Any, Checkpoint]:
-    """The trained :class:`~nas.supernet.Supernet` of a checkpoint directory, in eval mode."""
+    """The trained :class:`~nas.supernet.Supernet` of a checkpoint directory, in eval mode.
+
+    With ``space``, the supernet of that space: the checkpoint's own, or a sub-space of it
+    (fewer precision or block-type choices, :func:`search_spaces.subspace_problem`) holding
+    the part of the weights its modules use; any other space is a :class:`UserError`."""
     checkpoint = load_checkpoint(directory)
-    supernet = supernet_from_weights(
-        checkpoint.space, checkpoint.weights(device), device, where=checkpoint.directory
-    )
+    target = checkpoint.space if space is None else space
+    weights = checkpoint.weights(device)
+    if target != checkpoint.space:
+        problem = subspace_problem(target, checkpoint.space)
+        if problem is not None:
+            raise UserError(
+                f"{checkpoint.directory} holds a supernet of space {checkpoint.space.name!r}, "
+                f"which space {target.name!r} cannot use ({problem}); train one for it"
+            )
+        expected = Supernet(target).state_dict()
+        weights = {key: value for key, value in weights.items() if key in expected}
+    supernet = supernet_from_weights(target, weights, device, where=checkpoint.directory)
     return supernet, checkpoint
 
 

@@ -113,9 +113,7 @@ def _check_resumable(directory: Path, space: Space, schedule: Schedule, config: 
             f"{checkpoint.metadata['space'].get('name')!r}, not {space.name!r}; pass the same "
             "--space or another --out"
         )
-    if _varying(space, checkpoint.metadata.get("schedule")) != _varying(
-        space, schedule.to_dict()
-    ):
+    if _varying(space, checkpoint.metadata.get("schedule")) != _varying(space, schedule.to_dict()):
         raise UserError(
             f"{directory / CHECKPOINT_FILE} was trained with another schedule; resume with the "
             "same schedule options or use another --out"

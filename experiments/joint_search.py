@@ -1,0 +1,210 @@
+"""Joint search (architecture, block type and precision) against a float-only search and
+against search-then-quantize, on one supernet.
+
+Space ``mbv3-28-fused`` and its float-only view (the same space with only ``fp32`` and
+``mbconv`` choices: what a search that knows nothing of int8 or fused blocks explores; it
+searches on the same trained supernet, ``search_spaces.subspace_problem``). For each latency
+target in ``--targets`` both are searched with ``nas search`` (same work directory, same
+supernet, each its own latency predictor and accuracy predictor, verified fronts: every front
+point measured whole and its test accuracy taken). Reported:
+
+- what the user gets: at three accuracy levels (quartiles of the float-only fronts' verified
+  test accuracies), the fastest verified point of the joint fronts within 0.5 points of the
+  level (or above it) against the fastest of the float-only fronts: the speed ratio;
+- joint search vs search-then-quantize at each target: the joint search's choice against the
+  float-only choice with every stage quantized to int8 (ONNX Runtime QDQ graph calibrated on
+  500 training images), each measured and its test accuracy taken;
+- which block types and precisions the joint fronts use.
+
+Writes ``experiments/results/joint_search-TAG.json`` (resumable: each finished search is kept)
+and prints Markdown.
+
+    python experiments/joint_search.py --workdir runs/fused-work --targets 0.04,0.06,0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import search_spaces as ss
+from compress.quantization import evaluate_onnx
+from nas.data import load_dataset, resize_images
+from nas.defaults import DEFAULT_DATA
+from nas.files import atomic_write_json
+from nas.measure import MeasureConfig, library_versions, machine_info, measure_arch
+from nas.measure.precision import arch_graph
+from nas.train import load_supernet, recalibrated
+from nas.train.evaluate import calibration_images
+
+SPACE = "mbv3-28-fused"
+
+
+def float_view(space: ss.Space) -> ss.Space:
+    """``space`` with only fp32 and mbconv choices (named ``SPACE-float``)."""
+    stages = tuple(
+        dataclasses.replace(
+            stage, precision=ss.Choice(("fp32",)), block_type=ss.Choice(("mbconv",))
+        )
+        for stage in space.stages
+    )
+    return dataclasses.replace(space, name=f"{space.name}-float", stages=stages)
+
+
+def _search(space_arg: str, workdir: Path, target: float, out: Path, evaluations: int) -> None:
+    """``nas search`` for ``latency<target ms`` into ``out`` (resumed when it was cut short)."""
+    if (out / "pareto.json").exists():
+        return
+    command = [
+        sys.executable, "-m", "nas.cli", "search",
+        "--space", space_arg,
+        "--workdir", str(workdir),
+        "--target", f"latency<{target}ms",
+        "--evaluations", str(evaluations),
+        "--out", str(out),
+    ]  # fmt: skip
+    if (out / "search.json").exists():
+        command.append("--resume")
+    print(" ".join(command), file=sys.stderr)
+    subprocess.run(command, check=True)
+
+
+def _front(out: Path) -> dict[str, Any]:
+    return json.loads((out / "pareto.json").read_text())
+
+
+def _fastest_at(front: list[dict[str, Any]], level: float) -> dict[str, Any] | None:
+    """The front point with the lowest measured latency whose test accuracy is at least
+    ``level`` minus half a point."""
+    eligible = [p for p in front if p["test_accuracy"] >= level - 0.005]
+    return min(eligible, key=lambda p: p["measured_latency_ms"], default=None)
+
+
+def _quantized(
+    space: ss.Space, arch: ss.Arch, workdir: Path, config: MeasureConfig
+) -> dict[str, Any]:
+    """``arch`` (float) with every stage int8: measured latency and deployed test accuracy."""
+    int8 = dataclasses.replace(
+        arch, stages=tuple(dataclasses.replace(s, precision="int8") for s in arch.stages)
+    )
+    supernet, _ = load_supernet(workdir / f"supernet-{space.name}")
+    dataset = load_dataset(DEFAULT_DATA, resolution=28, seed=0)
+    network = recalibrated(supernet, arch, dataset).eval()
+    calibration = calibration_images(dataset, arch.resolution, 500)
+    graph = arch_graph(space, int8, network, calibration)
+    x = resize_images(dataset.x_test, arch.resolution)
+    return {
+        "arch": int8.to_dict(),
+        "measured_latency_ms": measure_arch(space, int8, config).median_ms,
+        "test_accuracy": evaluate_onnx(graph, x, dataset.y_test),
+    }
+
+
+def _uses(front: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {"points": len(front), "with_int8": 0, "with_fused": 0}
+    for point in front:
+        stages = point["arch"]["stages"]
+        counts["with_int8"] += any(s.get("precision") == "int8" for s in stages)
+        counts["with_fused"] += any(s.get("block_type") == "fused" for s in stages)
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default="runs/fused-work")
+    parser.add_argument("--targets", default="0.04,0.06,0.1", help="latency targets in ms")
+    parser.add_argument("--evaluations", type=int, default=20000)
+    parser.add_argument("--tag", default="default")
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    joint = ss.get_space(SPACE)
+    floats = float_view(joint)
+    float_file = workdir / f"{floats.name}.yaml"
+    ss.save_space(floats, float_file)
+    out = Path(__file__).with_name("results") / f"joint_search-{args.tag}.json"
+    report: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    report.update(
+        {
+            "command": " ".join(["python", *sys.argv]),
+            "space": SPACE,
+            "machine": machine_info(),
+            "versions": library_versions(),
+        }
+    )
+    searches = report.setdefault("searches", {})
+    targets = [float(t) for t in args.targets.split(",")]
+    for target in targets:
+        for name, space_arg in (("joint", SPACE), ("float", str(float_file))):
+            key = f"{name}-{target}"
+            if key in searches:
+                continue
+            run = workdir / f"search-{key}"
+            link = workdir / f"supernet-{floats.name}"
+            if name == "float" and not link.is_symlink():
+                link.symlink_to(f"supernet-{SPACE}")  # the joint space's supernet, trained
+            _search(space_arg, workdir, target, run, args.evaluations)
+            searches[key] = _front(run)
+            atomic_write_json(out, report)
+
+    config = MeasureConfig(**searches[f"float-{targets[0]}"]["settings"]["measure"])
+    quantized = report.setdefault("search_then_quantize", {})
+    for target in targets:
+        key = str(target)
+        if key not in quantized:
+            chosen = searches[f"float-{target}"]["chosen"]
+            quantized[key] = _quantized(joint, ss.Arch.from_dict(chosen["arch"]), workdir, config)
+            atomic_write_json(out, report)
+
+    joint_front = [p for t in targets for p in searches[f"joint-{t}"]["front"]]
+    float_front = [p for t in targets for p in searches[f"float-{t}"]["front"]]
+    levels = np.quantile([p["test_accuracy"] for p in float_front], [0.25, 0.5, 0.75])
+    report["levels"] = rows = []
+    for level in levels:
+        best_joint = _fastest_at(joint_front, float(level))
+        best_float = _fastest_at(float_front, float(level))
+        row: dict[str, Any] = {"accuracy_level": float(level)}
+        for name, point in (("joint", best_joint), ("float", best_float)):
+            row[name] = (
+                None
+                if point is None
+                else {k: point[k] for k in ("arch", "measured_latency_ms", "test_accuracy")}
+            )
+        if best_joint and best_float:
+            row["speedup"] = best_float["measured_latency_ms"] / best_joint["measured_latency_ms"]
+        rows.append(row)
+    report["uses"] = {"joint": _uses(joint_front), "float": _uses(float_front)}
+    atomic_write_json(out, report)
+
+    print(f"## Joint vs float-only search ({SPACE}, {report['machine'].get('cpu')})\n")
+    print("| accuracy level | joint: latency, accuracy | float-only: latency, accuracy | speed |")
+    print("|---:|---|---|---:|")
+    for row in rows:
+        cells = [
+            "none"
+            if row[n] is None
+            else f"{row[n]['measured_latency_ms']:.3f} ms, {row[n]['test_accuracy']:.2%}"
+            for n in ("joint", "float")
+        ]
+        speed = f"{row['speedup']:.2f}x" if "speedup" in row else "-"
+        print(f"| {row['accuracy_level']:.2%} | {cells[0]} | {cells[1]} | {speed} |")
+    print("\n| target | joint choice | float choice | float choice quantized |")
+    print("|---:|---|---|---|")
+    for target in targets:
+        picks = [searches[f"{n}-{target}"]["chosen"] for n in ("joint", "float")]
+        picks.append(quantized[str(target)])
+        cells = [f"{p['measured_latency_ms']:.3f} ms, {p['test_accuracy']:.2%}" for p in picks]
+        print(f"| {target} ms | " + " | ".join(cells) + " |")
+    print(f"\nfronts: {report['uses']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
