@@ -48,17 +48,6 @@ from nas.train.evaluate import calibration_images
 SPACE = "mbv3-28-fused"
 
 
-def float_view(space: ss.Space) -> ss.Space:
-    """``space`` with only fp32 and mbconv choices (named ``SPACE-float``)."""
-    stages = tuple(
-        dataclasses.replace(
-            stage, precision=ss.Choice(("fp32",)), block_type=ss.Choice(("mbconv",))
-        )
-        for stage in space.stages
-    )
-    return dataclasses.replace(space, name=f"{space.name}-float", stages=stages)
-
-
 def _search(space_arg: str, workdir: Path, target: float, out: Path, evaluations: int) -> None:
     """``nas search`` for ``latency<target ms`` into ``out`` (resumed when it was cut short)."""
     if (out / "pareto.json").exists():
@@ -127,7 +116,7 @@ def main() -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     joint = ss.get_space(SPACE)
-    floats = float_view(joint)
+    floats = ss.float_view(joint)
     float_file = workdir / f"{floats.name}.yaml"
     ss.save_space(floats, float_file)
     out = Path(__file__).with_name("results") / f"joint_search-{args.tag}.json"

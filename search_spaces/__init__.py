@@ -56,7 +56,7 @@ from search_spaces.spec import (
     StemSpec,
     make_divisible,
 )
-from search_spaces.subspace import subspace_problem
+from search_spaces.subspace import float_view, subspace_problem
 from search_spaces.validate import downsamples, size, validate
 
 __all__ = [
@@ -90,6 +90,7 @@ __all__ = [
     "downsample_counts",
     "downsamples",
     "encode_genomes",
+    "float_view",
     "flops",
     "genome_layout",
     "get_space",

@@ -13,7 +13,7 @@ import dataclasses
 
 from search_spaces.spec import Choice, Space
 
-__all__ = ["subspace_problem"]
+__all__ = ["float_view", "subspace_problem"]
 
 
 def subspace_problem(space: Space, parent: Space) -> str | None:
@@ -45,3 +45,13 @@ def subspace_problem(space: Space, parent: Space) -> str | None:
         ]
         return f"it differs from {parent.name!r} in {', '.join(differing)}"
     return None
+
+
+def float_view(space: Space) -> Space:
+    """The sub-space of ``space`` with only fp32 and inverted-residual (mbconv) choices, named
+    ``NAME-float``: what a search that knows nothing of int8 or fused blocks explores."""
+    stages = tuple(
+        dataclasses.replace(stage, precision=Choice(("fp32",)), block_type=Choice(("mbconv",)))
+        for stage in space.stages
+    )
+    return dataclasses.replace(space, name=f"{space.name}-float", stages=stages)

@@ -29,26 +29,16 @@ def _joint(space: ss.Space) -> ss.Space:
     return dataclasses.replace(space, name=f"{space.name}-joint", stages=stages)
 
 
-def _float_only(space: ss.Space) -> ss.Space:
-    stages = tuple(
-        dataclasses.replace(
-            stage, precision=ss.Choice(("fp32",)), block_type=ss.Choice(("mbconv",))
-        )
-        for stage in space.stages
-    )
-    return dataclasses.replace(space, name=f"{space.name}-float", stages=stages)
-
-
 def test_which_spaces_are_sub_spaces() -> None:
     fused = ss.get_space("mbv3-28-fused")
-    assert ss.subspace_problem(_float_only(fused), fused) is None
+    assert ss.subspace_problem(ss.float_view(fused), fused) is None
     assert ss.subspace_problem(fused, fused) is None
     assert ss.subspace_problem(ss.get_space("mbv3-28"), ss.get_space("mbv3-28-int8")) is None
-    problem = ss.subspace_problem(fused, _float_only(fused))
+    problem = ss.subspace_problem(fused, ss.float_view(fused))
     assert problem is not None and "stages[0].precision" in problem
     problem = ss.subspace_problem(ss.get_space("mbv3-28"), fused)
     assert problem is not None and "stages" in problem
-    wider = dataclasses.replace(_float_only(fused), resolution=ss.Choice((20, 24, 28)))
+    wider = dataclasses.replace(ss.float_view(fused), resolution=ss.Choice((20, 24, 28)))
     problem = ss.subspace_problem(wider, fused)
     assert problem is not None and "resolution" in problem
 
@@ -69,7 +59,7 @@ def test_a_sub_space_loads_the_weights_it_uses(trained: tuple[ss.Space, Path]) -
     space, root = trained
     directory = root / f"supernet-{space.name}"
     joint, _ = load_supernet(directory)
-    floats = _float_only(space)
+    floats = ss.float_view(space)
     sub, _ = load_supernet(directory, space=floats)
     assert sub.space == floats
     assert set(sub.state_dict()) < set(joint.state_dict())
@@ -89,7 +79,7 @@ def test_a_search_work_directory_takes_a_finished_parent_supernet(
     trained: tuple[ss.Space, Path], tmp_path: Path
 ) -> None:
     space, root = trained
-    floats = _float_only(space)
+    floats = ss.float_view(space)
     (tmp_path / f"supernet-{floats.name}").symlink_to(root / f"supernet-{space.name}")
     data = load_dataset("digits", resolution=20, seed=0)
     supernet = ensure_supernet(floats, data, Workdir(tmp_path, floats.name), seed=0, device="cpu")
