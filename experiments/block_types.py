@@ -47,7 +47,7 @@ from nas.data import load_dataset, resize_images
 from nas.defaults import DEFAULT_DATA
 from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, library_versions, machine_info, time_callable
-from nas.measure.precision import arch_graph
+from nas.measure.precision import arch_graph, float_arch
 from nas.measure.profiling import profile_blocks, profile_latency
 from nas.measure.timing import graph_runner
 from nas.predictors import LatencyTable
@@ -175,11 +175,7 @@ def accuracies(
         for name, arch in subnet.items():
             x = resize_images(dataset.x_test[:images], arch.resolution)
             y = dataset.y_test[:images]
-            float_arch = dataclasses.replace(
-                arch,
-                stages=tuple(dataclasses.replace(s, precision="fp32") for s in arch.stages),
-            )
-            network = recalibrated(supernet, float_arch, dataset).eval()
+            network = recalibrated(supernet, float_arch(arch), dataset).eval()
             if name.endswith("fp32"):
                 row[name] = accuracy(network, x, y)
             else:

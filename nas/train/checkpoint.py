@@ -191,10 +191,12 @@ def load_supernet(
                 f"{checkpoint.directory} holds a supernet of space {checkpoint.space.name!r}, "
                 f"which space {target.name!r} cannot use ({problem}); train one for it"
             )
-        expected = Supernet(target).state_dict()
+    supernet = Supernet(target).to(device)
+    if target != checkpoint.space:  # the sub-space's modules are a subset of the parent's
+        expected = supernet.state_dict()
         weights = {key: value for key, value in weights.items() if key in expected}
-    supernet = supernet_from_weights(target, weights, device, where=checkpoint.directory)
-    return supernet, checkpoint
+    load_weights(supernet, weights, checkpoint.directory)
+    return supernet.eval(), checkpoint
 
 
 def supernet_from_weights(
