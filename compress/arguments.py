@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 from typing import Any
 
+from compress.data_free import BATCH_NORM_DATA
 from compress.distillation import DistillConfig
 from compress.io import RANDOM_DATA
 from compress.pipeline import CompressConfig
@@ -62,13 +63,15 @@ def _add_model_options(parser: argparse.ArgumentParser, *, positional: str = "mo
     )
 
 
-def _add_data_options(parser: argparse.ArgumentParser, *, name: str = "--data") -> None:
+def _add_data_options(
+    parser: argparse.ArgumentParser, *, name: str = "--data", extra: str = ""
+) -> None:
     parser.add_argument(
         name,
         default=DEFAULT_DATA,
         help=f"data set: {', '.join(DATASET_NAMES)} (default: {DEFAULT_DATA}), or a CIFAR-10/MNIST "
         f"directory, image folder or .npz; {RANDOM_DATA}: random unlabelled images of the "
-        "model's input shape",
+        f"model's input shape{extra}",
     )
     parser.add_argument(
         "--resolution",
@@ -192,7 +195,12 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
 def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``nas quantize``."""
     _add_model_options(parser)
-    _add_data_options(parser, name="--calib")
+    _add_data_options(
+        parser,
+        name="--calib",
+        extra=f"; {BATCH_NORM_DATA}: no data, images synthesized from the model's batch norm "
+        "statistics (data-free, ZeroQ-style; needs a torch model)",
+    )
     _add_shape_and_eval_options(parser)
     calib_batches = _default(CompressConfig, "calib_batches")
     method = _default(QuantizeConfig, "method")
@@ -221,6 +229,23 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
         default=QUANTIZED_FORMATS[0],
         choices=QUANTIZED_FORMATS,
         help=f"output format (default: {QUANTIZED_FORMATS[0]})",
+    )
+    parser.add_argument(
+        "--qat-epochs",
+        type=int,
+        default=0,
+        help="also fine-tune with fake quantization (QAT, distilled from the float model) for "
+        "this many epochs and keep whichever int8 model is more accurate on the validation "
+        "split (default: 0, post-training quantization only)",
+    )
+    parser.add_argument(
+        "--max-loss",
+        type=float,
+        help="with --qat-epochs: fine-tune only when post-training quantization loses more than "
+        "this many points of validation accuracy",
+    )
+    parser.add_argument(
+        "--qat-lr", type=float, default=0.005, help="QAT learning rate (default: 0.005)"
     )
     parser.add_argument("--out", help="output ONNX file (default: MODEL-int8.onnx)")
 

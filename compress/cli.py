@@ -26,9 +26,11 @@ from compress.arguments import (
     add_quantize_arguments,
 )
 from compress.checkpoint import LoadedModel, build_from_factory, load_model
-from compress.images import Data, labels_of
+from compress.data_free import BATCH_NORM_DATA
+from compress.images import Data, Images, labels_of
 from compress.io import (
     DEFAULT_RESOLUTION,
+    RANDOM_DATA,
     check_report_directory,
     load_data,
     load_model_data,
@@ -195,22 +197,98 @@ def run_prune(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------- quantize
 
 
+def _calibration_data(loaded: LoadedModel, args: argparse.Namespace) -> Data:
+    """What ``nas quantize`` calibrates on: the ``--calib`` data set, or (``--calib
+    batch-norm``) images synthesized from the model's batch norm statistics, 64 more of them
+    held out to compare int8 with float outputs."""
+    from compress.data_free import batch_norm_images
+
+    if args.calib != BATCH_NORM_DATA:
+        dataset, _ = _model_data(loaded, args.calib, args, args.seed)
+        return dataset
+    module = loaded.torch_module(f"data-free calibration (--calib {BATCH_NORM_DATA})")
+    shape = model_input_shape(loaded, args.input_shape, args.resolution)
+    if shape is None:
+        raise UserError("the model's input channels are unknown; pass --input-shape C,H,W")
+    count = args.calib_batches * args.batch_size
+    update, close = _progress_bar("synthesizing calibration images from batch norm")
+    try:
+        images = batch_norm_images(module, shape, count=count + 64, seed=args.seed, progress=update)
+    finally:
+        close()
+    return Images(name="batch-norm synthesis", x_train=images[:count], x_test=images[count:])
+
+
+def _quantization_aware(
+    loaded: LoadedModel, graph: bytes, quantized: bytes, data: Data, args: argparse.Namespace
+) -> tuple[bytes, str]:
+    """``--qat-epochs``: the post-training ``quantized`` graph, or a QAT fine-tuned one where
+    that is more accurate on the validation split (QAT only where PTQ loses more than
+    ``--max-loss`` points, when given); and what happened, in words."""
+    from compress.quantization import evaluate_onnx, export_qat_onnx, finetune_qat
+
+    labelled = labels_of(data)
+    if labelled is None or len(labelled.x_val) == 0:
+        raise UserError(
+            "--qat-epochs needs labelled training and validation images; give --calib a "
+            "labelled data set"
+        )
+    module = loaded.prunable_module("fine-tuned with fake quantization (--qat-epochs)")
+    before = evaluate_onnx(graph, labelled.x_val, labelled.y_val)
+    ptq = evaluate_onnx(quantized, labelled.x_val, labelled.y_val)
+    ptq_loss = 100 * (before - ptq)
+    if args.max_loss is not None and ptq_loss <= args.max_loss:
+        return quantized, (
+            f"PTQ lost {ptq_loss:.2f} validation points, within --max-loss {args.max_loss:g}: "
+            "no QAT"
+        )
+    update, close = _progress_bar("quantization-aware fine-tuning")
+    try:
+        prepared = finetune_qat(
+            module,
+            labelled,
+            epochs=args.qat_epochs,
+            lr=args.qat_lr,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=update,
+        )
+    finally:
+        close()
+    trained = export_qat_onnx(prepared, torch.as_tensor(labelled.x_train[:1]))
+    qat = evaluate_onnx(trained, labelled.x_val, labelled.y_val)
+    kept = "QAT" if qat > ptq else "PTQ"
+    note = (
+        f"PTQ lost {ptq_loss:.2f} validation points, QAT ({args.qat_epochs} epochs) "
+        f"{100 * (before - qat):.2f}: kept {kept}"
+    )
+    return (trained if kept == "QAT" else quantized), note
+
+
 def run_quantize(args: argparse.Namespace) -> int:
-    """``nas quantize``: int8 post-training static quantization to a QDQ ONNX file."""
+    """``nas quantize``: int8 static quantization to a QDQ ONNX file, calibrated on data or
+    data-free; QAT fine-tuning where post-training quantization loses too much."""
     from compress.evaluation import graph_accuracy_note
     from compress.quantization import evaluate_onnx, onnx_output_error, quantize_onnx
     from nas.measure import export_onnx
 
+    if args.calib_batches < 1 or args.batch_size < 1:
+        raise UserError("--calib-batches and --batch-size must be positive")
+    if args.qat_epochs < 0 or args.qat_lr <= 0 or (args.max_loss or 0) < 0:
+        raise UserError("--qat-epochs and --max-loss must be >= 0 and --qat-lr positive")
+    if args.qat_epochs and args.calib in (BATCH_NORM_DATA, RANDOM_DATA):
+        raise UserError(
+            f"--qat-epochs needs labelled training images, not --calib {args.calib}; give "
+            "--calib a labelled data set"
+        )
     loaded = load_model(args.model, factory=args.factory, trust_checkpoint=args.trust_checkpoint)
-    dataset, _ = _model_data(loaded, args.calib, args, args.seed)
+    dataset = _calibration_data(loaded, args)
     out = output_path(args.out, loaded.path, "-int8.onnx", [loaded.path])
     if loaded.onnx is not None:
         graph = loaded.onnx
     else:
         module = loaded.torch_module("quantization")
         graph = export_onnx(module, torch.as_tensor(dataset.x_train[:1]))
-    if args.calib_batches < 1 or args.batch_size < 1:
-        raise UserError("--calib-batches and --batch-size must be positive")
     calibration = dataset.x_train[: args.calib_batches * args.batch_size]
     with tqdm(total=1, desc="calibrating and quantizing", leave=False) as bar:
         quantized = quantize_onnx(
@@ -222,6 +300,10 @@ def run_quantize(args: argparse.Namespace) -> int:
             num_batches=args.calib_batches,
         )
         bar.update(1)
+    qat_note = ""
+    if args.qat_epochs > 0:
+        quantized, qat_note = _quantization_aware(loaded, graph, quantized, dataset, args)
+        qat_note = f"; {qat_note}"
     atomic_write_bytes(out, quantized)
     note = graph_accuracy_note(graph, dataset, evaluate=args.eval != "none")
     labelled = labels_of(dataset)
@@ -234,7 +316,7 @@ def run_quantize(args: argparse.Namespace) -> int:
     error = onnx_output_error(graph, quantized, dataset.x_test)
     print(
         f"int8 model ({args.method} calibration on {len(calibration)} images of "
-        f"{dataset.name}): {len(graph) / 1e3:.1f} KB -> {len(quantized) / 1e3:.1f} KB "
+        f"{dataset.name}{qat_note}): {len(graph) / 1e3:.1f} KB -> {len(quantized) / 1e3:.1f} KB "
         f"({len(graph) / len(quantized):.2f}x smaller); {quality}; int8 outputs differ from "
         f"float by {error:.2%} (relative RMS); wrote {out}"
     )

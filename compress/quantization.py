@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.data import Dataset
 from nas.errors import UserError, first_line
 from nas.measure import export_onnx
 from nas.measure.qdq import (
@@ -50,6 +52,7 @@ __all__ = [
     "convert_qat",
     "evaluate_onnx",
     "export_qat_onnx",
+    "finetune_qat",
     "freeze_qat",
     "onnx_logits",
     "onnx_output_error",
@@ -219,6 +222,38 @@ def freeze_qat(prepared: nn.Module) -> nn.Module:
 def export_qat_onnx(prepared: nn.Module, example_inputs: torch.Tensor) -> bytes:
     """The fine-tuned QAT model as a QDQ ONNX graph (observers frozen, scales as learned)."""
     return export_onnx(freeze_qat(prepared), example_inputs)
+
+
+def finetune_qat(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    epochs: int,
+    lr: float = 0.005,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> nn.Module:
+    """A copy of ``model`` with fake quantization (:func:`prepare_qat`) fine-tuned for ``epochs``
+    on ``dataset``'s training images, learning from the labels and from the float ``model``'s
+    outputs (distillation, as :func:`compress.distillation.train_student` does); in eval mode,
+    ready for :func:`export_qat_onnx`. ``model`` is left unchanged."""
+    from compress.distillation import train_student
+
+    if epochs < 1:
+        raise UserError(f"quantization-aware fine-tuning needs at least 1 epoch, got {epochs}")
+    teacher = copy.deepcopy(model).eval()
+    prepared = prepare_qat(model, torch.as_tensor(dataset.x_train[:2]))
+    return train_student(
+        prepared,
+        dataset,
+        teacher=teacher,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    )
 
 
 def convert_qat(prepared: nn.Module) -> nn.Module:

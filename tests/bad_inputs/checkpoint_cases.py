@@ -230,6 +230,24 @@ CHECKPOINTS = [
         message="/proc",
     ),
     Case(
+        "quantize-batch-norm-calibration-of-onnx",
+        ("quantize", "{d}/model.onnx", "--calib", "batch-norm"),
+        artifact("onnx"),
+        message="data-free calibration",
+    ),
+    Case(
+        "quantize-qat-without-labels",
+        ("quantize", "{d}/point-000.safetensors", "--calib", "batch-norm", "--qat-epochs", "1"),
+        artifact("bundle"),
+        message="--qat-epochs needs labelled training images",
+    ),
+    Case(
+        "quantize-qat-epochs-negative",
+        ("quantize", "{d}/model.onnx", "--calib", "{d}/data.npz", "--qat-epochs", "-1"),
+        both(artifact("onnx"), npz()),
+        message="--qat-epochs",
+    ),
+    Case(
         "quantize-disk-full",
         ("quantize", "{d}/model.onnx", "--calib", "{d}/data.npz"),
         both(artifact("onnx"), npz()),

@@ -138,6 +138,49 @@ def test_quantize_a_state_dict(state_dict_file: Path, tmp_path: Path) -> None:
     assert out.is_file()
 
 
+def test_quantize_without_data_from_batch_norm(
+    state_dict_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "q.onnx"
+    argv = [str(state_dict_file), "--factory", FACTORY, "--resolution", "16", "--out", str(out)]
+    argv += ["--calib", "batch-norm", "--calib-batches", "1", "--batch-size", "8"]
+    assert run_quantize(_args(add_quantize_arguments, argv)) == 0
+    printed = capsys.readouterr().out
+    assert "on 8 images of batch-norm synthesis" in printed and "no labels" in printed
+    assert out.is_file()
+    onnx_file = tmp_path / "model.onnx"
+    onnx_file.write_bytes(export_onnx(models.plain_cnn().eval(), torch.zeros(1, 1, 16, 16)))
+    _fails(
+        run_quantize,
+        add_quantize_arguments,
+        [str(onnx_file), "--calib", "batch-norm"],
+        "ONNX model; data-free calibration",
+    )
+    _fails(
+        run_quantize,
+        add_quantize_arguments,
+        [*argv, "--qat-epochs", "1"],
+        "--qat-epochs needs labelled training images",
+    )
+    assert not (tmp_path / "model-int8.onnx").exists()
+
+
+def test_quantize_fine_tunes_with_qat_where_ptq_loses_too_much(
+    state_dict_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "q.onnx"
+    argv = [str(state_dict_file), "--factory", FACTORY, "--resolution", "16", "--out", str(out)]
+    argv += ["--calib", "digits", "--calib-batches", "1", "--qat-epochs", "1"]
+    assert run_quantize(_args(add_quantize_arguments, [*argv, "--max-loss", "100"])) == 0
+    assert "within --max-loss 100: no QAT" in capsys.readouterr().out
+    _fails(run_quantize, add_quantize_arguments, [*argv, "--max-loss", "-1"], "--max-loss")
+    _fails(run_quantize, add_quantize_arguments, [*argv, "--qat-lr", "0"], "--qat-lr")
+    assert run_quantize(_args(add_quantize_arguments, argv)) == 0
+    printed = capsys.readouterr().out
+    assert "QAT (1 epochs)" in printed and "kept" in printed
+    assert out.is_file()
+
+
 def test_distill_a_fresh_student_from_a_teacher(state_dict_file: Path, tmp_path: Path) -> None:
     digest = file_digest(state_dict_file)
     out = tmp_path / "student.safetensors"
