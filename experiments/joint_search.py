@@ -1,9 +1,12 @@
-"""Joint search (architecture, block type and precision) against a float-only search and
-against search-then-quantize, on one supernet.
+"""Joint search (architecture, block type, squeeze-excitation, activation and precision)
+against a float-only search and against search-then-quantize, on one supernet.
 
-Space ``mbv3-28-fused`` and its float-only view (the same space with only ``fp32`` and
-``mbconv`` choices: what a search that knows nothing of int8 or fused blocks explores; it
-searches on the same trained supernet, ``search_spaces.subspace_problem``). For each latency
+A joint space (``--space``: ``mbv3-28-fused``, or ``mbv3-28-joint`` whose stages choose
+squeeze-excitation and activation) and its float-only view (the same space with only ``fp32``
+and ``mbconv`` choices and each stage's squeeze-excitation and activation at their first,
+reference value: what a search that knows nothing of those choices explores, ``mbv3-28`` for
+``mbv3-28-joint``; it searches on the same trained supernet,
+``search_spaces.subspace_problem``). For each latency
 target in ``--targets`` both are searched with ``nas search`` (same work directory, same
 supernet, each its own latency predictor and accuracy predictor, verified fronts: every front
 point measured whole and its test accuracy taken). Reported:
@@ -15,12 +18,13 @@ point measured whole and its test accuracy taken). Reported:
 - joint search vs search-then-quantize at each target: the joint search's choice against the
   float-only choice with every stage quantized to int8 (ONNX Runtime QDQ graph calibrated on
   500 training images), each measured and its test accuracy taken;
-- which block types and precisions the joint fronts use.
+- which block types, precisions, squeeze-excitation and activations the joint fronts use.
 
 Writes ``experiments/results/joint_search-TAG.json`` (resumable: each finished search is kept)
 and prints Markdown.
 
     python experiments/joint_search.py --workdir runs/fused-work --targets 0.04,0.06,0.1
+    python experiments/joint_search.py --space mbv3-28-joint --workdir runs/joint-work --tag joint
 """
 
 from __future__ import annotations
@@ -44,8 +48,6 @@ from nas.measure import MeasureConfig, library_versions, machine_info, measure_a
 from nas.measure.precision import arch_graph
 from nas.train import load_supernet, recalibrated
 from nas.train.evaluate import calibration_images
-
-SPACE = "mbv3-28-fused"
 
 
 def _search(space_arg: str, workdir: Path, target: float, out: Path, evaluations: int) -> None:
@@ -77,13 +79,30 @@ def _fastest_at(front: list[dict[str, Any]], level: float) -> dict[str, Any] | N
     return min(eligible, key=lambda p: p["measured_latency_ms"], default=None)
 
 
+def _in_joint(space: ss.Space, arch: ss.Arch, precision: str) -> ss.Arch:
+    """An arch of the float view as an arch of the joint ``space``: every stage at
+    ``precision``, squeeze-excitation and activation named where the joint space chooses them
+    (their first, reference value: what the float view fixed)."""
+    stages = []
+    for spec, stage in zip(space.stages, arch.stages, strict=False):
+        stages.append(
+            dataclasses.replace(
+                stage,
+                precision=precision,
+                se=spec.se.values[0] if spec.has_se_choice else None,
+                activation=spec.activation.values[0] if spec.has_activation_choice else None,
+            )
+        )
+    return dataclasses.replace(arch, stages=tuple(stages))
+
+
 def _quantized(
-    space: ss.Space, arch: ss.Arch, workdir: Path, config: MeasureConfig
+    space: ss.Space, chosen: ss.Arch, workdir: Path, config: MeasureConfig
 ) -> dict[str, Any]:
-    """``arch`` (float) with every stage int8: measured latency and deployed test accuracy."""
-    int8 = dataclasses.replace(
-        arch, stages=tuple(dataclasses.replace(s, precision="int8") for s in arch.stages)
-    )
+    """``chosen`` (an arch of the float view) with every stage int8: measured latency and
+    deployed test accuracy."""
+    arch = _in_joint(space, chosen, "fp32")
+    int8 = _in_joint(space, chosen, "int8")
     supernet, _ = load_supernet(workdir / f"supernet-{space.name}")
     dataset = load_dataset(DEFAULT_DATA, resolution=28, seed=0)
     network = recalibrated(supernet, arch, dataset).eval()
@@ -99,15 +118,19 @@ def _quantized(
 
 def _uses(front: list[dict[str, Any]]) -> dict[str, int]:
     counts = {"points": len(front), "with_int8": 0, "with_fused": 0}
+    counts |= {"without_se_somewhere": 0, "with_relu_chosen": 0}
     for point in front:
         stages = point["arch"]["stages"]
         counts["with_int8"] += any(s.get("precision") == "int8" for s in stages)
         counts["with_fused"] += any(s.get("block_type") == "fused" for s in stages)
+        counts["without_se_somewhere"] += any(s.get("se") is False for s in stages)
+        counts["with_relu_chosen"] += any(s.get("activation") == "relu" for s in stages)
     return counts
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="mbv3-28-fused", help="the joint space")
     parser.add_argument("--workdir", default="runs/fused-work")
     parser.add_argument("--targets", default="0.04,0.06,0.1", help="latency targets in ms")
     parser.add_argument("--evaluations", type=int, default=20000)
@@ -115,7 +138,7 @@ def main() -> int:
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    joint = ss.get_space(SPACE)
+    joint = ss.get_space(args.space)
     floats = ss.float_view(joint)
     float_file = workdir / f"{floats.name}.yaml"
     ss.save_space(floats, float_file)
@@ -124,7 +147,7 @@ def main() -> int:
     report.update(
         {
             "command": " ".join(["python", *sys.argv]),
-            "space": SPACE,
+            "space": joint.name,
             "machine": machine_info(),
             "versions": library_versions(),
         }
@@ -132,14 +155,14 @@ def main() -> int:
     searches = report.setdefault("searches", {})
     targets = [float(t) for t in args.targets.split(",")]
     for target in targets:
-        for name, space_arg in (("joint", SPACE), ("float", str(float_file))):
+        for name, space_arg in (("joint", args.space), ("float", str(float_file))):
             key = f"{name}-{target}"
             if key in searches:
                 continue
             run = workdir / f"search-{key}"
             link = workdir / f"supernet-{floats.name}"
             if name == "float" and not link.is_symlink():
-                link.symlink_to(f"supernet-{SPACE}")  # the joint space's supernet, trained
+                link.symlink_to(f"supernet-{joint.name}")  # the joint space's supernet, trained
             _search(space_arg, workdir, target, run, args.evaluations)
             searches[key] = _front(run)
             atomic_write_json(out, report)
@@ -181,7 +204,7 @@ def main() -> int:
     }
     atomic_write_json(out, report)
 
-    print(f"## Joint vs float-only search ({SPACE}, {report['machine'].get('cpu')})\n")
+    print(f"## Joint vs float-only search ({joint.name}, {report['machine'].get('cpu')})\n")
     print("| accuracy level | joint: latency, accuracy | float-only: latency, accuracy | speed |")
     print("|---:|---|---|---:|")
     for row in rows:

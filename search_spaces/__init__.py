@@ -44,6 +44,7 @@ from search_spaces.io import load_space, save_space, space_from_dict, space_to_d
 from search_spaces.operators import crossover, mutate
 from search_spaces.registry import DEFAULT_SPACE, SPACE_NAMES, get_space
 from search_spaces.spec import (
+    ACTIVATION_CODES,
     ACTIVATIONS,
     BLOCK_TYPE_CODES,
     BLOCK_TYPES,
@@ -61,6 +62,7 @@ from search_spaces.validate import downsamples, size, validate
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_CODES",
     "BLOCK_TYPES",
     "BLOCK_TYPE_CODES",
     "DEFAULT_SPACE",

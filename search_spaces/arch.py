@@ -4,7 +4,9 @@ An :class:`Arch` lists only what is used: its stages are the first ``num_stages`
 space, and each stage lists one kernel size and one expand ratio per block, so two different
 ``Arch`` values are always two different networks. A stage's ``precision`` is written to JSON
 only when it is not the default fp32, and its ``block_type`` only when it is not the default
-mbconv, so the JSON of an fp32 mbconv arch is as before either existed.
+mbconv, so the JSON of an fp32 mbconv arch is as before either existed. ``se`` and
+``activation`` are given (and written) only for stages whose space lets a subnet choose them;
+elsewhere they are None and the stage's one value applies.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search_spaces.errors import ArchError
-from search_spaces.spec import BLOCK_TYPES, PRECISIONS
+from search_spaces.spec import ACTIVATIONS, BLOCK_TYPES, PRECISIONS
 
 __all__ = ["Arch", "StageArch"]
 
@@ -37,6 +39,16 @@ def _block_type(where: str, value: Any) -> None:
         raise ArchError(f"{where} must be one of {list(BLOCK_TYPES)}, got {value!r}")
 
 
+def _se(where: str, value: Any) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise ArchError(f"{where} must be true or false, got {value!r}")
+
+
+def _activation(where: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or value not in ACTIVATIONS):
+        raise ArchError(f"{where} must be one of {list(ACTIVATIONS)}, got {value!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class StageArch:
     """The chosen values of one stage; its depth is the number of blocks listed."""
@@ -47,12 +59,16 @@ class StageArch:
     expand_ratio: tuple[float, ...]
     precision: str = "fp32"
     block_type: str = "mbconv"
+    se: bool | None = None  # None: the stage's one value (see the module docstring)
+    activation: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kernel_size", tuple(self.kernel_size))
         object.__setattr__(self, "expand_ratio", tuple(self.expand_ratio))
         _precision("precision", self.precision)
         _block_type("block_type", self.block_type)
+        _se("se", self.se)
+        _activation("activation", self.activation)
         if not self.kernel_size:
             raise ArchError("a stage needs at least one block (kernel_size is empty)")
         if len(self.kernel_size) != len(self.expand_ratio):
@@ -76,6 +92,10 @@ class StageArch:
             data["precision"] = self.precision
         if self.block_type != "mbconv":
             data["block_type"] = self.block_type
+        if self.se is not None:
+            data["se"] = self.se
+        if self.activation is not None:
+            data["activation"] = self.activation
         return data
 
     @classmethod
@@ -86,13 +106,17 @@ class StageArch:
         missing = sorted(expected - set(data))
         if missing:
             raise ArchError(f"{where} is missing {', '.join(missing)}")
-        unknown = sorted(set(data) - expected - {"precision", "block_type"})
+        unknown = sorted(set(data) - expected - {"precision", "block_type", "se", "activation"})
         if unknown:
             raise ArchError(f"{where} has unknown keys {', '.join(unknown)}")
         precision = data.get("precision", "fp32")
         _precision(f"{where}.precision", precision)
         block_type = data.get("block_type", "mbconv")
         _block_type(f"{where}.block_type", block_type)
+        se = data.get("se")
+        _se(f"{where}.se", se)
+        activation = data.get("activation")
+        _activation(f"{where}.activation", activation)
         kernels = data["kernel_size"]
         expands = data["expand_ratio"]
         for key, values in (("kernel_size", kernels), ("expand_ratio", expands)):
@@ -110,6 +134,8 @@ class StageArch:
                 ),
                 precision=precision,
                 block_type=block_type,
+                se=se,
+                activation=activation,
             )
         except ArchError as exc:
             message = str(exc)

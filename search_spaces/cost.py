@@ -140,8 +140,8 @@ def layer_shapes(space: Space, arch: Arch) -> LayerShapes:
                 kernel_size=stage.kernel_size[b],
                 stride=stage.stride if b == 0 else 1,
                 input_size=size,
-                se_channels=space.se_channels(hidden) if spec.se else 0,
-                activation=spec.activation,
+                se_channels=space.se_channels(hidden) if spec.se_of(stage) else 0,
+                activation=spec.activation_of(stage),
                 precision=stage.precision,
                 block_type=stage.block_type,
             )

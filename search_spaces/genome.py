@@ -19,7 +19,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from search_spaces.arch import Arch, StageArch
-from search_spaces.spec import BLOCK_TYPE_CODES, PRECISION_BITS, Space
+from search_spaces.spec import ACTIVATION_CODES, BLOCK_TYPE_CODES, PRECISION_BITS, Space
 
 __all__ = [
     "DIMENSIONS",
@@ -61,6 +61,10 @@ class GenomeLayout:
     precision_genes: tuple[int, ...] = ()
     # One block-type gene per stage, after its precision (or stride) gene; empty likewise.
     block_type_genes: tuple[int, ...] = ()
+    # One squeeze-excitation gene (0 or 1) and one activation gene (0 relu, 1 hswish) per
+    # stage, after those, where the space chooses them; empty likewise.
+    se_genes: tuple[int, ...] = ()
+    activation_genes: tuple[int, ...] = ()
 
     @cached_property
     def depth_genes(self) -> np.ndarray:
@@ -85,6 +89,8 @@ DIMENSIONS = (
     "expand_ratio",
     "precision",
     "block_type",
+    "se",
+    "activation",
 )
 
 
@@ -116,6 +122,8 @@ def _layout(space: Space) -> GenomeLayout:
     stage_genes: list[tuple[int, int, int]] = []
     precision_genes: list[int] = []
     block_type_genes: list[int] = []
+    se_genes: list[int] = []
+    activation_genes: list[int] = []
     block_genes: list[tuple[tuple[int, int], ...]] = []
     for s, stage in enumerate(space.stages):
         start = len(choices)
@@ -135,6 +143,13 @@ def _layout(space: Space) -> GenomeLayout:
             block_type_genes.append(len(choices))
             codes = tuple(BLOCK_TYPE_CODES[t] for t in stage.block_type.values)
             choices.append((f"stages[{s}].block_type", codes))
+        if space.has_se_choice:
+            se_genes.append(len(choices))
+            choices.append((f"stages[{s}].se", tuple(float(v) for v in stage.se.values)))
+        if space.has_activation_choice:
+            activation_genes.append(len(choices))
+            codes = tuple(ACTIVATION_CODES[a] for a in stage.activation.values)
+            choices.append((f"stages[{s}].activation", codes))
         blocks = []
         for b in range(stage.max_depth):
             blocks.append((len(choices), len(choices) + 1))
@@ -151,6 +166,10 @@ def _layout(space: Space) -> GenomeLayout:
             gene_stage[precision_genes[s]] = s
         if block_type_genes:
             gene_stage[block_type_genes[s]] = s
+        if se_genes:
+            gene_stage[se_genes[s]] = s
+        if activation_genes:
+            gene_stage[activation_genes[s]] = s
         for b, pair in enumerate(block_genes[s]):
             gene_stage[list(pair)] = s
             gene_block[list(pair)] = b
@@ -169,6 +188,8 @@ def _layout(space: Space) -> GenomeLayout:
         gene_block=gene_block,
         precision_genes=tuple(precision_genes),
         block_type_genes=tuple(block_type_genes),
+        se_genes=tuple(se_genes),
+        activation_genes=tuple(activation_genes),
     )
 
 
@@ -432,6 +453,10 @@ def to_genome(space: Space, arch: Arch) -> np.ndarray:
             genome[layout.precision_genes[s]] = spec.precision.index(stage.precision)
         if layout.block_type_genes:
             genome[layout.block_type_genes[s]] = spec.block_type.index(stage.block_type)
+        if layout.se_genes:
+            genome[layout.se_genes[s]] = spec.se.index(spec.se_of(stage))
+        if layout.activation_genes:
+            genome[layout.activation_genes[s]] = spec.activation.index(spec.activation_of(stage))
         for b, (kernel_gene, expand_gene) in enumerate(layout.block_genes[s][: stage.depth]):
             genome[kernel_gene] = spec.kernel_size.index(stage.kernel_size[b])
             genome[expand_gene] = spec.expand_ratio.index(stage.expand_ratio[b])
@@ -455,6 +480,10 @@ def decode_genome(space: Space, genome: np.ndarray) -> Arch:
         block_type = spec.block_type.values[0]
         if layout.block_type_genes:
             block_type = spec.block_type.values[row[layout.block_type_genes[s]]]
+        se = spec.se.values[row[layout.se_genes[s]]] if spec.has_se_choice else None
+        activation = None
+        if spec.has_activation_choice:
+            activation = spec.activation.values[row[layout.activation_genes[s]]]
         stages.append(
             StageArch(
                 width_mult=spec.width_mult.values[row[width_gene]],
@@ -463,6 +492,8 @@ def decode_genome(space: Space, genome: np.ndarray) -> Arch:
                 expand_ratio=tuple(spec.expand_ratio.values[row[e]] for _, e in blocks),
                 precision=precision,
                 block_type=block_type,
+                se=se,
+                activation=activation,
             )
         )
     return Arch(resolution=space.resolution.values[row[_RESOLUTION]], stages=tuple(stages))

@@ -40,6 +40,9 @@ def space_to_dict(space: Space) -> dict[str, Any]:
             del stage["precision"]
         if not spec.has_block_type:
             del stage["block_type"]
+        for name in ("se", "activation"):  # one value: a scalar, as before choices existed
+            if len(stage[name]) == 1:
+                stage[name] = stage[name][0]
     return data
 
 

@@ -8,7 +8,10 @@ stages of inverted-residual blocks, and a head. Every elastic dimension is a :cl
 - per stage: ``depth`` (blocks), ``width_mult`` (output channels = ``base_channels`` times it),
   ``stride`` (1 or 2: whether the stage downsamples), ``precision`` (the numeric format its
   blocks run in, one of :data:`PRECISIONS`), ``block_type`` (the kind of its blocks, one of
-  :data:`BLOCK_TYPES`), and per block ``kernel_size`` and ``expand_ratio``.
+  :data:`BLOCK_TYPES`), ``se`` (whether its blocks have squeeze-excitation), ``activation``
+  (relu or hswish), and per block ``kernel_size`` and ``expand_ratio``. ``se`` and
+  ``activation`` are usually fixed (one value, written as a scalar); a list makes them choices
+  too, the first value being the stage's reference form.
 
 ``min_downsamples``/``max_downsamples`` bound how many of the used stages may have stride 2, so
 that every subnet has a valid total downsampling.
@@ -26,10 +29,11 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from search_spaces.arch import Arch
+    from search_spaces.arch import Arch, StageArch
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_CODES",
     "BLOCK_TYPES",
     "BLOCK_TYPE_CODES",
     "PRECISIONS",
@@ -43,6 +47,9 @@ __all__ = [
 ]
 
 ACTIVATIONS = ("relu", "hswish")
+# What predictors see for an activation, and what orders them (the largest subnet, the teacher of
+# the sandwich rule, takes hard-swish where a stage may choose).
+ACTIVATION_CODES = {"relu": 0, "hswish": 1}
 # The numeric formats a stage may run in, and their bit widths (what predictors see, and what
 # orders them: "int8" > "fp32" as strings, but an int8 stage is the smaller one).
 PRECISIONS = ("fp32", "int8")
@@ -140,6 +147,22 @@ def _activation(name: str, value: str) -> None:
         raise SpaceError(f"{name} must be one of {list(ACTIVATIONS)}, got {value!r}")
 
 
+def _activations(name: str, value: Any) -> None:
+    if not isinstance(value, Choice):
+        raise SpaceError(f"{name} must be a Choice, got {type(value).__name__}")
+    for item in value.values:
+        if not isinstance(item, str) or item not in ACTIVATIONS:
+            raise SpaceError(f"{name} value {item!r} must be one of {list(ACTIVATIONS)}")
+
+
+def _se(name: str, value: Any) -> None:
+    if not isinstance(value, Choice):
+        raise SpaceError(f"{name} must be a Choice, got {type(value).__name__}")
+    for item in value.values:
+        if not isinstance(item, bool):
+            raise SpaceError(f"{name} value {item!r} must be true or false")
+
+
 @dataclass(frozen=True, kw_only=True)
 class StemSpec:
     """The first, fixed convolution: ``kernel_size`` x ``kernel_size``, BN, activation."""
@@ -168,10 +191,18 @@ class StageSpec:
     stride: Choice = field(default_factory=lambda: Choice((2,)))
     kernel_size: Choice = field(default_factory=lambda: Choice((3, 5, 7)))
     expand_ratio: Choice = field(default_factory=lambda: Choice((3, 4, 6)))
-    se: bool = False
-    activation: str = "relu"
+    # Squeeze-excitation and activation: one value (fixed) or several (searched). A bare bool or
+    # string is taken as the one value.
+    se: Choice = field(default_factory=lambda: Choice((False,)))
+    activation: Choice = field(default_factory=lambda: Choice(("relu",)))
     precision: Choice = field(default_factory=lambda: Choice(_DEFAULT_PRECISION))
     block_type: Choice = field(default_factory=lambda: Choice(_DEFAULT_BLOCK_TYPE))
+
+    def __post_init__(self) -> None:
+        for name in ("se", "activation"):
+            value = getattr(self, name)
+            if not isinstance(value, Choice):
+                object.__setattr__(self, name, Choice((value,)))
 
     def validate(self, prefix: str) -> None:
         _positive_int(f"{prefix}.base_channels", self.base_channels)
@@ -182,9 +213,8 @@ class StageSpec:
         _choice(f"{prefix}.stride", self.stride, int, 1, allowed=(1, 2))
         _choice(f"{prefix}.kernel_size", self.kernel_size, int, 1, allowed=(1, 3, 5, 7, 9))
         _choice(f"{prefix}.expand_ratio", self.expand_ratio, float, 1.0)
-        if not isinstance(self.se, bool):
-            raise SpaceError(f"{prefix}.se must be true or false, got {self.se!r}")
-        _activation(f"{prefix}.activation", self.activation)
+        _se(f"{prefix}.se", self.se)
+        _activations(f"{prefix}.activation", self.activation)
         _precision(f"{prefix}.precision", self.precision)
         _block_type(f"{prefix}.block_type", self.block_type)
 
@@ -197,6 +227,30 @@ class StageSpec:
     def has_block_type(self) -> bool:
         """Whether the block type differs from the default mbconv-only choice."""
         return self.block_type.values != _DEFAULT_BLOCK_TYPE
+
+    @property
+    def has_se_choice(self) -> bool:
+        """Whether a subnet chooses if this stage's blocks have squeeze-excitation."""
+        return len(self.se) > 1
+
+    @property
+    def has_activation_choice(self) -> bool:
+        """Whether a subnet chooses this stage's activation."""
+        return len(self.activation) > 1
+
+    @property
+    def may_have_se(self) -> bool:
+        """Whether any subnet's blocks of this stage have squeeze-excitation."""
+        return True in self.se.values
+
+    def se_of(self, stage: StageArch) -> bool:
+        """Whether ``stage`` (a subnet's stage here) has squeeze-excitation: its own choice,
+        else the stage's one value."""
+        return self.se.values[0] if stage.se is None else stage.se
+
+    def activation_of(self, stage: StageArch) -> str:
+        """The activation of ``stage``: its own choice, else the stage's one value."""
+        return str(self.activation.values[0] if stage.activation is None else stage.activation)
 
     @property
     def max_depth(self) -> int:
@@ -306,6 +360,16 @@ class Space:
         genes)."""
         return any(stage.has_block_type for stage in self.stages)
 
+    @property
+    def has_se_choice(self) -> bool:
+        """Whether any stage chooses its squeeze-excitation (then genomes carry se genes)."""
+        return any(stage.has_se_choice for stage in self.stages)
+
+    @property
+    def has_activation_choice(self) -> bool:
+        """Whether any stage chooses its activation (then genomes carry activation genes)."""
+        return any(stage.has_activation_choice for stage in self.stages)
+
     def downsample_range(self, num_stages: int) -> tuple[int, int]:
         """The fewest and most stride-2 stages possible among the first ``num_stages``."""
         used = self.stages[:num_stages]
@@ -348,7 +412,7 @@ class Space:
 
     def largest(self) -> Arch:
         """The subnet with the largest value of every choice (fewest downsamples, most bits,
-        fused blocks where a stage may have them)."""
+        fused blocks, squeeze-excitation and hard-swish where a stage may have them)."""
         return self._extreme(largest=True)
 
     def smallest(self) -> Arch:
@@ -376,6 +440,10 @@ class Space:
             # By bit width: as strings "int8" > "fp32".
             precision = pick(spec.precision.values, key=PRECISION_BITS.__getitem__)
             block_type = pick(spec.block_type.values, key=BLOCK_TYPE_CODES.__getitem__)
+            # Squeeze-excitation and hard-swish in the largest, where a stage may choose.
+            se = pick(spec.se.values) if spec.has_se_choice else None
+            act = spec.activation.values
+            chosen = pick(act, key=ACTIVATION_CODES.__getitem__) if len(act) > 1 else None
             stages.append(
                 StageArch(
                     width_mult=pick(spec.width_mult.values),
@@ -384,6 +452,8 @@ class Space:
                     expand_ratio=(pick(spec.expand_ratio.values),) * depth,
                     precision=precision,
                     block_type=block_type,
+                    se=se,
+                    activation=chosen,
                 )
             )
         return Arch(resolution=pick(self.resolution.values), stages=tuple(stages))

@@ -38,6 +38,20 @@ def validate(space: Space, arch: Arch) -> None:
         _check(f"stages[{s}].stride", stage.stride, spec.stride)
         _check(f"stages[{s}].precision", stage.precision, spec.precision)
         _check(f"stages[{s}].block_type", stage.block_type, spec.block_type)
+        for name, choice in (("se", spec.se), ("activation", spec.activation)):
+            value = getattr(stage, name)
+            if len(choice) > 1 and value is None:
+                raise ArchError(
+                    f"stages[{s}].{name} must be given: the space chooses it from "
+                    f"{list(choice.values)}"
+                )
+            if len(choice) == 1 and value is not None:
+                raise ArchError(
+                    f"stages[{s}].{name}={value!r} is fixed by the space to "
+                    f"{choice.values[0]!r}; leave it out"
+                )
+            if value is not None:
+                _check(f"stages[{s}].{name}", value, choice)
         for b, kernel in enumerate(stage.kernel_size):
             _check(f"stages[{s}].kernel_size[{b}]", kernel, spec.kernel_size)
         for b, expand in enumerate(stage.expand_ratio):
@@ -54,8 +68,8 @@ def size(space: Space) -> int:
     """The exact number of distinct subnets in ``space``.
 
     For each number of stages, a polynomial in the number of downsamples is built stage by
-    stage (each stage contributes its width, precision, block type and block choices once per
-    stride value),
+    stage (each stage contributes its width, precision, block type, squeeze-excitation,
+    activation and block choices once per stride value),
     and the coefficients inside the allowed downsample range are summed.
     """
     total = 0
@@ -64,6 +78,7 @@ def size(space: Space) -> int:
         for spec in space.stages[:num_stages]:
             blocks = len(spec.kernel_size) * len(spec.expand_ratio)
             stage_count = len(spec.width_mult) * len(spec.precision) * len(spec.block_type)
+            stage_count *= len(spec.se) * len(spec.activation)
             stage_count *= sum(blocks**d for d in spec.depth.values)
             grown = [0] * (len(by_downsamples) + 1)
             for k, ways in enumerate(by_downsamples):

@@ -11,6 +11,13 @@ from nas.cli.common import format_count
 __all__ = ["add_parser"]
 
 
+def _se_text(values: tuple[bool, ...]) -> str:
+    """``yes``, ``no`` or, where subnets choose, ``y|n``."""
+    if len(values) > 1:
+        return "y|n"
+    return "yes" if values[0] else "no"
+
+
 def add_parser(commands: Any) -> None:
     spaces = commands.add_parser("spaces", help="list the search spaces, or describe one")
     spaces.add_argument("space", nargs="?", help="a built-in space name or a .yaml/.json file")
@@ -53,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     header = f"  {'stage':<6}{'channels':<14}{'depth':<11}{'width':<18}{'stride':<8}"
     extra = ("precision", "block type")
     shown = [space.has_precision, space.has_block_type]
-    header += f"{'kernel':<11}{'expand':<11}se  {'act':<7}"
+    act_width = max(7, *(len("|".join(st.activation.values)) + 1 for st in space.stages))
+    header += f"{'kernel':<11}{'expand':<11}se  {'act':<{act_width}}"
     print(
         (
             header + "".join(f"{name:<18}" for name, on in zip(extra, shown, strict=True) if on)
@@ -67,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 f"  {index:<6}{channels!s:<14}{list(stage.depth.values)!s:<11}"
                 f"{list(stage.width_mult.values)!s:<18}{list(stage.stride.values)!s:<8}"
                 f"{list(stage.kernel_size.values)!s:<11}{list(stage.expand_ratio.values)!s:<11}"
-                f"{'yes' if stage.se else 'no ':<4}{stage.activation:<7}"
+                f"{_se_text(stage.se.values):<4}{'|'.join(stage.activation.values):<{act_width}}"
                 + "".join(f"{value:<18}" for value, on in zip(options, shown, strict=True) if on)
             ).rstrip()
         )

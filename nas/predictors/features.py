@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search_spaces import BLOCK_TYPE_CODES, Arch, Space, encode_genomes, genome_layout, to_genome
+from search_spaces import (
+    BLOCK_TYPE_CODES,
+    Arch,
+    GenomeLayout,
+    Space,
+    encode_genomes,
+    genome_layout,
+    to_genome,
+)
 
 __all__ = [
     "GenomeCosts",
@@ -60,7 +68,7 @@ def genome_costs(space: Space, genomes: np.ndarray) -> GenomeCosts:
 
 
 def _block_costs(
-    se: bool,
+    se: np.ndarray,
     divisor: int,
     in_channels: np.ndarray,
     in_size: np.ndarray,
@@ -71,21 +79,22 @@ def _block_costs(
     fused: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """FLOPs and params of each block of a stage, ``(count, max depth)`` each: expansion,
-    depthwise convolution, squeeze-and-excitation (when ``se``) and projection; where
-    ``fused`` (``(count, 1)``), one dense convolution in place of expansion and depthwise."""
+    depthwise convolution, squeeze-and-excitation (where ``se``, ``(count, 1)``) and projection;
+    where ``fused`` (``(count, 1)``), one dense convolution in place of expansion and
+    depthwise."""
     hidden = np.where(
         expand != 1, _make_divisible(np.round(in_channels * expand), divisor), in_channels
     )
     has_expand = (expand != 1) & ~fused
     dense = np.where(fused, in_channels, 1.0)  # input channels per output channel
-    squeeze = _make_divisible(hidden // 4, divisor) if se else np.zeros_like(hidden)
+    squeeze = np.where(se, _make_divisible(hidden // 4, divisor), 0.0)
     block_flops = np.where(has_expand, in_size**2 * in_channels * hidden, 0.0)
     block_flops += block_out**2 * dense * hidden * kernel**2
     block_flops += 2 * hidden * squeeze
     block_flops += block_out**2 * hidden * out_channels[:, None]
     block_params = np.where(has_expand, in_channels * hidden + 2 * hidden, 0.0)
     block_params += dense * hidden * kernel**2 + 2 * hidden
-    block_params += 2 * hidden * squeeze + squeeze + hidden if se else 0.0
+    block_params += np.where(se, 2 * hidden * squeeze + squeeze + hidden, 0.0)
     block_params += hidden * out_channels[:, None] + 2 * out_channels[:, None]
     return block_flops, block_params
 
@@ -105,6 +114,21 @@ def _with_head(
     flops = flops + classifier_in * space.num_classes
     params = params + classifier_in * space.num_classes + space.num_classes
     return flops, params
+
+
+def _form_masks(
+    space: Space, layout: GenomeLayout, values: np.ndarray, s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether stage ``s`` of each encoded genome has fused blocks and squeeze-excitation,
+    ``(count, 1)`` each."""
+    count = values.shape[0]
+    fused = np.zeros((count, 1), dtype=bool)
+    if layout.block_type_genes:
+        fused = values[:, layout.block_type_genes[s]][:, None] == BLOCK_TYPE_CODES["fused"]
+    se = np.full((count, 1), bool(space.stages[s].se.values[0]))
+    if layout.se_genes:
+        se = values[:, layout.se_genes[s]][:, None] == 1.0
+    return fused, se
 
 
 def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
@@ -142,11 +166,9 @@ def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
         in_channels = np.column_stack([channels] + [later_channels] * (len(genes) - 1))
         in_size = np.column_stack([size] + [later_size] * (len(genes) - 1))
         block_out = np.column_stack([first_size] + [later_size] * (len(genes) - 1))
-        fused = np.zeros((count, 1), dtype=bool)
-        if layout.block_type_genes:
-            fused = values[:, layout.block_type_genes[s]][:, None] == BLOCK_TYPE_CODES["fused"]
+        fused, se = _form_masks(space, layout, values, s)
         block_flops, block_params = _block_costs(
-            spec.se, divisor, in_channels, in_size, block_out, kernel, expand, out_channels, fused
+            se, divisor, in_channels, in_size, block_out, kernel, expand, out_channels, fused
         )
         stage_flops[:, s] = np.where(on, block_flops, 0.0).sum(axis=1)
         flops = flops + stage_flops[:, s]
@@ -156,8 +178,7 @@ def _costs(space: Space, values: np.ndarray) -> GenomeCosts:
         weight_bytes = weight_bytes + stage_params * bits / 8.0
         used = on.sum(axis=1)
         blocks += used
-        if spec.se:
-            se_blocks += used
+        se_blocks += np.where(se[:, 0], used, 0)
         size = np.where(on[:, 0], first_size, size)
         channels = later_channels
     body_params = params

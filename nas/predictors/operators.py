@@ -195,11 +195,13 @@ def _block_paths(
     for b in range(spec.max_depth):
         exits: set[tuple[int, int, int]] = set()
         for in_channels, in_size, block_stride in sorted(entries):
-            for kernel, expand, precision, block_type in itertools.product(
+            for kernel, expand, precision, block_type, se, act in itertools.product(
                 spec.kernel_size.values,
                 spec.expand_ratio.values,
                 spec.precision.values,
                 spec.block_type.values,
+                spec.se.values,
+                spec.activation.values,
             ):
                 hidden = (
                     in_channels if expand == 1 else space.expanded_channels(in_channels, expand)
@@ -214,8 +216,8 @@ def _block_paths(
                     kernel_size=kernel,
                     stride=block_stride,
                     input_size=in_size,
-                    se_channels=space.se_channels(hidden) if spec.se else 0,
-                    activation=spec.activation,
+                    se_channels=space.se_channels(hidden) if se else 0,
+                    activation=act,
                     precision=precision,
                     block_type=block_type,
                 )

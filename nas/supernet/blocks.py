@@ -52,7 +52,9 @@ class ElasticInvertedResidual(nn.Module):
     residual add when the active shape has stride 1 and as many input as output channels. In
     a stage whose blocks may be fused, a dense kxk conv-BN-act from the input to the expanded
     channels takes the place of the expand and depthwise convs when the active shape is fused;
-    the squeeze-excitation and the projection are shared by both forms.
+    the squeeze-excitation and the projection are shared by both forms. Where a stage chooses
+    its squeeze-excitation or activation, the active shape decides: the module is skipped, or
+    the other (parameterless) activation is applied, to the same weights.
     """
 
     def __init__(self, limits: BlockLimits) -> None:
@@ -79,7 +81,8 @@ class ElasticInvertedResidual(nn.Module):
             self.se = ElasticSqueezeExcitation(hidden, limits.max_se_channels)
         self.project_conv = ElasticConv2d(hidden, limits.max_out_channels)
         self.project_bn = ElasticBatchNorm2d(limits.max_out_channels)
-        self.act = activation(limits.activation)
+        self.activations = nn.ModuleDict({name: activation(name) for name in limits.activations})
+        self.act: nn.Module = self.activations[limits.activations[0]]
         self.shape: BlockShape | None = None
 
     def check_shape(self, shape: BlockShape) -> None:
@@ -100,8 +103,10 @@ class ElasticInvertedResidual(nn.Module):
         ):
             if value > limit:
                 problems.append(f"{name}={value} > {limit}")
-        if bool(shape.se_channels) != bool(limits.max_se_channels):
+        if shape.se_channels and not limits.max_se_channels:
             problems.append(f"se_channels={shape.se_channels}")
+        if shape.activation not in limits.activations:
+            problems.append(f"activation={shape.activation}")
         if shape.kernel_size not in limits.kernel_sizes:
             problems.append(f"kernel_size={shape.kernel_size}")
         if shape.stride not in (1, 2):
@@ -125,9 +130,10 @@ class ElasticInvertedResidual(nn.Module):
                 self.expand_conv.set_active(out_channels=shape.expanded_channels)
             assert self.depthwise_conv is not None  # check_shape: the block has an mbconv form
             self.depthwise_conv.set_active(kernel_size=shape.kernel_size)
-        if self.se is not None:
+        if self.se is not None and shape.se_channels:
             self.se.set_active(shape.expanded_channels, shape.se_channels)
         self.project_conv.set_active(out_channels=shape.out_channels)
+        self.act = self.activations[shape.activation]
         self.shape = shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,7 +152,7 @@ class ElasticInvertedResidual(nn.Module):
             if self.expand_conv is not None and self.expand_bn is not None:
                 out = self.act(self.expand_bn(self.expand_conv(out)))
             out = self.act(self.depthwise_bn(self.depthwise_conv(out, stride=shape.stride)))
-        if self.se is not None:
+        if self.se is not None and shape.se_channels:
             out = self.se(out)
         out = self.project_bn(self.project_conv(out))
         return out + x if shape.residual else out

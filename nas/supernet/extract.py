@@ -94,7 +94,7 @@ def _copy_block(
         bn = cast(nn.BatchNorm2d, source.depthwise_bn)
         _copy_conv(conv, depthwise[0], f"{name}.depthwise", hidden, hidden, shape.kernel_size)
         _copy_bn(bn, depthwise[1], f"{name}.depthwise_bn", hidden)
-    if source.se is not None:
+    if source.se is not None and shape.se_channels:
         _copy_se(source.se, cast(SqueezeExcitation, target.se), f"{name}.se", shape)
     project = cast(nn.Sequential, target.project)
     _copy_conv(source.project_conv, project[0], f"{name}.project", hidden, shape.out_channels)

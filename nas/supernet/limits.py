@@ -24,10 +24,10 @@ class BlockLimits:
     max_in_channels: int
     max_out_channels: int
     max_expanded_channels: int
-    max_se_channels: int  # 0 when the stage has no squeeze-excitation
+    max_se_channels: int  # 0 when no subnet's blocks of the stage have squeeze-excitation
     kernel_sizes: tuple[int, ...]
     has_expand: bool  # whether its mbconv form has a 1x1 expand conv
-    activation: str
+    activations: tuple[str, ...]  # the activations a subnet may give the block
     block_types: tuple[str, ...] = ("mbconv",)  # the forms it computes: mbconv and/or fused
 
     @property
@@ -94,10 +94,12 @@ def block_limits(space: Space) -> tuple[tuple[BlockLimits, ...], ...]:
                     max_in_channels=max(in_choices),
                     max_out_channels=max(out_choices),
                     max_expanded_channels=max(hidden),
-                    max_se_channels=max(space.se_channels(h) for h in hidden) if spec.se else 0,
+                    max_se_channels=(
+                        max(space.se_channels(h) for h in hidden) if spec.may_have_se else 0
+                    ),
                     kernel_sizes=tuple(sorted(int(k) for k in spec.kernel_size.values)),
                     has_expand=has_expand,
-                    activation=spec.activation,
+                    activations=tuple(spec.activation.values),
                     block_types=tuple(spec.block_type.values),
                 )
             )

@@ -21,7 +21,9 @@ __all__ = ["SCHEDULES", "Phase", "Schedule", "make_schedule"]
 _SHRINK_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     # A stage's block type joins with the kernel size, the first thing to shrink: both choose
     # how a block convolves, and the largest subnet's fused blocks teach the inverted residuals.
-    ("kernel", ("kernel_size", "block_type")),
+    # Squeeze-excitation and the activation (choices of a block's form that add no weights of
+    # their own) join there too.
+    ("kernel", ("kernel_size", "block_type", "se", "activation")),
     ("depth", ("depth",)),
     ("width", ("expand_ratio", "width_mult")),
     # Precision does not change what a training step computes (int8 stages are simulated at

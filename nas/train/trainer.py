@@ -83,14 +83,17 @@ def _make_optimizer(supernet: nn.Module, config: TrainConfig, lr: float) -> torc
 
 
 def _varying(space: Space, schedule: Any) -> Any:
-    """A schedule's dictionary without the dimensions ``space`` does not vary (precision and
-    block type in spaces without those choices), so that a checkpoint written before such a
-    dimension existed resumes: its phases trained exactly the same subnets."""
+    """A schedule's dictionary without the dimensions ``space`` does not vary (precision, block
+    type, squeeze-excitation and activation in spaces without those choices), so that a
+    checkpoint written before such a dimension existed resumes: its phases trained exactly the
+    same subnets."""
     constant = {
         name
         for name, varies in (
             ("precision", space.has_precision),
             ("block_type", space.has_block_type),
+            ("se", space.has_se_choice),
+            ("activation", space.has_activation_choice),
         )
         if not varies
     }

@@ -66,6 +66,18 @@ def block_type_space(**overrides: object) -> Space:
     return micro_space(**fields)
 
 
+def form_space(**overrides: object) -> Space:
+    """:func:`micro_space` whose second stage chooses its squeeze-excitation and activation
+    (reference values first: SE on, hard-swish)."""
+    micro = micro_space()
+    second = dataclasses.replace(
+        micro.stages[1], se=Choice((True, False)), activation=Choice(("hswish", "relu"))
+    )
+    fields: dict[str, object] = {"name": "micro-forms", "stages": (micro.stages[0], second)}
+    fields.update(overrides)
+    return micro_space(**fields)
+
+
 def enumerate_by_hand(space: Space) -> set[Arch]:
     """Every arch of ``space``, built independently of the genome code, then validated."""
     found: set[Arch] = set()
@@ -75,11 +87,16 @@ def enumerate_by_hand(space: Space) -> set[Arch]:
             for spec in space.stages[:num_stages]:
                 options = []
                 for depth in spec.depth.values:
-                    for width, stride, precision, block_type in itertools.product(
+                    # se and activation are given only where the stage chooses them
+                    ses = spec.se.values if len(spec.se) > 1 else (None,)
+                    acts = spec.activation.values if len(spec.activation) > 1 else (None,)
+                    for width, stride, precision, block_type, se, act in itertools.product(
                         spec.width_mult.values,
                         spec.stride.values,
                         spec.precision.values,
                         spec.block_type.values,
+                        ses,
+                        acts,
                     ):
                         for kernels in itertools.product(spec.kernel_size.values, repeat=depth):
                             for expands in itertools.product(
@@ -93,6 +110,8 @@ def enumerate_by_hand(space: Space) -> set[Arch]:
                                         expand_ratio=expands,
                                         precision=precision,
                                         block_type=block_type,
+                                        se=se,
+                                        activation=act,
                                     )
                                 )
                 per_stage.append(options)

@@ -59,7 +59,7 @@ def test_schedules_are_data() -> None:
     assert [p.name for p in schedule.phases] == ["full", "kernel", "depth", "width", "pyramid"]
     assert schedule.total_epochs == 10
     assert schedule.phases[0].elastic == frozenset()
-    assert schedule.phases[1].elastic == {"kernel_size", "block_type"}
+    assert schedule.phases[1].elastic == {"kernel_size", "block_type", "se", "activation"}
     assert schedule.phases[-1].elastic == set(ss.DIMENSIONS)
     assert [p.reorder_channels for p in schedule.phases] == [False, False, False, True, False]
     assert schedule.phase_at(0) == (schedule.phases[0], 0)
