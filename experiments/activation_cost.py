@@ -31,7 +31,7 @@ import search_spaces as ss
 from nas.files import atomic_write_json
 from nas.measure import library_versions, machine_info, time_callable
 from nas.measure.precision import arch_graph
-from nas.measure.timing import graph_runner
+from nas.measure.timing import graph_runner, time_side_by_side
 
 ROUNDS, REPEATS, WARMUP = 5, 20, 5
 VARIANTS = ("hswish-se", "relu-se", "hswish", "relu")  # as the space is first
@@ -84,11 +84,7 @@ def paired(
             run = graph_runner(runtime, graph, example, 1)
             time_callable(run, warmup=WARMUP, repeats=1)
             runners[f"{variant}-{precision}"] = run
-    rounds: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(ROUNDS):
-        for name, run in runners.items():
-            rounds[name].append(statistics.median(time_callable(run, warmup=2, repeats=REPEATS)))
-    return {name: float(statistics.median(values)) for name, values in rounds.items()}
+    return time_side_by_side(runners, rounds=ROUNDS, repeats=REPEATS)
 
 
 def speeds(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -49,7 +48,7 @@ from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, library_versions, machine_info, time_callable
 from nas.measure.precision import arch_graph, float_arch
 from nas.measure.profiling import profile_blocks, profile_latency
-from nas.measure.timing import graph_runner
+from nas.measure.timing import graph_runner, time_side_by_side
 from nas.predictors import LatencyTable
 from nas.train import accuracy, load_supernet, recalibrated
 from nas.train.evaluate import calibration_images
@@ -105,11 +104,7 @@ def _paired(
         example = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
         runners[name] = graph_runner(runtime, arch_graph(space, arch), example, threads)
         time_callable(runners[name], warmup=WARMUP, repeats=1)
-    rounds: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(ROUNDS):
-        for name, run in runners.items():
-            rounds[name].append(statistics.median(time_callable(run, warmup=2, repeats=REPEATS)))
-    return {name: float(statistics.median(values)) for name, values in rounds.items()}
+    return time_side_by_side(runners, rounds=ROUNDS, repeats=REPEATS)
 
 
 def latency(

@@ -59,6 +59,7 @@ __all__ = [
     "measure_latency",
     "time_callable",
     "time_rounds",
+    "time_side_by_side",
     "torch_threads",
 ]
 
@@ -181,6 +182,21 @@ def time_callable(run: Callable[[], object], *, warmup: int, repeats: int) -> li
         run()
         samples.append((time.perf_counter() - start) * 1e3)
     return samples
+
+
+def time_side_by_side(
+    runners: dict[str, Callable[[], object]], *, rounds: int, repeats: int, warmup: int = 2
+) -> dict[str, float]:
+    """Median milliseconds of each runner, timed in ``rounds`` rounds that alternate between
+    them (``repeats`` calls each, after ``warmup``), so that a slower spell of a shared machine
+    slows each alike: the median of each runner's round medians."""
+    per_round: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            per_round[name].append(
+                statistics.median(time_callable(run, warmup=warmup, repeats=repeats))
+            )
+    return {name: float(statistics.median(values)) for name, values in per_round.items()}
 
 
 @dataclass(frozen=True)

@@ -182,3 +182,14 @@ def test_runtime_openvino_without_openvino_says_which_extra(
             (1, 16, 16),
             config,
         )
+
+
+def test_side_by_side_timing_alternates_and_takes_the_median_of_rounds() -> None:
+    from nas.measure.timing import time_side_by_side
+
+    calls: list[str] = []
+    runners = {name: (lambda name=name: calls.append(name)) for name in ("a", "b")}
+    medians = time_side_by_side(runners, rounds=3, repeats=4, warmup=1)
+    assert set(medians) == {"a", "b"} and all(m >= 0 for m in medians.values())
+    # each round: a's warm-up and repeats, then b's; three rounds in turn
+    assert calls == (["a"] * 5 + ["b"] * 5) * 3
