@@ -214,7 +214,7 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size",
         type=int,
         default=_default(QuantizeConfig, "batch_size"),
-        help="calibration batch size",
+        help="calibration (and --qat-epochs training) batch size",
     )
     parser.add_argument(
         "--method", default=method, choices=METHODS, help=f"calibration method (default: {method})"

@@ -18,7 +18,10 @@ point measured whole and its test accuracy taken). Reported:
 - joint search vs search-then-quantize at each target: the joint search's choice against the
   float-only choice with every stage quantized to int8 (ONNX Runtime QDQ graph calibrated on
   500 training images), each measured and its test accuracy taken;
-- which block types, precisions, squeeze-excitation and activations the joint fronts use.
+- which block types, precisions, squeeze-excitation and activations the joint fronts use;
+- with ``--standalone-seeds N``, the subnets of the accuracy-level rows trained from scratch
+  (the supernet's recipe, ``--standalone-epochs`` epochs, N seeds; int8 stages deployed as
+  above) and their test accuracies: whether the speed-up holds outside the supernet.
 
 Writes ``experiments/results/joint_search-TAG.json`` (resumable: each finished search is kept)
 and prints Markdown.
@@ -48,6 +51,7 @@ from nas.measure import MeasureConfig, library_versions, machine_info, measure_a
 from nas.measure.precision import arch_graph
 from nas.train import load_supernet, recalibrated
 from nas.train.evaluate import calibration_images
+from nas.train.standalone import Recipe, train_from_scratch
 
 
 def _search(space_arg: str, workdir: Path, target: float, out: Path, evaluations: int) -> None:
@@ -79,18 +83,24 @@ def _fastest_at(front: list[dict[str, Any]], level: float) -> dict[str, Any] | N
     return min(eligible, key=lambda p: p["measured_latency_ms"], default=None)
 
 
-def _in_joint(space: ss.Space, arch: ss.Arch, precision: str) -> ss.Arch:
-    """An arch of the float view as an arch of the joint ``space``: every stage at
-    ``precision``, squeeze-excitation and activation named where the joint space chooses them
-    (their first, reference value: what the float view fixed)."""
+def _in_joint(space: ss.Space, arch: ss.Arch, precision: str | None) -> ss.Arch:
+    """An arch of the float view or of the joint ``space`` as an arch of the joint space: every
+    stage at ``precision`` (None: as it is), squeeze-excitation and activation as the arch has
+    them or, where it leaves them out but the joint space chooses them, their first, reference
+    value (what the float view fixed)."""
     stages = []
     for spec, stage in zip(space.stages, arch.stages, strict=False):
+        se, activation = stage.se, stage.activation
+        if spec.has_se_choice and se is None:
+            se = spec.se.values[0]
+        if spec.has_activation_choice and activation is None:
+            activation = spec.activation.values[0]
         stages.append(
             dataclasses.replace(
                 stage,
-                precision=precision,
-                se=spec.se.values[0] if spec.has_se_choice else None,
-                activation=spec.activation.values[0] if spec.has_activation_choice else None,
+                precision=precision or stage.precision,
+                se=se,
+                activation=activation,
             )
         )
     return dataclasses.replace(arch, stages=tuple(stages))
@@ -116,6 +126,25 @@ def _quantized(
     }
 
 
+def _standalone(
+    space: ss.Space, arch: ss.Arch, workdir: Path, epochs: int, seeds: int
+) -> list[float]:
+    """Test accuracies of ``arch`` (of the joint ``space``) trained from scratch with the
+    supernet's recipe for ``epochs`` epochs, once per seed; int8 stages deployed as QDQ."""
+    _, checkpoint = load_supernet(workdir / f"supernet-{space.name}")
+    recipe = dataclasses.replace(Recipe.from_checkpoint(checkpoint.metadata), epochs=epochs)
+    dataset = load_dataset(DEFAULT_DATA, resolution=28, seed=0)
+    calibration = calibration_images(dataset, arch.resolution, 500)
+    x = resize_images(dataset.x_test, arch.resolution)
+    floats = _in_joint(space, arch, "fp32")
+    scores = []
+    for seed in range(seeds):
+        network = train_from_scratch(space, floats, dataset, recipe, seed=seed)
+        graph = arch_graph(space, arch, network, calibration)
+        scores.append(evaluate_onnx(graph, x, dataset.y_test))
+    return scores
+
+
 def _uses(front: list[dict[str, Any]]) -> dict[str, int]:
     counts = {"points": len(front), "with_int8": 0, "with_fused": 0}
     counts |= {"without_se_somewhere": 0, "with_relu_chosen": 0}
@@ -135,6 +164,8 @@ def main() -> int:
     parser.add_argument("--targets", default="0.04,0.06,0.1", help="latency targets in ms")
     parser.add_argument("--evaluations", type=int, default=20000)
     parser.add_argument("--tag", default="default")
+    parser.add_argument("--standalone-seeds", type=int, default=0)
+    parser.add_argument("--standalone-epochs", type=int, default=12)
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -203,6 +234,25 @@ def main() -> int:
         for name in ("joint", "float")
     }
     atomic_write_json(out, report)
+    if args.standalone_seeds:
+        trained = report.setdefault("standalone", {})
+        report["standalone_settings"] = {
+            "epochs": args.standalone_epochs,
+            "seeds": args.standalone_seeds,
+        }
+        for row in rows:
+            for name in ("joint", "float"):
+                if row[name] is None:
+                    continue
+                key = json.dumps(row[name]["arch"], sort_keys=True)
+                if key not in trained:
+                    arch = _in_joint(joint, ss.Arch.from_dict(row[name]["arch"]), None)
+                    trained[key] = _standalone(
+                        joint, arch, workdir, args.standalone_epochs, args.standalone_seeds
+                    )
+                    atomic_write_json(out, report)
+                row[name]["standalone_test_accuracy"] = trained[key]
+        atomic_write_json(out, report)
 
     print(f"## Joint vs float-only search ({joint.name}, {report['machine'].get('cpu')})\n")
     print("| accuracy level | joint: latency, accuracy | float-only: latency, accuracy | speed |")
@@ -215,7 +265,12 @@ def main() -> int:
             for n in ("joint", "float")
         ]
         speed = f"{row['speedup']:.2f}x" if "speedup" in row else "-"
-        print(f"| {row['accuracy_level']:.2%} | {cells[0]} | {cells[1]} | {speed} |")
+        alone = [
+            "/".join(f"{a:.2%}" for a in (row[n] or {}).get("standalone_test_accuracy", []))
+            for n in ("joint", "float")
+        ]
+        trained_alone = f" (alone: {alone[0]} vs {alone[1]})" if any(alone) else ""
+        print(f"| {row['accuracy_level']:.2%} | {cells[0]} | {cells[1]} | {speed}{trained_alone} |")
     print("\n| target | joint choice | float choice | float choice quantized |")
     print("|---:|---|---|---|")
     for target in targets:
