@@ -29,24 +29,14 @@ def _number(where: str, value: Any, kind: type) -> Any:
     return value
 
 
-def _precision(where: str, value: Any) -> None:
-    if not isinstance(value, str) or value not in PRECISIONS:
-        raise ArchError(f"{where} must be one of {list(PRECISIONS)}, got {value!r}")
-
-
-def _block_type(where: str, value: Any) -> None:
-    if not isinstance(value, str) or value not in BLOCK_TYPES:
-        raise ArchError(f"{where} must be one of {list(BLOCK_TYPES)}, got {value!r}")
+def _name(where: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise ArchError(f"{where} must be one of {list(allowed)}, got {value!r}")
 
 
 def _se(where: str, value: Any) -> None:
     if value is not None and not isinstance(value, bool):
         raise ArchError(f"{where} must be true or false, got {value!r}")
-
-
-def _activation(where: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or value not in ACTIVATIONS):
-        raise ArchError(f"{where} must be one of {list(ACTIVATIONS)}, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,10 +55,11 @@ class StageArch:
     def __post_init__(self) -> None:
         object.__setattr__(self, "kernel_size", tuple(self.kernel_size))
         object.__setattr__(self, "expand_ratio", tuple(self.expand_ratio))
-        _precision("precision", self.precision)
-        _block_type("block_type", self.block_type)
+        _name("precision", self.precision, PRECISIONS)
+        _name("block_type", self.block_type, BLOCK_TYPES)
         _se("se", self.se)
-        _activation("activation", self.activation)
+        if self.activation is not None:
+            _name("activation", self.activation, ACTIVATIONS)
         if not self.kernel_size:
             raise ArchError("a stage needs at least one block (kernel_size is empty)")
         if len(self.kernel_size) != len(self.expand_ratio):
@@ -110,13 +101,14 @@ class StageArch:
         if unknown:
             raise ArchError(f"{where} has unknown keys {', '.join(unknown)}")
         precision = data.get("precision", "fp32")
-        _precision(f"{where}.precision", precision)
+        _name(f"{where}.precision", precision, PRECISIONS)
         block_type = data.get("block_type", "mbconv")
-        _block_type(f"{where}.block_type", block_type)
+        _name(f"{where}.block_type", block_type, BLOCK_TYPES)
         se = data.get("se")
         _se(f"{where}.se", se)
         activation = data.get("activation")
-        _activation(f"{where}.activation", activation)
+        if activation is not None:
+            _name(f"{where}.activation", activation, ACTIVATIONS)
         kernels = data["kernel_size"]
         expands = data["expand_ratio"]
         for key, values in (("kernel_size", kernels), ("expand_ratio", expands)):

@@ -126,33 +126,18 @@ def _positive_int(name: str, value: Any) -> None:
         raise SpaceError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _precision(name: str, value: Any) -> None:
+def _named_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    """A :class:`Choice` whose values are names from ``allowed``."""
     if not isinstance(value, Choice):
         raise SpaceError(f"{name} must be a Choice, got {type(value).__name__}")
     for item in value.values:
-        if not isinstance(item, str) or item not in PRECISIONS:
-            raise SpaceError(f"{name} value {item!r} must be one of {list(PRECISIONS)}")
-
-
-def _block_type(name: str, value: Any) -> None:
-    if not isinstance(value, Choice):
-        raise SpaceError(f"{name} must be a Choice, got {type(value).__name__}")
-    for item in value.values:
-        if not isinstance(item, str) or item not in BLOCK_TYPES:
-            raise SpaceError(f"{name} value {item!r} must be one of {list(BLOCK_TYPES)}")
+        if not isinstance(item, str) or item not in allowed:
+            raise SpaceError(f"{name} value {item!r} must be one of {list(allowed)}")
 
 
 def _activation(name: str, value: str) -> None:
     if value not in ACTIVATIONS:
         raise SpaceError(f"{name} must be one of {list(ACTIVATIONS)}, got {value!r}")
-
-
-def _activations(name: str, value: Any) -> None:
-    if not isinstance(value, Choice):
-        raise SpaceError(f"{name} must be a Choice, got {type(value).__name__}")
-    for item in value.values:
-        if not isinstance(item, str) or item not in ACTIVATIONS:
-            raise SpaceError(f"{name} value {item!r} must be one of {list(ACTIVATIONS)}")
 
 
 def _se(name: str, value: Any) -> None:
@@ -214,9 +199,9 @@ class StageSpec:
         _choice(f"{prefix}.kernel_size", self.kernel_size, int, 1, allowed=(1, 3, 5, 7, 9))
         _choice(f"{prefix}.expand_ratio", self.expand_ratio, float, 1.0)
         _se(f"{prefix}.se", self.se)
-        _activations(f"{prefix}.activation", self.activation)
-        _precision(f"{prefix}.precision", self.precision)
-        _block_type(f"{prefix}.block_type", self.block_type)
+        _named_choice(f"{prefix}.activation", self.activation, ACTIVATIONS)
+        _named_choice(f"{prefix}.precision", self.precision, PRECISIONS)
+        _named_choice(f"{prefix}.block_type", self.block_type, BLOCK_TYPES)
 
     @property
     def has_precision(self) -> bool:
