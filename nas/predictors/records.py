@@ -134,7 +134,9 @@ def _scan(file: Path) -> tuple[list[LatencyRecord], int | None]:
         try:
             records.append(_parse(line))
         except (UnicodeDecodeError, json.JSONDecodeError, UserError) as exc:
-            if number == filled[-1]:
+            # A kill while appending leaves the start of a record ("{..."); anything else in
+            # the last line is not one, and is refused like a bad line elsewhere.
+            if number == filled[-1] and line.lstrip().startswith(b"{"):
                 warnings.warn(
                     f"{file}: ignoring a truncated or corrupt last line {number + 1} "
                     f"({type(exc).__name__}); what it described will be measured again",
