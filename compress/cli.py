@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from compress.arguments import (
     add_quantize_arguments,
 )
 from compress.checkpoint import LoadedModel, build_from_factory, load_model
-from compress.data_free import BATCH_NORM_DATA
+from compress.data_free import BATCH_NORM_DATA, batch_norm_images
 from compress.images import Data, Images, labels_of
 from compress.io import (
     DEFAULT_RESOLUTION,
@@ -62,7 +63,10 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------- helpers
 
 
-def _progress_bar(description: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+@contextmanager
+def _progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawing a bar from its first call; the bar is
+    closed when the block ends, however it ends."""
     bar: tqdm | None = None
 
     def update(done: int, total: int) -> None:
@@ -72,11 +76,11 @@ def _progress_bar(description: str) -> tuple[Callable[[int, int], None], Callabl
         bar.n = done
         bar.refresh()
 
-    def close() -> None:
+    try:
+        yield update
+    finally:
         if bar is not None:
             bar.close()
-
-    return update, close
 
 
 def _accuracy(model: nn.Module, dataset: Dataset) -> float:
@@ -153,8 +157,7 @@ def run_prune(args: argparse.Namespace) -> int:
         print(f"target {target} met at ratio {ratio:.2f}")
     if args.finetune > 0:
         teacher = None if args.no_distill else (_teacher(args) or model)
-        update, close = _progress_bar("fine-tuning")
-        try:
+        with _progress_bar("fine-tuning") as update:
             finetune(
                 pruned,
                 dataset,
@@ -164,8 +167,6 @@ def run_prune(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 progress=update,
             )
-        finally:
-            close()
     settings = {
         "ratio": ratio,
         "importance": args.importance,
@@ -201,8 +202,6 @@ def _calibration_data(loaded: LoadedModel, args: argparse.Namespace) -> Data:
     """What ``nas quantize`` calibrates on: the ``--calib`` data set, or (``--calib
     batch-norm``) images synthesized from the model's batch norm statistics, 64 more of them
     held out to compare int8 with float outputs."""
-    from compress.data_free import batch_norm_images
-
     if args.calib != BATCH_NORM_DATA:
         dataset, _ = _model_data(loaded, args.calib, args, args.seed)
         return dataset
@@ -211,11 +210,8 @@ def _calibration_data(loaded: LoadedModel, args: argparse.Namespace) -> Data:
     if shape is None:
         raise UserError("the model's input channels are unknown; pass --input-shape C,H,W")
     count = args.calib_batches * args.batch_size
-    update, close = _progress_bar("synthesizing calibration images from batch norm")
-    try:
+    with _progress_bar("synthesizing calibration images from batch norm") as update:
         images = batch_norm_images(module, shape, count=count + 64, seed=args.seed, progress=update)
-    finally:
-        close()
     return Images(name="batch-norm synthesis", x_train=images[:count], x_test=images[count:])
 
 
@@ -242,8 +238,7 @@ def _quantization_aware(
             f"PTQ lost {ptq_loss:.2f} validation points, within --max-loss {args.max_loss:g}: "
             "no QAT"
         )
-    update, close = _progress_bar("quantization-aware fine-tuning")
-    try:
+    with _progress_bar("quantization-aware fine-tuning") as update:
         prepared = finetune_qat(
             module,
             labelled,
@@ -253,8 +248,6 @@ def _quantization_aware(
             seed=args.seed,
             progress=update,
         )
-    finally:
-        close()
     trained = export_qat_onnx(prepared, torch.as_tensor(labelled.x_train[:1]))
     qat = evaluate_onnx(trained, labelled.x_val, labelled.y_val)
     kept = "QAT" if qat > ptq else "PTQ"
@@ -353,8 +346,7 @@ def run_distill(args: argparse.Namespace) -> int:
     out = output_path(args.out, student_model.path, "-distilled.safetensors", inputs)
     teacher_accuracy = _accuracy(teacher, dataset)
     before = _accuracy(student, dataset)
-    update, close = _progress_bar("distilling")
-    try:
+    with _progress_bar("distilling") as update:
         distill(
             student,
             teacher,
@@ -367,8 +359,6 @@ def run_distill(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=update,
         )
-    finally:
-        close()
     after = _accuracy(student, dataset)
     written = save_model(student, out, student_model, dataset.image_shape)
     print(

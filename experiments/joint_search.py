@@ -50,6 +50,7 @@ from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, library_versions, machine_info, measure_arch
 from nas.measure.precision import arch_graph
 from nas.train import load_supernet, recalibrated
+from nas.train.checkpoint import load_checkpoint
 from nas.train.evaluate import calibration_images
 from nas.train.standalone import Recipe, train_from_scratch
 
@@ -131,8 +132,8 @@ def _standalone(
 ) -> list[float]:
     """Test accuracies of ``arch`` (of the joint ``space``) trained from scratch with the
     supernet's recipe for ``epochs`` epochs, once per seed; int8 stages deployed as QDQ."""
-    _, checkpoint = load_supernet(workdir / f"supernet-{space.name}")
-    recipe = dataclasses.replace(Recipe.from_checkpoint(checkpoint.metadata), epochs=epochs)
+    metadata = load_checkpoint(workdir / f"supernet-{space.name}").metadata  # no weights
+    recipe = dataclasses.replace(Recipe.from_checkpoint(metadata), epochs=epochs)
     dataset = load_dataset(DEFAULT_DATA, resolution=28, seed=0)
     calibration = calibration_images(dataset, arch.resolution, 500)
     x = resize_images(dataset.x_test, arch.resolution)
