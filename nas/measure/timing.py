@@ -13,6 +13,10 @@ is more than :data:`ROUND_TOLERANCE` above the fastest round's was disturbed, is
 measured again after a pause that doubles each time, until a majority of the rounds agree (or
 the retries run out). Contention only ever adds time, so the fastest agreeing rounds are the
 device's own speed.
+
+A machine whose speed changes by the second is slower for a whole measurement at a time, which
+no dropping of rounds can see: by default each round is anchored to a reference network timed
+beside it (:mod:`nas.measure.anchor`, the other module that times things).
 """
 
 from __future__ import annotations
@@ -80,8 +84,9 @@ FIRST_PAUSE_S = 0.05
 
 @dataclass(frozen=True, kw_only=True)
 class MeasureConfig:
-    """How to measure: runtime, threads, batch size, warm-up runs, timed repeats and the number
-    of rounds the repeats are split into (see the module docstring)."""
+    """How to measure: runtime, threads, batch size, warm-up runs, timed repeats, the number
+    of rounds the repeats are split into (see the module docstring) and whether each round is
+    anchored to a reference network's speed (:mod:`nas.measure.anchor`; on by default)."""
 
     runtime: str = DEFAULT_RUNTIME
     threads: int = DEFAULT_THREADS
@@ -89,6 +94,7 @@ class MeasureConfig:
     warmup: int = DEFAULT_WARMUP_RUNS
     repeats: int = DEFAULT_REPEATS
     rounds: int = DEFAULT_ROUNDS
+    anchored: bool = True
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -101,6 +107,8 @@ class MeasureConfig:
                 raise UserError(f"{name} must be a positive integer, got {value!r}")
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
             raise UserError(f"warmup must be a non-negative integer, got {self.warmup!r}")
+        if not isinstance(self.anchored, bool):
+            raise UserError(f"anchored must be true or false, got {self.anchored!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +127,9 @@ class Measurement:
     input_shape: tuple[int, ...]
     machine: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    # anchored measurements: the reference's median beside this one, and its calibrated speed
+    reference_ms: float | None = None
+    anchor_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -406,6 +417,8 @@ def measure_latency(
         samples_ms=tuple(samples),
         round_medians_ms=tuple(timing.round_medians_ms),
         dropped_rounds=timing.dropped,
+        reference_ms=getattr(timing, "reference_ms", None),
+        anchor_ms=getattr(timing, "anchor_ms", None),
         runtime=config.runtime,
         threads=config.threads,
         batch_size=config.batch_size,
@@ -424,6 +437,10 @@ def measure_latency(
 
 
 def _time(run: Callable[[], object], config: MeasureConfig) -> RoundTiming:
+    if config.anchored:
+        from nas.measure.anchor import time_anchored
+
+        return time_anchored(run, config)
     return time_rounds(run, warmup=config.warmup, repeats=config.repeats, rounds=config.rounds)
 
 

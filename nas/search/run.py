@@ -4,7 +4,8 @@ The steps: the supernet, the latency predictor for these measurement settings on
 and the accuracy predictor are taken from the work directory or built (see
 :mod:`nas.search.workdir`); targets no subnet can meet are refused with the closest subnet; the
 strategy searches with the predictors; the best front subnets are extracted and measured for
-real, and if none meets the latency target on measurement, the latency bound is tightened by
+real, then more of them where the targets start to bind (:func:`nas.search.verify.refine`),
+and if none meets the latency target on measurement, the latency bound is tightened by
 the prediction error seen and the search runs again (at most ``rounds`` times). Nothing is
 reported as feasible on prediction alone.
 """
@@ -35,7 +36,7 @@ from nas.search.loop import Evaluator, SearchConfig, SearchResult, measured_accu
 from nas.search.measured import MeasuredCache
 from nas.search.rundir import RUN_FILE
 from nas.search.targets import Constraint, uses_metric
-from nas.search.verify import Verified, measure_cached, verify, write_front
+from nas.search.verify import Verified, measure_cached, refine, verify, write_front
 from nas.search.workdir import (
     Workdir,
     ensure_accuracy_predictor,
@@ -82,6 +83,7 @@ class SearchRequest:
     out: Path
     resume: bool = False
     verify_top: int = 6
+    refine_budget: int = 6
     rounds: int = 4
     device: str = "cpu"
     # Where the accuracy evaluations for the predictor run (None: here).
@@ -246,6 +248,18 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             top=request.verify_top,
             seed=request.search.seed,
             skip=skip,
+            cache=cache,
+        )
+        fresh += refine(
+            space,
+            supernet,
+            request.dataset,
+            result,
+            request.constraints,
+            request.measure,
+            [*verified, *fresh],
+            budget=request.refine_budget,
+            seed=request.search.seed,
             cache=cache,
         )
         verified.extend(fresh)

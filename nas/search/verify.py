@@ -36,6 +36,7 @@ __all__ = [
     "Verified",
     "measure_cached",
     "measure_subnet",
+    "refine",
     "spread_along",
     "verify",
     "write_front",
@@ -125,6 +126,58 @@ def verify(
             )
         )
     return checked
+
+
+def refine(
+    space: Space,
+    supernet: Any,
+    dataset: Dataset,
+    result: SearchResult,
+    constraints: Sequence[Constraint],
+    measure: MeasureConfig,
+    verified: Sequence[Verified],
+    *,
+    budget: int = 6,
+    seed: int = 0,
+    cache: MeasuredCache | None = None,
+) -> list[Verified]:
+    """More front subnets measured where the targets start to bind: between the passing subnet
+    ranked highest on the front (by the first objective) among those ``verified`` and the
+    failing one ranked nearest above it, halving the gap with each measurement until the two
+    are neighbours or ``budget`` more subnets were measured. So the choice lands as close to a
+    target as measurement allows, not wherever the evenly spread points of :func:`verify` fell.
+    """
+    position = {result.genomes[i].tobytes(): p for p, i in enumerate(result.front)}
+    found: list[Verified] = []
+    for _ in range(budget):
+        ranked = [
+            (position[key], v)
+            for v in (*verified, *found)
+            if (key := to_genome(space, Arch.from_dict(v.arch)).tobytes()) in position
+        ]
+        high = min((p for p, v in ranked if v.meets_targets), default=None)
+        if high is None:
+            break
+        low = max((p for p, v in ranked if not v.meets_targets and p < high), default=None)
+        if low is None or high - low <= 1:
+            break
+        index = int(result.front[(low + high) // 2])
+        predicted = {name: float(values[index]) for name, values in result.metrics.items()}
+        found.append(
+            measure_cached(
+                space,
+                supernet,
+                dataset,
+                decode_genome(space, result.genomes[index]),
+                constraints,
+                measure,
+                seed=seed,
+                predicted=predicted,
+                index=index,
+                cache=cache,
+            )
+        )
+    return found
 
 
 def measure_cached(

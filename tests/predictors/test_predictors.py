@@ -190,6 +190,7 @@ def test_latency_table_on_real_measurements(measured: Measured) -> None:
         "warmup": FAST.warmup,
         "repeats": FAST.repeats,
         "rounds": FAST.rounds,
+        "anchored": FAST.anchored,
     }
 
 

@@ -52,6 +52,7 @@ def test_profile_latency_writes_one_line_per_arch(
         "warmup": 1,
         "repeats": 3,
         "rounds": 5,
+        "anchored": True,
     }
     assert {"median_ms", "iqr_ms", "machine", "versions"} <= set(first)
     assert [r.to_arch() for r in records] == archs

@@ -1,0 +1,79 @@
+"""Verification refined where the target starts to bind, by halving along the front."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import nas.search.verify as verify_module
+import search_spaces as ss
+from nas.measure import MeasureConfig
+from nas.search.loop import SearchResult
+from nas.search.verify import Verified, refine
+
+SPACE = ss.get_space("tiny")
+
+
+def _front(count: int) -> SearchResult:
+    """``count`` distinct subnets as a front ranked by predicted accuracy, latency falling."""
+    rng = np.random.default_rng(0)
+    genomes: dict[bytes, np.ndarray] = {}
+    while len(genomes) < count:
+        genome = ss.to_genome(SPACE, SPACE.sample(rng))
+        genomes.setdefault(genome.tobytes(), genome)
+    return SearchResult(
+        genomes=np.stack(list(genomes.values())),
+        metrics={
+            "accuracy": np.linspace(0.9, 0.8, count),
+            "latency": np.linspace(2.0, 1.0, count),
+        },
+        feasible=np.ones(count, dtype=bool),
+        front=np.arange(count),
+        hypervolume=0.0,
+        reference=[0.0, 0.0],
+        objectives=("accuracy", "latency"),
+    )
+
+
+def _verified(result: SearchResult, index: int, limit: int) -> Verified:
+    return Verified(
+        index=index,
+        arch=ss.decode_genome(SPACE, result.genomes[index]).to_dict(),
+        predicted={},
+        measured_latency_ms=float(index),
+        latency_iqr_ms=0.0,
+        val_accuracy=0.5,
+        meets_targets=index >= limit,
+    )
+
+
+@pytest.mark.parametrize("budget", [6, 2])
+def test_refine_halves_the_gap_to_the_first_passing_subnet(
+    monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    result = _front(12)
+    measured: list[int] = []
+
+    def fake_measure(*args: Any, index: int, **kwargs: Any) -> Verified:
+        measured.append(index)
+        return _verified(result, index, limit=7)  # the first 7 miss the target when measured
+
+    monkeypatch.setattr(verify_module, "measure_cached", fake_measure)
+    start = [_verified(result, 0, 7), _verified(result, 11, 7)]
+    found = refine(SPACE, None, None, result, (), MeasureConfig(), start, budget=budget)  # type: ignore[arg-type]
+    assert measured == [5, 8, 6, 7][:budget]
+    assert [v.index for v in found] == measured
+
+
+def test_refine_measures_nothing_without_a_failing_subnet_above_a_passing_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = _front(6)
+    monkeypatch.setattr(verify_module, "measure_cached", lambda *a, **k: pytest.fail("measured"))
+    everything_passes = [_verified(result, i, limit=0) for i in (0, 3, 5)]
+    nothing_passes = [_verified(result, i, limit=9) for i in (0, 3, 5)]
+    neighbours = [_verified(result, i, limit=3) for i in (2, 3)]
+    for start in (everything_passes, nothing_passes, neighbours, []):
+        assert refine(SPACE, None, None, result, (), MeasureConfig(), start) == []  # type: ignore[arg-type]
