@@ -9,8 +9,9 @@ measured latency.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ __all__ = [
     "LATENCY_KINDS",
     "ProfileConfig",
     "fit",
+    "fitted_settings",
     "predictor_path",
     "profile",
     "profiled_archs",
@@ -88,10 +90,18 @@ def profile(
     return records
 
 
-def profiled_archs(space: Space, directory: str | Path) -> tuple[list[Arch], np.ndarray]:
-    """The measured subnets of a profile directory and their median latencies (ms)."""
+def profiled_archs(
+    space: Space, directory: str | Path, settings: Mapping[str, Any] | None = None
+) -> tuple[list[Arch], np.ndarray]:
+    """The subnets of a profile directory measured with ``settings`` (by default those of its
+    latest measurement) and their median latencies (ms)."""
     file = Path(directory) / MEASUREMENTS_FILE
-    records = [r for r in read_records(file) if r.kind == "arch" and r.space == space.name]
+    settings = _settings(Path(directory)) if settings is None else settings
+    records = [
+        r
+        for r in read_records(file)
+        if r.kind == "arch" and r.space == space.name and r.settings == dict(settings)
+    ]
     if not records:
         raise UserError(
             f"no measurements of space {space.name!r} in {file}; run `nas latency profile "
@@ -102,11 +112,23 @@ def profiled_archs(space: Space, directory: str | Path) -> tuple[list[Arch], np.
 
 
 def _settings(directory: Path) -> dict[str, Any]:
+    """The settings of the latest measurement in ``directory``."""
     records = read_records(directory / MEASUREMENTS_FILE)
-    return dict(records[0].settings) if records else {}
+    return dict(records[-1].settings) if records else {}
 
 
-def _build(kind: str, space: Space, directory: Path, seed: int) -> Predictor:
+def fitted_settings(path: str | Path) -> dict[str, Any] | None:
+    """The measurement settings a saved latency predictor was fitted on (None if unreadable)."""
+    try:
+        settings = json.loads(Path(path).read_text(encoding="utf-8")).get("settings")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    return dict(settings) if isinstance(settings, dict) else None
+
+
+def _build(
+    kind: str, space: Space, directory: Path, seed: int, settings: Mapping[str, Any]
+) -> Predictor:
     if kind == "learned":
         from nas.predictors import LearnedConfig
 
@@ -114,7 +136,11 @@ def _build(kind: str, space: Space, directory: Path, seed: int) -> Predictor:
     if kind == "flops":
         return FlopsPredictor(space)
     if kind == "table":
-        operators = [r for r in read_records(directory / BLOCKS_FILE) if r.space == space.name]
+        operators = [
+            r
+            for r in read_records(directory / BLOCKS_FILE)
+            if r.space == space.name and r.settings == settings
+        ]
         if not operators:
             raise UserError(
                 f"no operator measurements in {directory / BLOCKS_FILE}; profile with --table"
@@ -127,22 +153,31 @@ def predictor_path(directory: str | Path, kind: str) -> Path:
     return Path(directory) / f"latency-{kind}.json"
 
 
-def fit(space: Space, directory: str | Path, *, kind: str = "learned", seed: int = 0) -> Path:
-    """Fit a latency predictor on a profile directory and save it there as JSON (waiting for
-    a profiling run in that directory to finish first)."""
+def fit(
+    space: Space,
+    directory: str | Path,
+    *,
+    kind: str = "learned",
+    seed: int = 0,
+    settings: Mapping[str, Any] | None = None,
+) -> Path:
+    """Fit a latency predictor on the measurements with ``settings`` (by default those of the
+    latest one) in a profile directory and save it there as JSON (waiting for a profiling run
+    in that directory to finish first)."""
     folder = Path(directory)
-    archs, latency = profiled_archs(space, folder)
+    profiled_archs(space, folder, settings)
     with exclusive_lock(folder / LOCK_FILE, what=f"latency profiling in {folder}"):
-        archs, latency = profiled_archs(space, folder)
-        predictor = _build(kind, space, folder, seed)
+        settings = _settings(folder) if settings is None else dict(settings)
+        archs, latency = profiled_archs(space, folder, settings)
+        predictor = _build(kind, space, folder, seed, settings)
         predictor.fit(archs, latency)
-        records = read_records(folder / MEASUREMENTS_FILE)
+        records = [r for r in read_records(folder / MEASUREMENTS_FILE) if r.settings == settings]
         machine = records[0].machine if records else machine_info()
         versions = records[0].versions if records else library_versions()
         return save_predictor(
             predictor,
             predictor_path(folder, kind),
-            settings=_settings(folder),
+            settings=settings,
             machine=machine,
             versions=versions,
         )
@@ -162,7 +197,8 @@ def report(
     if not 0 < holdout < 1:
         raise UserError(f"holdout must be in (0, 1), got {holdout}")
     folder = Path(directory)
-    archs, latency = profiled_archs(space, folder)
+    settings = _settings(folder)
+    archs, latency = profiled_archs(space, folder, settings)
     if len(archs) < 8:
         raise UserError(f"only {len(archs)} subnets measured in {folder}; profile at least 8")
     order = np.random.default_rng(seed).permutation(len(archs))
@@ -174,7 +210,7 @@ def report(
         if kind == "table" and not (folder / BLOCKS_FILE).exists():
             logger.info("no operator measurements: skipping the lookup table")
             continue
-        predictor = _build(kind, space, folder, seed)
+        predictor = _build(kind, space, folder, seed, settings)
         predictor.fit([archs[i] for i in train], latency[train])
         predicted = predictor.predict([archs[i] for i in test])
         predictions[kind] = predicted

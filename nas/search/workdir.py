@@ -25,8 +25,8 @@ from nas.distributed import Backend, evaluate_subnets
 from nas.errors import UserError
 from nas.files import LOCK_FILE, atomic_write_json, exclusive_lock
 from nas.measure import MeasureConfig
-from nas.measure.latency import ProfileConfig, fit, predictor_path, profile
-from nas.measure.profiling import sample_for_coverage
+from nas.measure.latency import ProfileConfig, fit, fitted_settings, predictor_path, profile
+from nas.measure.profiling import sample_for_coverage, settings_of
 from nas.predictors import AccuracyPredictor, Predictor, load_predictor, save_predictor
 from nas.predictors.base import training_from_dict
 from nas.supernet import Supernet
@@ -190,13 +190,15 @@ def ensure_latency_predictor(
     progress: Callable[[int, int], None] | None = None,
 ) -> Predictor:
     """A learned latency predictor for these settings on this machine, profiled if needed
-    (or, while another process profiles, when it has finished)."""
+    (or, while another process profiles, when it has finished); one fitted with other
+    measurement settings (repeats, warm-up, anchoring) is profiled and fitted again."""
     directory = workdir.latency / _settings_name(measure)
     path = predictor_path(directory, "learned")
-    if path.exists():
+    settings = settings_of(measure)
+    if fitted_settings(path) == settings:
         return load_predictor(path, space)
     with exclusive_lock(directory / LOCK_FILE, what=f"latency profiling in {directory}"):
-        if path.exists():  # built by the process this one waited for
+        if fitted_settings(path) == settings:  # built by the process this one waited for
             return load_predictor(path, space)
         start = time.perf_counter()
         profile(
@@ -205,7 +207,7 @@ def ensure_latency_predictor(
             directory,
             progress=progress,
         )
-        fitted = fit(space, directory, kind="learned", seed=seed)
+        fitted = fit(space, directory, kind="learned", seed=seed, settings=settings)
         workdir.add_cost("latency", time.perf_counter() - start)
         return load_predictor(fitted, space)
 

@@ -38,7 +38,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             TrainConfig(batch_size=64, num_random=1, calibration_size=64, threads=1),
             paths.supernet,
         )
-        measure = MeasureConfig(warmup=1, repeats=3)
+        measure = MeasureConfig()  # the settings nas search measures with: it reuses this
         folder = paths.latency / "onnxruntime-t1-b1"
         profile(SPACE, ProfileConfig(measure=measure, subnets=12), folder)
         fit(SPACE, folder, kind="learned")
