@@ -36,7 +36,7 @@ from nas.search.loop import Evaluator, SearchConfig, SearchResult, measured_accu
 from nas.search.measured import MeasuredCache
 from nas.search.rundir import RUN_FILE
 from nas.search.targets import Constraint, uses_metric
-from nas.search.verify import Verified, measure_cached, refine, verify, write_front
+from nas.search.verify import Verified, choose, measure_cached, refine, verify, write_front
 from nas.search.workdir import (
     Workdir,
     ensure_accuracy_predictor,
@@ -293,8 +293,7 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
                 f"no measured subnet met the latency target; tightening the predicted latency "
                 f"bound by {margin:.0%} and searching again"
             )
-    passing = [v for v in verified if v.meets_targets]
-    chosen = max(passing, key=lambda v: (v.val_accuracy, -v.measured_latency_ms), default=None)
+    chosen = choose(verified, len(request.dataset.y_val))
     assert result is not None
     outcome = SearchOutcome(result=result, verified=verified, chosen=chosen, margin=margin)
     outcome.references = _measure_references(request, supernet, cache)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Verified",
+    "choose",
     "measure_cached",
     "measure_subnet",
     "refine",
@@ -68,6 +69,24 @@ def spread_along(candidates: Sequence[int], count: int) -> list[int]:
     rest = candidates[best:]
     positions = np.linspace(0, len(rest) - 1, count - best).round().astype(int)
     return list(candidates[:best]) + [rest[p] for p in sorted(set(positions.tolist()))]
+
+
+def choose(verified: Sequence[Verified], val_images: int) -> Verified | None:
+    """The subnet to deploy among the ``verified`` that meet the targets: the best on the
+    validation split, where accuracies within one standard error of the best (binomial, over
+    ``val_images`` images: 0.39 points at 90% on 6,000) count as a tie, broken by the higher
+    predicted accuracy (a predictor fit on many subnets, not one draw of images), then by the
+    lower latency. None when none meets the targets."""
+    passing = [v for v in verified if v.meets_targets]
+    if not passing:
+        return None
+    best = max(v.val_accuracy for v in passing)
+    error = (best * (1 - best) / max(1, val_images)) ** 0.5
+    tied = [v for v in passing if v.val_accuracy >= best - error]
+    return max(
+        tied,
+        key=lambda v: (v.predicted.get("accuracy", v.val_accuracy), -v.measured_latency_ms),
+    )
 
 
 def _real(
