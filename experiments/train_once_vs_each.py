@@ -55,6 +55,8 @@ def summarise(rows: list[dict[str, Any]], seeds: int, supernet_seconds: float) -
             [row["inherited_nll"] for row in rows],
             [float(np.mean(row["alone_nll"])) for row in rows],
         ),
+        # the proxy with no training at all: multiply-adds
+        "kendall_tau_flops": _tau([row["flops"] for row in rows], mean_alone),
         "supernet_seconds": supernet_seconds,
         "standalone_core_seconds": float(
             sum(row["alone_seconds"][0] * row["alone_threads"] for row in rows)
@@ -198,7 +200,8 @@ def main() -> int:
     print(
         f"- mean gap (stand-alone minus inherited) {summary['mean_gap_points']:+.2f} points "
         f"(mean |gap| {summary['mean_abs_gap_points']:.2f}); Kendall tau inherited vs mean of "
-        f"seeds {summary['kendall_tau']:.3f} (by cross-entropy {summary['kendall_tau_nll']:.3f})"
+        f"seeds {summary['kendall_tau']:.3f} (by cross-entropy {summary['kendall_tau_nll']:.3f}; "
+        f"multiply-adds as the proxy {summary['kendall_tau_flops']:.3f})"
     )
     if "ceiling_kendall_tau" in summary:
         print(

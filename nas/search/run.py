@@ -51,8 +51,11 @@ __all__ = ["Reporter", "SearchOutcome", "SearchRequest", "search"]
 
 logger = logging.getLogger(__name__)
 # Predicted and measured validation accuracy of verified subnets must agree this well, or the
-# accuracy predictor is refit with the measured subnets and the search runs again.
-ACCURACY_TOLERANCE = 0.03
+# accuracy predictor is refit with the measured subnets and the search runs again. The search
+# picks the subnets whose accuracy is most overestimated (on the worst-up mbv3-28-s2 supernet
+# its choices measured 0.4-0.9 points below prediction, a hand-scaled subnet of the same
+# latency 1.1 points above); 0.5 points is twice the noise of one recalibrated measurement.
+ACCURACY_TOLERANCE = 0.005
 
 
 def decode_and_key(space: Space, arch: dict[str, Any]) -> bytes:
@@ -293,7 +296,7 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
                 f"no measured subnet met the latency target; tightening the predicted latency "
                 f"bound by {margin:.0%} and searching again"
             )
-    chosen = choose(verified, len(request.dataset.y_val))
+    chosen = choose(space, verified, len(request.dataset.y_val))
     assert result is not None
     outcome = SearchOutcome(result=result, verified=verified, chosen=chosen, margin=margin)
     outcome.references = _measure_references(request, supernet, cache)

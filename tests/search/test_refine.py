@@ -79,11 +79,11 @@ def test_refine_measures_nothing_without_a_failing_subnet_above_a_passing_one(
         assert refine(SPACE, None, None, result, (), MeasureConfig(), start) == []  # type: ignore[arg-type]
 
 
-def _candidate(val: float, predicted: float, latency: float, meets: bool = True) -> Verified:
+def _candidate(val: float, arch: ss.Arch, latency: float, meets: bool = True) -> Verified:
     return Verified(
         index=0,
-        arch={},
-        predicted={"accuracy": predicted},
+        arch=arch.to_dict(),
+        predicted={},
         measured_latency_ms=latency,
         latency_iqr_ms=0.0,
         val_accuracy=val,
@@ -91,14 +91,15 @@ def _candidate(val: float, predicted: float, latency: float, meets: bool = True)
     )
 
 
-def test_choose_breaks_ties_within_the_split_noise_by_predicted_accuracy() -> None:
-    small = _candidate(val=0.8986, predicted=0.9023, latency=0.045)
-    large = _candidate(val=0.8973, predicted=0.9058, latency=0.079)  # 0.13 points lower: a tie
-    worse = _candidate(val=0.8930, predicted=0.9100, latency=0.080)  # 0.56 points: no tie
-    failing = _candidate(val=0.95, predicted=0.95, latency=0.2, meets=False)
-    assert verify_module.choose([small, large, worse, failing], 6000) is large
+def test_choose_breaks_ties_within_the_split_noise_by_multiply_adds() -> None:
+    small_arch, large_arch = SPACE.smallest(), SPACE.largest()
+    small = _candidate(val=0.8986, arch=small_arch, latency=0.045)
+    large = _candidate(val=0.8973, arch=large_arch, latency=0.079)  # 0.13 points lower: a tie
+    worse = _candidate(val=0.8930, arch=large_arch, latency=0.070)  # 0.56 points: no tie
+    failing = _candidate(val=0.95, arch=large_arch, latency=0.2, meets=False)
+    assert verify_module.choose(SPACE, [small, large, worse, failing], 6000) is large
     # on a split 100 times larger the same gap is no tie
-    assert verify_module.choose([small, large, worse, failing], 600_000) is small
-    assert verify_module.choose([failing], 6000) is None
-    same = _candidate(val=0.8986, predicted=0.9023, latency=0.030)
-    assert verify_module.choose([small, same], 6000) is same  # then the faster
+    assert verify_module.choose(SPACE, [small, large, worse, failing], 600_000) is small
+    assert verify_module.choose(SPACE, [failing], 6000) is None
+    faster = _candidate(val=0.8986, arch=small_arch, latency=0.030)
+    assert verify_module.choose(SPACE, [small, faster], 6000) is faster  # then the faster
