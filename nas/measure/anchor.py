@@ -38,9 +38,11 @@ from nas.measure.timing import (
 
 __all__ = ["Reference", "reference_for", "reference_network", "time_anchored"]
 
-CALIBRATION_ROUNDS = 24
-"""Rounds of the reference timed, with pauses between them, to find its speed."""
-CALIBRATION_PAUSE_S = 0.01
+CALIBRATION_ROUNDS = 48
+"""Rounds of the reference timed, with pauses between them, to find its speed (24 rounds 10 ms
+apart once missed the faster spells, and the first measurements of that process came out 1.4x
+slow until a faster reference round lowered the anchor)."""
+CALIBRATION_PAUSE_S = 0.02
 """The pause between calibration rounds: after a pause the machine may be in another spell."""
 ROUND_WARMUP = 2
 """Untimed calls before each round, subject's and reference's alike (their caches differ)."""
@@ -92,7 +94,7 @@ def reference_for(
     config: MeasureConfig, *, sleep: Callable[[float], None] = time.sleep
 ) -> Reference:
     """The reference for ``config``'s runtime, threads and batch size, calibrated at its
-    first use in this process (about a quarter of a second)."""
+    first use in this process (about a second)."""
     key = (config.runtime, config.threads, config.batch_size)
     if key not in _REFERENCES:
         example = torch.randn((config.batch_size, 1, 28, 28), generator=torch.Generator())
