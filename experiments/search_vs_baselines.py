@@ -40,6 +40,7 @@ from nas.data import load_dataset
 from nas.defaults import DEFAULT_DATA, DEFAULT_SPACE
 from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, library_versions, machine_info, measure_arch
+from nas.predictors import load_predictor
 from nas.search import SearchConfig
 from nas.search.run import SearchRequest, search
 from nas.search.targets import parse_constraints
@@ -281,9 +282,12 @@ def main() -> int:
 
     summary: dict[str, dict[str, Any]] = {}
     inherited = report.setdefault("inherited", {})
-    supernet = None
+    supernet = predictor = None
     print(f"## search vs baselines: {space.name} on {args.data}; N = {count} random per target")
-    print("| target | method | MACs | measured ms | inherited val / test | test (seeds) | mean |")
+    print(
+        "| target | method | MACs | measured ms | predicted / inherited val / test | "
+        "test (seeds) | mean |"
+    )
     print("|---|---|---:|---:|---|---|---:|")
     for key, entry in per_target.items():
         rows = {
@@ -297,12 +301,17 @@ def main() -> int:
                 results[f"{key}-{prefix}-seed{s}"]["test_accuracy"] for s in range(args.seeds)
             ]
             arch = ss.Arch.from_dict(item["arch"])
-            # what the supernet says of it (BN recalibrated): does it rank as training alone?
-            if f"{key}-{method}" not in inherited:
+            # what the supernet says of it (BN recalibrated) and what the work directory's
+            # accuracy predictor says: do they rank as training alone does?
+            if "predicted" not in inherited.get(f"{key}-{method}", {}):
                 supernet = supernet or load_supernet(workdir.supernet, space=space)[0]
+                predictor = predictor or load_predictor(workdir.accuracy, space)
                 inherited[f"{key}-{method}"] = {
-                    split: evaluate(supernet, arch, dataset, split=split, seed=args.seed)
-                    for split in ("val", "test")
+                    **{
+                        split: evaluate(supernet, arch, dataset, split=split, seed=args.seed)
+                        for split in ("val", "test")
+                    },
+                    "predicted": float(predictor.predict([arch])[0]),
                 }
                 save()
             summary[key][method] = {
@@ -316,6 +325,7 @@ def main() -> int:
             print(
                 f"| <{key} ms | {method} | {space.flops(arch) / 1e6:.2f}M | "
                 f"{item['measured_latency_ms']:.3f} | "
+                f"{inherited[f'{key}-{method}']['predicted']:.2%} / "
                 f"{inherited[f'{key}-{method}']['val']:.2%} / "
                 f"{inherited[f'{key}-{method}']['test']:.2%} | "
                 + " / ".join(f"{s:.2%}" for s in scores)
