@@ -36,7 +36,7 @@ from nas.search.loop import Evaluator, SearchConfig, SearchResult, measured_accu
 from nas.search.measured import MeasuredCache
 from nas.search.rundir import RUN_FILE
 from nas.search.targets import Constraint, uses_metric
-from nas.search.verify import Verified, choose, measure_cached, refine, verify, write_front
+from nas.search.verify import Verified, choose, measure_cached, verify, write_front
 from nas.search.workdir import (
     Workdir,
     ensure_accuracy_predictor,
@@ -45,7 +45,7 @@ from nas.search.workdir import (
     refine_accuracy_predictor,
 )
 from nas.train import EpochResult, StepResult
-from search_spaces import Arch, Space, decode_genome, to_genome
+from search_spaces import Arch, Space, decode_genome
 
 __all__ = ["Reporter", "SearchOutcome", "SearchRequest", "search"]
 
@@ -55,11 +55,6 @@ logger = logging.getLogger(__name__)
 # was tried: on the worst-up mbv3-28-s2 supernet the refit moved the front to smaller subnets no
 # better when trained alone, and the demo's search took 2.5 minutes longer.)
 ACCURACY_TOLERANCE = 0.03
-
-
-def decode_and_key(space: Space, arch: dict[str, Any]) -> bytes:
-    """The genome bytes of an arch given as a dict (as stored in results)."""
-    return bytes(to_genome(space, Arch.from_dict(arch)).tobytes())
 
 
 class Reporter(Protocol):
@@ -239,7 +234,6 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
                 f"no subnet found that meets {', '.join(str(c) for c in request.constraints)}; "
                 f"the closest predicted is {values} ({arch.to_json()})"
             )
-        skip = frozenset(decode_and_key(space, v.arch) for v in verified)
         fresh = verify(
             space,
             supernet,
@@ -248,20 +242,9 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             request.constraints,
             request.measure,
             top=request.verify_top,
+            refine_budget=request.refine_budget,
             seed=request.search.seed,
-            skip=skip,
-            cache=cache,
-        )
-        fresh += refine(
-            space,
-            supernet,
-            request.dataset,
-            result,
-            request.constraints,
-            request.measure,
-            [*verified, *fresh],
-            budget=request.refine_budget,
-            seed=request.search.seed,
+            known=verified,
             cache=cache,
         )
         verified.extend(fresh)

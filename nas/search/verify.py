@@ -105,6 +105,32 @@ def _meets(constraints: Sequence[Constraint], values: dict[str, float]) -> bool:
     return all(c.satisfied(values[c.metric]) for c in constraints if c.metric in values)
 
 
+def _measure_point(
+    space: Space,
+    supernet: Any,
+    dataset: Dataset,
+    result: SearchResult,
+    index: int,
+    constraints: Sequence[Constraint],
+    measure: MeasureConfig,
+    seed: int,
+    cache: MeasuredCache | None,
+) -> Verified:
+    """Subnet ``index`` of a search result measured (or recalled from ``cache``)."""
+    return measure_cached(
+        space,
+        supernet,
+        dataset,
+        decode_genome(space, result.genomes[index]),
+        constraints,
+        measure,
+        seed=seed,
+        predicted={name: float(values[index]) for name, values in result.metrics.items()},
+        index=index,
+        cache=cache,
+    )
+
+
 def verify(
     space: Space,
     supernet: Any,
@@ -114,87 +140,55 @@ def verify(
     measure: MeasureConfig,
     *,
     top: int = 5,
+    refine_budget: int = 0,
     seed: int = 0,
-    skip: frozenset[bytes] = frozenset(),
+    known: Sequence[Verified] = (),
     cache: MeasuredCache | None = None,
 ) -> list[Verified]:
     """Measure ``top`` front subnets: the third with the best predicted first objective, and the
     rest spread evenly along the remaining front (its far end included), so the verified points
-    show the whole trade-off; those whose genome bytes are in ``skip`` were measured before and
-    are passed over. A ``cache`` (:class:`nas.search.measured.MeasuredCache`) gives the figures of
-    subnets measured by an earlier search and keeps the new ones."""
+    show the whole trade-off; then up to ``refine_budget`` more where the targets start to bind
+    (:func:`refine`). Subnets in ``known`` (measured by earlier rounds) are passed over. A
+    ``cache`` (:class:`nas.search.measured.MeasuredCache`) gives the figures of subnets measured
+    by an earlier search and keeps the new ones."""
+    skip = {to_genome(space, Arch.from_dict(v.arch)).tobytes() for v in known}
     candidates = [int(i) for i in result.front if result.genomes[i].tobytes() not in skip]
-    checked = []
-    for index in spread_along(candidates, top):
-        predicted = {name: float(values[index]) for name, values in result.metrics.items()}
-        arch = decode_genome(space, result.genomes[index])
+    checked = [
+        _measure_point(space, supernet, dataset, result, index, constraints, measure, seed, cache)
+        for index in spread_along(candidates, top)
+    ]
+    for _ in range(refine_budget):
+        index = refine(result, space, [*known, *checked])
+        if index is None:
+            break
         checked.append(
-            measure_cached(
-                space,
-                supernet,
-                dataset,
-                arch,
-                constraints,
-                measure,
-                seed=seed,
-                predicted=predicted,
-                index=index,
-                cache=cache,
+            _measure_point(
+                space, supernet, dataset, result, index, constraints, measure, seed, cache
             )
         )
     return checked
 
 
-def refine(
-    space: Space,
-    supernet: Any,
-    dataset: Dataset,
-    result: SearchResult,
-    constraints: Sequence[Constraint],
-    measure: MeasureConfig,
-    verified: Sequence[Verified],
-    *,
-    budget: int = 6,
-    seed: int = 0,
-    cache: MeasuredCache | None = None,
-) -> list[Verified]:
-    """More front subnets measured where the targets start to bind: between the passing subnet
-    ranked highest on the front (by the first objective) among those ``verified`` and the
-    failing one ranked nearest above it, halving the gap with each measurement until the two
-    are neighbours or ``budget`` more subnets were measured. So the choice lands as close to a
-    target as measurement allows, not wherever the evenly spread points of :func:`verify` fell.
-    """
+def refine(result: SearchResult, space: Space, verified: Sequence[Verified]) -> int | None:
+    """The next front subnet to measure where the targets start to bind: halfway between the
+    passing subnet ranked highest on the front (by the first objective) among those
+    ``verified`` and the failing one ranked nearest above it; None once the two are
+    neighbours (or nothing passes, or nothing above fails). Measuring it and asking again
+    halves the gap, so the choice lands as close to a target as measurement allows, not
+    wherever the evenly spread points of :func:`verify` fell."""
     position = {result.genomes[i].tobytes(): p for p, i in enumerate(result.front)}
-    found: list[Verified] = []
-    for _ in range(budget):
-        ranked = [
-            (position[key], v)
-            for v in (*verified, *found)
-            if (key := to_genome(space, Arch.from_dict(v.arch)).tobytes()) in position
-        ]
-        high = min((p for p, v in ranked if v.meets_targets), default=None)
-        if high is None:
-            break
-        low = max((p for p, v in ranked if not v.meets_targets and p < high), default=None)
-        if low is None or high - low <= 1:
-            break
-        index = int(result.front[(low + high) // 2])
-        predicted = {name: float(values[index]) for name, values in result.metrics.items()}
-        found.append(
-            measure_cached(
-                space,
-                supernet,
-                dataset,
-                decode_genome(space, result.genomes[index]),
-                constraints,
-                measure,
-                seed=seed,
-                predicted=predicted,
-                index=index,
-                cache=cache,
-            )
-        )
-    return found
+    ranked = [
+        (position[key], v)
+        for v in verified
+        if (key := to_genome(space, Arch.from_dict(v.arch)).tobytes()) in position
+    ]
+    high = min((p for p, v in ranked if v.meets_targets), default=None)
+    if high is None:
+        return None
+    low = max((p for p, v in ranked if not v.meets_targets and p < high), default=None)
+    if low is None or high - low <= 1:
+        return None
+    return int(result.front[(low + high) // 2])
 
 
 def measure_cached(

@@ -11,7 +11,7 @@ import nas.search.verify as verify_module
 import search_spaces as ss
 from nas.measure import MeasureConfig
 from nas.search.loop import SearchResult
-from nas.search.verify import Verified, refine
+from nas.search.verify import Verified, refine, verify
 
 SPACE = ss.get_space("tiny")
 
@@ -49,8 +49,18 @@ def _verified(result: SearchResult, index: int, limit: int) -> Verified:
     )
 
 
+def test_refine_halves_the_gap_to_the_first_passing_subnet() -> None:
+    result = _front(12)
+    verified = [_verified(result, 0, limit=7), _verified(result, 11, limit=7)]
+    asked = []
+    while (index := refine(result, SPACE, verified)) is not None:
+        asked.append(index)
+        verified.append(_verified(result, index, limit=7))  # the first 7 miss the target
+    assert asked == [5, 8, 6, 7]
+
+
 @pytest.mark.parametrize("budget", [6, 2])
-def test_refine_halves_the_gap_to_the_first_passing_subnet(
+def test_verify_spreads_then_refines_within_its_budget(
     monkeypatch: pytest.MonkeyPatch, budget: int
 ) -> None:
     result = _front(12)
@@ -58,25 +68,32 @@ def test_refine_halves_the_gap_to_the_first_passing_subnet(
 
     def fake_measure(*args: Any, index: int, **kwargs: Any) -> Verified:
         measured.append(index)
-        return _verified(result, index, limit=7)  # the first 7 miss the target when measured
+        return _verified(result, index, limit=7)
 
     monkeypatch.setattr(verify_module, "measure_cached", fake_measure)
-    start = [_verified(result, 0, 7), _verified(result, 11, 7)]
-    found = refine(SPACE, None, None, result, (), MeasureConfig(), start, budget=budget)  # type: ignore[arg-type]
-    assert measured == [5, 8, 6, 7][:budget]
+    known = [_verified(result, 0, limit=7), _verified(result, 11, limit=7)]  # earlier rounds
+    found = verify(
+        SPACE,
+        None,
+        None,
+        result,
+        (),
+        MeasureConfig(),
+        top=1,
+        refine_budget=budget,
+        known=known,  # type: ignore[arg-type]
+    )
+    assert measured == [1, 6, 8, 7][: 1 + budget]  # 0 and 11 are not measured again
     assert [v.index for v in found] == measured
 
 
-def test_refine_measures_nothing_without_a_failing_subnet_above_a_passing_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_refine_asks_nothing_without_a_failing_subnet_above_a_passing_one() -> None:
     result = _front(6)
-    monkeypatch.setattr(verify_module, "measure_cached", lambda *a, **k: pytest.fail("measured"))
     everything_passes = [_verified(result, i, limit=0) for i in (0, 3, 5)]
     nothing_passes = [_verified(result, i, limit=9) for i in (0, 3, 5)]
     neighbours = [_verified(result, i, limit=3) for i in (2, 3)]
-    for start in (everything_passes, nothing_passes, neighbours, []):
-        assert refine(SPACE, None, None, result, (), MeasureConfig(), start) == []  # type: ignore[arg-type]
+    for verified in (everything_passes, nothing_passes, neighbours, []):
+        assert refine(result, SPACE, verified) is None
 
 
 def _candidate(val: float, arch: ss.Arch, latency: float, meets: bool = True) -> Verified:
