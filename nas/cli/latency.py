@@ -48,8 +48,14 @@ def add_parser(commands: Any) -> None:
         "--rounds",
         type=int,
         default=DEFAULT_ROUNDS,
-        help="rounds the timed runs are split into; rounds slowed by other processes are "
-        f"dropped and measured again (default: {DEFAULT_ROUNDS})",
+        help="rounds the timed runs are split into, each anchored to a reference network timed "
+        f"beside it (default: {DEFAULT_ROUNDS})",
+    )
+    profile.add_argument(
+        "--raw",
+        action="store_true",
+        help="time without the reference network (for a device whose speed does not change; "
+        "rounds slowed by other processes are then dropped and measured again)",
     )
     profile.add_argument("--seed", type=int, default=0, help="which subnets (default: 0)")
     add_measure_options(profile)
@@ -102,6 +108,7 @@ def run_profile(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         repeats=args.repeats,
         rounds=args.rounds,
+        anchored=not args.raw,
     )
     config = ProfileConfig(measure=measure, subnets=args.subnets, seed=args.seed, table=args.table)
     out = _latency_dir(args, space.name)

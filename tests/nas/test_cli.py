@@ -154,8 +154,16 @@ def test_latency_profile_fit_show_report(
     assert (
         code == 0 and len((tmp_path / "lat" / "measurements.jsonl").read_text().splitlines()) == 10
     )
+    code, _, _ = _run([*profile, "--raw"], capsys)  # other settings: measured again, kept apart
+    lines = (tmp_path / "lat" / "measurements.jsonl").read_text().splitlines()
+    assert code == 0 and len(lines) == 20
+    assert [json.loads(line)["settings"]["anchored"] for line in lines] == [True] * 10 + [
+        False
+    ] * 10
     code, stdout, _ = _run(["latency", "fit", "--space", "tiny", "--out", out], capsys)
     assert code == 0 and (tmp_path / "lat" / "latency-learned.json").exists()
+    fitted = json.loads((tmp_path / "lat" / "latency-learned.json").read_text())
+    assert fitted["settings"]["anchored"] is False  # the latest measurements
     code, stdout, _ = _run(
         ["latency", "show", str(tmp_path / "lat" / "latency-learned.json")], capsys
     )
