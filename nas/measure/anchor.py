@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +32,7 @@ from nas.measure.timing import (
     RoundTiming,
     export_onnx,
     graph_runner,
+    round_sizes,
     time_callable,
     torch_threads,
 )
@@ -116,20 +117,7 @@ def reference_for(
     return _REFERENCES[key]
 
 
-@dataclass(frozen=True)
-class AnchoredTiming(RoundTiming):
-    """Rescaled samples and round medians, and the reference's median and calibrated speed."""
-
-    reference_ms: float = 0.0
-    anchor_ms: float = 0.0
-
-
-def _sizes(repeats: int, rounds: int) -> Sequence[int]:
-    rounds = max(1, min(rounds, repeats // MIN_ROUND_SIZE))
-    return [repeats // rounds + (1 if index < repeats % rounds else 0) for index in range(rounds)]
-
-
-def time_anchored(run: Callable[[], object], config: MeasureConfig) -> AnchoredTiming:
+def time_anchored(run: Callable[[], object], config: MeasureConfig) -> RoundTiming:
     """``config.repeats`` calls of ``run`` in ``config.rounds`` rounds, each round followed by
     a round of the reference; every sample is scaled by the reference's calibrated speed over
     its median in that round. Call it inside the thread settings ``run`` is timed with."""
@@ -137,7 +125,7 @@ def time_anchored(run: Callable[[], object], config: MeasureConfig) -> AnchoredT
     time_callable(run, warmup=config.warmup, repeats=0)
     subject_rounds: list[list[float]] = []
     reference_medians: list[float] = []
-    for size in _sizes(config.repeats, config.rounds):
+    for size in round_sizes(config.repeats, config.rounds):
         subject_rounds.append(time_callable(run, warmup=ROUND_WARMUP, repeats=size))
         reference_medians.append(_round_median(reference.run, max(size, MIN_ROUND_SIZE)))
         reference.observe(reference_medians[-1])
@@ -145,7 +133,7 @@ def time_anchored(run: Callable[[], object], config: MeasureConfig) -> AnchoredT
         [value * reference.fastest_ms / speed for value in samples]
         for samples, speed in zip(subject_rounds, reference_medians, strict=True)
     ]
-    return AnchoredTiming(
+    return RoundTiming(
         samples_ms=[value for samples in scaled for value in samples],
         round_medians_ms=[statistics.median(samples) for samples in scaled],
         dropped=0,

@@ -27,7 +27,7 @@ from nas.measure.profiling import (
     profile_latency,
     sample_for_coverage,
 )
-from nas.measure.timing import MeasureConfig, library_versions, machine_info
+from nas.measure.timing import MeasureConfig
 from nas.predictors import (
     FlopsPredictor,
     LatencyRecord,
@@ -90,31 +90,38 @@ def profile(
     return records
 
 
-def profiled_archs(
-    space: Space, directory: str | Path, settings: Mapping[str, Any] | None = None
-) -> tuple[list[Arch], np.ndarray]:
-    """The subnets of a profile directory measured with ``settings`` (by default those of its
-    latest measurement) and their median latencies (ms)."""
-    file = Path(directory) / MEASUREMENTS_FILE
-    settings = _settings(Path(directory)) if settings is None else settings
+def _measured(
+    space: Space, directory: Path, settings: Mapping[str, Any] | None
+) -> tuple[list[LatencyRecord], dict[str, Any]]:
+    """The subnet records of ``space`` in a profile directory measured with ``settings`` (by
+    default those of its latest measurement), and those settings; one read of the file."""
+    file = directory / MEASUREMENTS_FILE
+    every = read_records(file)
+    if settings is None:
+        settings = every[-1].settings if every else {}
+    chosen = dict(settings)
     records = [
-        r
-        for r in read_records(file)
-        if r.kind == "arch" and r.space == space.name and r.settings == dict(settings)
+        r for r in every if r.kind == "arch" and r.space == space.name and r.settings == chosen
     ]
     if not records:
         raise UserError(
             f"no measurements of space {space.name!r} in {file}; run `nas latency profile "
             f"--space {space.name} --out {directory}` first"
         )
+    return records, chosen
+
+
+def profiled_archs(
+    space: Space, directory: str | Path, settings: Mapping[str, Any] | None = None
+) -> tuple[list[Arch], np.ndarray]:
+    """The subnets of a profile directory measured with ``settings`` (by default those of its
+    latest measurement) and their median latencies (ms)."""
+    return _points(_measured(space, Path(directory), settings)[0])
+
+
+def _points(records: Sequence[LatencyRecord]) -> tuple[list[Arch], np.ndarray]:
     archs = [Arch.from_dict(r.arch) for r in records if r.arch is not None]
     return archs, np.array([r.median_ms for r in records])
-
-
-def _settings(directory: Path) -> dict[str, Any]:
-    """The settings of the latest measurement in ``directory``."""
-    records = read_records(directory / MEASUREMENTS_FILE)
-    return dict(records[-1].settings) if records else {}
 
 
 def fitted_settings(path: str | Path) -> dict[str, Any] | None:
@@ -165,21 +172,17 @@ def fit(
     latest one) in a profile directory and save it there as JSON (waiting for a profiling run
     in that directory to finish first)."""
     folder = Path(directory)
-    profiled_archs(space, folder, settings)
+    _measured(space, folder, settings)  # refused at once, before waiting for a profiling run
     with exclusive_lock(folder / LOCK_FILE, what=f"latency profiling in {folder}"):
-        settings = _settings(folder) if settings is None else dict(settings)
-        archs, latency = profiled_archs(space, folder, settings)
-        predictor = _build(kind, space, folder, seed, settings)
-        predictor.fit(archs, latency)
-        records = [r for r in read_records(folder / MEASUREMENTS_FILE) if r.settings == settings]
-        machine = records[0].machine if records else machine_info()
-        versions = records[0].versions if records else library_versions()
+        records, chosen = _measured(space, folder, settings)
+        predictor = _build(kind, space, folder, seed, chosen)
+        predictor.fit(*_points(records))
         return save_predictor(
             predictor,
             predictor_path(folder, kind),
-            settings=settings,
-            machine=machine,
-            versions=versions,
+            settings=chosen,
+            machine=records[0].machine,
+            versions=records[0].versions,
         )
 
 
@@ -197,8 +200,8 @@ def report(
     if not 0 < holdout < 1:
         raise UserError(f"holdout must be in (0, 1), got {holdout}")
     folder = Path(directory)
-    settings = _settings(folder)
-    archs, latency = profiled_archs(space, folder, settings)
+    records, settings = _measured(space, folder, None)
+    archs, latency = _points(records)
     if len(archs) < 8:
         raise UserError(f"only {len(archs)} subnets measured in {folder}; profile at least 8")
     order = np.random.default_rng(seed).permutation(len(archs))
@@ -216,12 +219,16 @@ def report(
         predictions[kind] = predicted
         scores[kind] = summarize(predicted, latency[test])
     if plot is not None:
-        _scatter(predictions, latency[test], Path(plot), space, folder)
+        _scatter(predictions, latency[test], Path(plot), space, settings)
     return scores
 
 
 def _scatter(
-    predictions: dict[str, np.ndarray], measured: np.ndarray, path: Path, space: Space, folder: Path
+    predictions: dict[str, np.ndarray],
+    measured: np.ndarray,
+    path: Path,
+    space: Space,
+    settings: Mapping[str, Any],
 ) -> None:
     import matplotlib
 
@@ -245,7 +252,6 @@ def _scatter(
     axes.set_yscale("log")
     axes.set_xlabel("measured latency (ms)")
     axes.set_ylabel("predicted latency (ms)")
-    settings = _settings(folder)
     axes.set_title(f"{space.name}: held-out subnets\n{settings}", fontsize=8)
     axes.legend(fontsize=8)
     figure.tight_layout()

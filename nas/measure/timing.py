@@ -212,11 +212,21 @@ def time_side_by_side(
 
 @dataclass(frozen=True)
 class RoundTiming:
-    """The samples of the rounds that agree, every round's median, and how many were dropped."""
+    """The samples of the rounds that agree, every round's median, and how many were dropped;
+    anchored (:mod:`nas.measure.anchor`), the reference's median and its calibrated speed."""
 
     samples_ms: list[float]
     round_medians_ms: list[float]
     dropped: int
+    reference_ms: float | None = None
+    anchor_ms: float | None = None
+
+
+def round_sizes(repeats: int, rounds: int) -> list[int]:
+    """``repeats`` timed runs split into at most ``rounds`` rounds of at least
+    :data:`MIN_ROUND_SIZE` runs each (at least one round), as evenly as they go."""
+    rounds = max(1, min(rounds, repeats // MIN_ROUND_SIZE))
+    return [repeats // rounds + (1 if index < repeats % rounds else 0) for index in range(rounds)]
 
 
 def time_rounds(
@@ -238,8 +248,8 @@ def time_rounds(
     While fewer than a majority of the rounds are kept, the slowest round is measured again
     after a pause (:data:`FIRST_PAUSE_S`, doubling), at most :data:`MAX_RETRIES` times.
     """
-    rounds = max(1, min(rounds, repeats // MIN_ROUND_SIZE))
-    sizes = [repeats // rounds + (1 if index < repeats % rounds else 0) for index in range(rounds)]
+    sizes = round_sizes(repeats, rounds)
+    rounds = len(sizes)
     measured = [
         time_callable(run, warmup=warmup if index == 0 else 0, repeats=size)
         for index, size in enumerate(sizes)
@@ -417,8 +427,8 @@ def measure_latency(
         samples_ms=tuple(samples),
         round_medians_ms=tuple(timing.round_medians_ms),
         dropped_rounds=timing.dropped,
-        reference_ms=getattr(timing, "reference_ms", None),
-        anchor_ms=getattr(timing, "anchor_ms", None),
+        reference_ms=timing.reference_ms,
+        anchor_ms=timing.anchor_ms,
         runtime=config.runtime,
         threads=config.threads,
         batch_size=config.batch_size,

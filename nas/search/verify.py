@@ -105,6 +105,11 @@ def _meets(constraints: Sequence[Constraint], values: dict[str, float]) -> bool:
     return all(c.satisfied(values[c.metric]) for c in constraints if c.metric in values)
 
 
+def _key(space: Space, verified: Verified) -> bytes:
+    """The genome bytes of a verified subnet, as a search result's genomes give them."""
+    return bytes(to_genome(space, Arch.from_dict(verified.arch)).tobytes())
+
+
 def _measure_point(
     space: Space,
     supernet: Any,
@@ -151,7 +156,7 @@ def verify(
     (:func:`refine`). Subnets in ``known`` (measured by earlier rounds) are passed over. A
     ``cache`` (:class:`nas.search.measured.MeasuredCache`) gives the figures of subnets measured
     by an earlier search and keeps the new ones."""
-    skip = {to_genome(space, Arch.from_dict(v.arch)).tobytes() for v in known}
+    skip = {_key(space, v) for v in known}
     candidates = [int(i) for i in result.front if result.genomes[i].tobytes() not in skip]
     checked = [
         _measure_point(space, supernet, dataset, result, index, constraints, measure, seed, cache)
@@ -177,11 +182,7 @@ def refine(result: SearchResult, space: Space, verified: Sequence[Verified]) -> 
     halves the gap, so the choice lands as close to a target as measurement allows, not
     wherever the evenly spread points of :func:`verify` fell."""
     position = {result.genomes[i].tobytes(): p for p, i in enumerate(result.front)}
-    ranked = [
-        (position[key], v)
-        for v in verified
-        if (key := to_genome(space, Arch.from_dict(v.arch)).tobytes()) in position
-    ]
+    ranked = [(position[key], v) for v in verified if (key := _key(space, v)) in position]
     high = min((p for p, v in ranked if v.meets_targets), default=None)
     if high is None:
         return None
