@@ -110,6 +110,13 @@ def add_parser(commands: Any) -> None:
         "(e.g. resolution,num_stages,stride: one pyramid per step; default: none)",
     )
     train.add_argument(
+        "--corners",
+        default="",
+        metavar="DIMS",
+        help="also train, every step, the largest subnet with each of these dimensions at its "
+        "smallest, comma-separated (e.g. depth: the shallowest full-width subnet; default: none)",
+    )
+    train.add_argument(
         "--sampling",
         choices=("uniform", "flops"),
         default="uniform",
@@ -199,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         inplace_distillation=not args.no_distill,
         resolution_per_step=args.resolution_per_step,
         per_step=tuple(d.strip() for d in args.per_step.split(",") if d.strip()),
+        corners=tuple(d.strip() for d in args.corners.split(",") if d.strip()),
         sampling=args.sampling,
         worst_of=args.worst_of,
         sync_batch_norm=args.sync_batch_norm,

@@ -52,6 +52,11 @@ class TrainConfig:
     # "stride") trains every subnet of a step on one pyramid, so the teacher and the extremes
     # learn every pyramid rather than one each.
     per_step: tuple[str, ...] = ()
+    # Extra fixed subnets of every step besides the sandwich, one per dimension named: the
+    # largest subnet with that dimension at its smallest ("depth": the shallowest subnet at full
+    # width, kernel and expand ratio). The shared weights serve best the subnets trained every
+    # step; a corner keeps that end of the space trained as often as the two extremes.
+    corners: tuple[str, ...] = ()
     # How the random subnets of a step are drawn: "uniform" over the genome (every choice of
     # every gene alike, so most draws are mid-size), or "flops": a target drawn uniformly in
     # log multiply-adds between the phase's smallest and largest subnet and the subnet of a
@@ -96,6 +101,12 @@ class TrainConfig:
                 f"unknown per-step dimension(s) {', '.join(unknown)}; use {', '.join(DIMENSIONS)}"
             )
         object.__setattr__(self, "per_step", tuple(sorted(set(self.per_step))))
+        unknown = sorted(set(self.corners) - set(DIMENSIONS))
+        if unknown:
+            raise UserError(
+                f"unknown corner dimension(s) {', '.join(unknown)}; use {', '.join(DIMENSIONS)}"
+            )
+        object.__setattr__(self, "corners", tuple(sorted(set(self.corners))))
         if self.monitor_images is not None and self.monitor_images < 1:
             raise UserError(f"monitor images must be positive, got {self.monitor_images}")
         try:

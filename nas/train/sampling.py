@@ -1,5 +1,6 @@
 """The subnets one training step trains: the sandwich (largest, smallest, random ones) of the
-phase's elastic dimensions, with the per-step dimensions shared by all of them.
+phase's elastic dimensions, any corners (the largest with one dimension at its smallest), with
+the per-step dimensions shared by all of them.
 
 The random ones are drawn uniformly over the genome, or uniformly over log multiply-adds
 (``TrainConfig.sampling == "flops"``); with ``TrainConfig.worst_of`` > 1 each random one is
@@ -71,6 +72,10 @@ def draw_step(
             resolution = int(rng.choice(space.resolution.values))
         randoms = _flops_draws(space, phase, config, rng, resolution)
     subnets = [space.largest(), smallest_in(space, phase.elastic)] if config.sandwich else []
+    for dim in config.corners:
+        corner = smallest_in(space, [dim]) if dim in phase.elastic else None
+        if corner is not None and corner not in subnets and corner != space.largest():
+            subnets.append(corner)
     subnets += randoms
     if rps:
         if resolution is None:

@@ -34,6 +34,7 @@ RUNS = [
     Case("train-device-unknown", (*TRAIN, "--device", "tpu"), npz(), message="device"),
     Case("train-worst-of-zero", (*TRAIN, "--worst-of", "0"), npz(), message="worst-of"),
     Case("train-sampling-unknown", (*TRAIN, "--sampling", "loss"), npz(), message="sampling"),
+    Case("train-corner-unknown", (*TRAIN, "--corners", "height"), npz(), message="corner"),
     Case(
         "train-images-per-epoch-negative",
         (*TRAIN, "--images-per-epoch", "-5"),

@@ -138,3 +138,38 @@ def test_worst_of_is_refused_on_data_parallel_workers(tmp_path: object) -> None:
             f"{tmp_path}/out",
             backend=Backend(kind="ray", workers=2),
         )
+
+
+def test_corners_join_the_fixed_subnets_of_every_step() -> None:
+    """A corner is the largest subnet with one dimension at its smallest; it is trained every
+    step after the sandwich, whatever the random draws (worst-of groups left as they were)."""
+    config = TrainConfig(num_random=2, sampling="flops", worst_of=3, corners=("depth",))
+    plain = dataclasses.replace(config, corners=())
+    shallow = ss.smallest_in(SPACE, ["depth"])
+    assert all(len(stage.kernel_size) == 1 for stage in shallow.stages)
+    assert shallow.stages == tuple(
+        dataclasses.replace(
+            stage, kernel_size=stage.kernel_size[:1], expand_ratio=stage.expand_ratio[:1]
+        )
+        for stage in SPACE.largest().stages
+    )
+    draw = draw_step(SPACE, PHASE, config, np.random.default_rng(4))
+    before = draw_step(SPACE, PHASE, plain, np.random.default_rng(4))
+    assert draw.subnets == [*before.subnets, shallow]
+    assert draw.candidates == before.candidates
+    # a corner of a dimension the phase keeps fixed, or one equal to a sandwich member, is
+    # not trained twice
+    fixed = dataclasses.replace(PHASE, elastic=tuple(d for d in PHASE.elastic if d != "depth"))
+    assert len(draw_step(SPACE, fixed, config, np.random.default_rng(4)).subnets) == 2
+    tiny = ss.get_space("tiny")
+    assert ss.smallest_in(tiny, ["precision"]) == tiny.largest()
+    subnets = step_subnets(
+        tiny, PHASE, TrainConfig(corners=("precision",)), np.random.default_rng(0)
+    )
+    assert len(subnets) == 4 and subnets[:2] == [
+        tiny.largest(),
+        ss.smallest_in(tiny, PHASE.elastic),
+    ]
+    with pytest.raises(UserError, match="unknown corner"):
+        TrainConfig(corners=("height",))
+    assert TrainConfig(corners=("width_mult", "depth", "depth")).corners == ("depth", "width_mult")
