@@ -9,7 +9,8 @@ compared on the 10,000 test images:
   --workdir (what `make demo` builds), verified by measurement;
 - random: the best, by validation accuracy after stand-alone training, of N random subnets
   whose measured latency meets the target, with N set so that training them costs as much as
-  train-once did (supernet, latency profile, accuracy predictor, search);
+  train-once did (supernet, latency profile, accuracy predictor, search), capped by
+  --max-random (0 leaves random out: for a recipe too long to train the pool);
 - hand-scaled: the MobileNetV3-style family of the space with uniform width and depth
   multipliers (kernel 3 then 5, expand 4, the first stage at 14x14), the largest member that
   meets the target when measured.
@@ -108,14 +109,19 @@ def main() -> int:
     parser.add_argument(
         "--epochs", type=int, help="stand-alone epochs (default: the supernet's own recipe)"
     )
-    parser.add_argument("--max-random", type=int, default=16, help="cap on N")
+    parser.add_argument(
+        "--max-random",
+        type=int,
+        default=16,
+        help="cap on N; 0 compares the search with the hand-scaled network only",
+    )
     parser.add_argument("--processes", type=int, default=2)
     add_backend_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="default")
     args = parser.parse_args()
-    if args.seeds < 1 or args.max_random < 1:
-        parser.error("--seeds and --max-random must be >= 1")
+    if args.seeds < 1 or args.max_random < 0:
+        parser.error("--seeds must be >= 1 and --max-random >= 0")
 
     space = ss.get_space(args.space)
     workdir = Workdir(Path(args.workdir), space.name)
@@ -238,8 +244,10 @@ def main() -> int:
     once = sum(costs.values()) + float(
         np.mean([e["search"]["seconds"] for e in per_target.values()])
     )
-    count = int(min(args.max_random, max(1, math.floor(once / each))))
+    equal = max(1, math.floor(once / each))
+    count = int(min(args.max_random, equal))
     report["random_n"] = count
+    report["random_n_at_equal_cost"] = equal
     report["standalone_seconds_median"] = each
     save()
     jobs = [
@@ -258,8 +266,11 @@ def main() -> int:
         backend=backend_of(args),
     )
     for key, entry in per_target.items():
-        best = max(range(count), key=lambda i: results[f"{key}-random{i}-seed0"]["val_accuracy"])
-        entry["random_best"] = best
+        if count:
+            best = max(
+                range(count), key=lambda i: results[f"{key}-random{i}-seed0"]["val_accuracy"]
+            )
+            entry["random_best"] = best
     jobs = [
         Job(
             f"{key}-random{entry['random_best']}-seed{seed}",
@@ -268,6 +279,7 @@ def main() -> int:
         )
         for key, entry in per_target.items()
         for seed in range(1, args.seeds)
+        if count
     ]
     run_jobs(
         space,
@@ -290,11 +302,11 @@ def main() -> int:
     )
     print("|---|---|---:|---:|---|---|---:|")
     for key, entry in per_target.items():
-        rows = {
-            "search": ("search", entry["search"]),
-            "random": (f"random{entry['random_best']}", entry["random_pool"][entry["random_best"]]),
-            "hand": ("hand", entry["hand"]),
-        }
+        rows = {"search": ("search", entry["search"])}
+        if count:
+            best = entry["random_best"]
+            rows["random"] = (f"random{best}", entry["random_pool"][best])
+        rows["hand"] = ("hand", entry["hand"])
         summary[key] = {}
         for method, (prefix, item) in rows.items():
             scores = [
@@ -340,7 +352,8 @@ def main() -> int:
     save()
     print(
         f"- cost: train-once {once / 60:.1f} min in all (shared by every target); one stand-alone "
-        f"training {each:.0f} s (2-core equivalent), so N = {count}; training the random "
+        f"training {each:.0f} s (2-core equivalent), so N at equal cost {equal} (trained: "
+        f"{count}); training the random "
         f"candidates of all targets {each * count * len(per_target) / 60:.1f} min"
     )
     print(f"written: {out_file}")
