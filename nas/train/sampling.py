@@ -72,9 +72,9 @@ def draw_step(
             resolution = int(rng.choice(space.resolution.values))
         randoms = _flops_draws(space, phase, config, rng, resolution)
     subnets = [space.largest(), smallest_in(space, phase.elastic)] if config.sandwich else []
-    for dim in config.corners:
-        corner = smallest_in(space, [dim]) if dim in phase.elastic else None
-        if corner is not None and corner not in subnets and corner != space.largest():
+    for dim in (d for d in config.corners if d in phase.elastic):
+        corner = smallest_in(space, [dim])
+        if corner != space.largest() and corner not in subnets:
             subnets.append(corner)
     subnets += randoms
     if rps:
