@@ -92,9 +92,8 @@ def main() -> int:
     if space.name != once["space"]:
         parser.error(f"{args.once} was run on space {once['space']!r}, not {space.name!r}")
     rows = collect(once, baselines)
-    table = np.array(
-        [[features(space, ss.Arch.from_dict(r["arch"]))[f] for f in FEATURES] for r in rows]
-    )
+    described = [features(space, ss.Arch.from_dict(r["arch"])) for r in rows]
+    table = np.array([[d[f] for f in FEATURES] for d in described])
     residual = np.array([100 * (np.mean(r["alone"]) - r["inherited"]) for r in rows])
     correlation = {
         name: float(pearsonr(table[:, i], residual)[0])
@@ -109,8 +108,7 @@ def main() -> int:
         "mean_residual_points": float(residual.mean()),
         "correlation_with_residual": correlation,
         "rows": [
-            {**features(space, ss.Arch.from_dict(r["arch"])), "residual_points": float(d)}
-            for r, d in zip(rows, residual, strict=True)
+            {**d, "residual_points": float(r)} for d, r in zip(described, residual, strict=True)
         ],
     }
     out = Path(__file__).with_name("results") / f"ranking_residuals-{args.tag}.json"

@@ -265,32 +265,30 @@ def main() -> int:
         processes=args.processes,
         backend=backend_of(args),
     )
-    for key, entry in per_target.items():
-        if count:
-            best = max(
+    if count:  # the best of each pool, by validation accuracy, trained with the other seeds
+        for key, entry in per_target.items():
+            entry["random_best"] = max(
                 range(count), key=lambda i: results[f"{key}-random{i}-seed0"]["val_accuracy"]
             )
-            entry["random_best"] = best
-    jobs = [
-        Job(
-            f"{key}-random{entry['random_best']}-seed{seed}",
-            ss.Arch.from_dict(entry["random_pool"][entry["random_best"]]["arch"]),
-            seed,
+        jobs = [
+            Job(
+                f"{key}-random{entry['random_best']}-seed{seed}",
+                ss.Arch.from_dict(entry["random_pool"][entry["random_best"]]["arch"]),
+                seed,
+            )
+            for key, entry in per_target.items()
+            for seed in range(1, args.seeds)
+        ]
+        run_jobs(
+            space,
+            dataset,
+            recipe,
+            jobs,
+            results,
+            save,
+            processes=args.processes,
+            backend=backend_of(args),
         )
-        for key, entry in per_target.items()
-        for seed in range(1, args.seeds)
-        if count
-    ]
-    run_jobs(
-        space,
-        dataset,
-        recipe,
-        jobs,
-        results,
-        save,
-        processes=args.processes,
-        backend=backend_of(args),
-    )
 
     summary: dict[str, dict[str, Any]] = {}
     inherited = report.setdefault("inherited", {})

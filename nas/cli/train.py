@@ -176,6 +176,11 @@ def _budget_images(
     return count
 
 
+def _dimensions(text: str) -> tuple[str, ...]:
+    """A comma-separated list of dimension names (blanks dropped)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -205,8 +210,8 @@ def run(args: argparse.Namespace) -> int:
         num_random=args.num_random,
         inplace_distillation=not args.no_distill,
         resolution_per_step=args.resolution_per_step,
-        per_step=tuple(d.strip() for d in args.per_step.split(",") if d.strip()),
-        corners=tuple(d.strip() for d in args.corners.split(",") if d.strip()),
+        per_step=_dimensions(args.per_step),
+        corners=_dimensions(args.corners),
         sampling=args.sampling,
         worst_of=args.worst_of,
         sync_batch_norm=args.sync_batch_norm,
