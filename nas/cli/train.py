@@ -137,6 +137,12 @@ def add_parser(commands: Any) -> None:
         help="with --backend ray and several workers: batch norm over the whole batch, so the "
         "workers train exactly as one process (slower: an all-reduce per layer)",
     )
+    train.add_argument(
+        "--init-from",
+        metavar="DIR",
+        help="start from the weights of the trained supernet in DIR (of this space, or of one "
+        "this space narrows, e.g. fewer stages) instead of random ones; default: random",
+    )
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     train.add_argument(
@@ -215,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
         sampling=args.sampling,
         worst_of=args.worst_of,
         sync_batch_norm=args.sync_batch_norm,
+        init_from=args.init_from,
         seed=args.seed,
         device=args.device,
         threads=args.threads,

@@ -11,6 +11,7 @@ from nas.train.budget import images_for_budget, parse_duration
 from nas.train.checkpoint import (
     CHECKPOINT_FILE,
     Checkpoint,
+    init_weights,
     load_checkpoint,
     load_supernet,
     load_weights,
@@ -41,6 +42,7 @@ __all__ = [
     "cross_entropy",
     "evaluate",
     "images_for_budget",
+    "init_weights",
     "load_checkpoint",
     "load_supernet",
     "load_weights",

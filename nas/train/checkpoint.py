@@ -30,6 +30,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "FORMAT",
     "Checkpoint",
+    "init_weights",
     "load_checkpoint",
     "load_supernet",
     "load_weights",
@@ -197,6 +198,41 @@ def load_supernet(
         weights = {key: value for key, value in weights.items() if key in expected}
     load_weights(supernet, weights, checkpoint.directory)
     return supernet.eval(), checkpoint
+
+
+def init_weights(model: nn.Module, directory: str | Path, device: torch.device | str) -> None:
+    """Start ``model`` (a supernet) from the trained supernet in ``directory``: of the same space,
+    or of a space it narrows (fewer choices: fewer stages, say, as a few-shot split has). Each of
+    the model's tensors is the parent's, or the leading channels of it where the parent has more
+    (the channels a subnet of the parent uses: a 4-stage head reads the first 48 of the 64
+    inputs); a tensor the parent lacks, or whose kernel differs, is a one-line error."""
+    checkpoint = load_checkpoint(directory)
+    weights = checkpoint.weights(device)
+    expected = model.state_dict()
+    picked: dict[str, torch.Tensor] = {}
+    for key, tensor in expected.items():
+        parent = weights.get(key)
+        if parent is None or parent.dim() != tensor.dim():
+            missing = "has no" if parent is None else "has another shape of"
+            raise UserError(
+                f"{checkpoint.directory}: the supernet there {missing} {key!r}; start from a "
+                "supernet of this space or of one it narrows"
+            )
+        if parent.shape != tensor.shape:
+            channels = min(2, tensor.dim())  # output and input channels; the rest is kernel
+            wider = all(
+                have >= want
+                for have, want in zip(parent.shape[:channels], tensor.shape[:channels], strict=True)
+            )
+            if not wider or parent.shape[channels:] != tensor.shape[channels:]:
+                raise UserError(
+                    f"{checkpoint.directory}: {key!r} is {tuple(parent.shape)} there and "
+                    f"{tuple(tensor.shape)} here; start from a supernet of this space or of one "
+                    "it narrows (same kernels, at least as many channels)"
+                )
+            parent = parent[tuple(slice(0, size) for size in tensor.shape)]
+        picked[key] = parent
+    load_weights(model, picked, checkpoint.directory)
 
 
 def supernet_from_weights(

@@ -73,6 +73,9 @@ class TrainConfig:
     # process; off, each worker normalises its own slice, as plain DDP does. Synchronising costs
     # two small all-reduces per batch-norm layer and subnet (README "Running on a cluster").
     sync_batch_norm: bool = False
+    # A trained supernet's directory to start from instead of random weights: of this space, or
+    # of one this space narrows (a few-shot split fine-tunes one part of a space this way).
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

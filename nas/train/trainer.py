@@ -29,6 +29,7 @@ from nas.measure import torch_threads
 from nas.supernet import Supernet, reorder_channels
 from nas.train.checkpoint import (
     CHECKPOINT_FILE,
+    init_weights,
     load_checkpoint,
     load_weights,
     save_checkpoint,
@@ -225,6 +226,8 @@ def _start_epoch(
         )
     if resume and has_checkpoint:
         start_epoch = _check_resumable(directory, space, schedule, config)
+    elif config.init_from is not None:
+        load_checkpoint(config.init_from)  # a missing or unreadable one fails before any work
     check_writable_directory(directory)
     return start_epoch
 
@@ -257,6 +260,9 @@ def _train_epochs(
             optimizer.load_state_dict(state)
         history = list(checkpoint.metadata.get("history", []))
         logger.info("resuming %s after epoch %d", directory, start_epoch)
+    elif config.init_from is not None:
+        init_weights(supernet, config.init_from, device)
+        logger.info("starting from the weights in %s", config.init_from)
 
     threads = config.threads or torch.get_num_threads()
     with torch_threads(threads):

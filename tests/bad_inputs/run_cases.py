@@ -36,6 +36,12 @@ RUNS = [
     Case("train-sampling-unknown", (*TRAIN, "--sampling", "loss"), npz(), message="sampling"),
     Case("train-corner-unknown", (*TRAIN, "--corners", "height"), npz(), message="corner"),
     Case(
+        "train-init-from-missing",
+        (*TRAIN, "--init-from", "{d}/nowhere"),
+        npz(),
+        message="no checkpoint",
+    ),
+    Case(
         "train-images-per-epoch-negative",
         (*TRAIN, "--images-per-epoch", "-5"),
         npz(),
