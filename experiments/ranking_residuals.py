@@ -7,7 +7,9 @@ stand-alone test accuracy (mean over seeds) minus inherited test accuracy (batch
 recalibrated), in points; a positive residual means the supernet under-rates the subnet. The
 report gives Pearson's correlation of the residual with each architecture feature (number of
 blocks, mean expand ratio, mean width multiplier, mean kernel size, resolution, number of stages,
-a stage keeping its size, log multiply-adds) and the residuals of the subnets themselves.
+a stage keeping its size, log multiply-adds), how well the features predict the residual of a
+subnet left out (ridge regression, leave-one-out: could a correction learned from a few subnets
+trained alone fix the supernet's ratings?) and the residuals of the subnets themselves.
 
     python experiments/ranking_residuals.py --space experiments/spaces/mbv3-28-s2.yaml \\
         --once experiments/results/train_once_vs_each-mbv3-28-s2-e144-worst-up.json \\
@@ -31,6 +33,7 @@ from scipy.stats import pearsonr
 import search_spaces as ss
 from nas.files import atomic_write_json
 
+RIDGE_ALPHA = 1.0  # the best of 1, 10 and 100 for this check on the s2 residuals
 FEATURES = ("blocks", "expand", "width", "kernel", "resolution", "stages", "keeps_size", "log_macs")
 
 
@@ -50,6 +53,20 @@ def features(space: ss.Space, arch: ss.Arch) -> dict[str, float]:
         "keeps_size": float(any(stage.stride == 1 for stage in arch.stages)),
         "log_macs": float(np.log(space.flops(arch))),
     }
+
+
+def leave_one_out(table: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """Each subnet's residual predicted by a ridge regression on the standardised features of
+    all the others."""
+    predicted = np.empty_like(residual)
+    for left in range(len(residual)):
+        keep = np.arange(len(residual)) != left
+        mean, scale = table[keep].mean(0), table[keep].std(0) + 1e-9
+        x = np.column_stack([np.ones(keep.sum()), (table[keep] - mean) / scale])
+        penalty = RIDGE_ALPHA * np.diag([0.0] + [1.0] * table.shape[1])
+        w = np.linalg.solve(x.T @ x + penalty, x.T @ residual[keep])
+        predicted[left] = np.concatenate([[1.0], (table[left] - mean) / scale]) @ w
+    return predicted
 
 
 def collect(once: dict[str, Any], baselines: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -100,6 +117,7 @@ def main() -> int:
         for i, name in enumerate(FEATURES)
         if np.ptp(table[:, i]) > 0
     }
+    predicted = leave_one_out(table, residual)
     report = {
         "command": " ".join(["python", *sys.argv]),
         "once": args.once,
@@ -107,6 +125,12 @@ def main() -> int:
         "subnets": len(rows),
         "mean_residual_points": float(residual.mean()),
         "correlation_with_residual": correlation,
+        "leave_one_out": {
+            "ridge_alpha": RIDGE_ALPHA,
+            "pearson_r": float(pearsonr(predicted, residual)[0]),
+            "rmse_points": float(np.sqrt(np.mean((predicted - residual) ** 2))),
+            "residual_sd_points": float(residual.std()),
+        },
         "rows": [
             {**d, "residual_points": float(r)} for d, r in zip(described, residual, strict=True)
         ],
@@ -116,6 +140,11 @@ def main() -> int:
     print(f"{len(rows)} subnets, mean residual {residual.mean():+.2f} points (alone - inherited)")
     for name, value in sorted(correlation.items(), key=lambda item: -abs(item[1])):
         print(f"  {name:>11}: r = {value:+.2f}")
+    loo = report["leave_one_out"]
+    print(
+        f"  predicted for a subnet left out (ridge on all features): r = {loo['pearson_r']:+.2f}, "
+        f"RMSE {loo['rmse_points']:.2f} points against a spread of {loo['residual_sd_points']:.2f}"
+    )
     print(f"written: {out}")
     return 0
 
