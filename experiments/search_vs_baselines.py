@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import math
 import sys
@@ -63,40 +62,6 @@ class _Quiet:
 
     def step(self, result: Any) -> None:
         """Nothing, as for :meth:`epoch`."""
-
-
-def hand_scaled_family(space: ss.Space) -> list[ss.Arch]:
-    """Uniform width and depth multipliers over every stage, at each resolution and number of
-    stages: the first stage that may keep its size does when there is room for it (every other stage
-    downsamples, as MobileNetV3 does after its stem); the smallest kernel in the
-    first two stages and the largest after (MobileNetV3 uses 3 then 5), the expand ratio
-    closest to 4 (MobileNetV3's typical 4-6)."""
-    family = []
-    expand = min(space.stages[0].expand_ratio.values, key=lambda e: abs(e - 4))
-    for count, resolution in itertools.product(space.num_stages.values, space.resolution.values):
-        low, _ = space.downsample_range(count)
-        keep_first = count > max(low, space.min_downsamples)
-        # The first stage that may keep its size does (stage 0 unless the space forbids it).
-        keeping = [i for i, spec in enumerate(space.stages[:count]) if 1 in spec.stride]
-        keep = keeping[0] if keep_first and keeping else None
-        for width in space.stages[0].width_mult.values:
-            for depth_index in range(max(len(s.depth.values) for s in space.stages[:count])):
-                stages = []
-                for index, spec in enumerate(space.stages[:count]):
-                    depth = spec.depth.values[min(depth_index, len(spec.depth.values) - 1)]
-                    kernel = spec.kernel_size.min if index < 2 else spec.kernel_size.max
-                    stages.append(
-                        ss.StageArch(
-                            width_mult=width,
-                            stride=1 if index == keep else 2,
-                            kernel_size=(kernel,) * depth,
-                            expand_ratio=(expand,) * depth,
-                        )
-                    )
-                arch = ss.Arch(resolution=resolution, stages=tuple(stages))
-                space.validate(arch)
-                family.append(arch)
-    return sorted(family, key=space.flops)
 
 
 def main() -> int:
@@ -164,7 +129,7 @@ def main() -> int:
 
     jobs: list[Job] = []
     per_target = report.setdefault("per_target", {})
-    family = hand_scaled_family(space)
+    family = ss.uniform_family(space)
     family_latency = report.setdefault("family_latency_ms", {})
     for arch in family:
         if arch.to_json() not in family_latency:

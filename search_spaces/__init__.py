@@ -58,6 +58,7 @@ from search_spaces.spec import (
     make_divisible,
 )
 from search_spaces.subspace import float_view, subspace_problem
+from search_spaces.uniform import uniform_family
 from search_spaces.validate import downsamples, size, validate
 
 __all__ = [
@@ -113,6 +114,7 @@ __all__ = [
     "space_to_dict",
     "subspace_problem",
     "to_genome",
+    "uniform_family",
     "validate",
     "weight_bytes",
 ]

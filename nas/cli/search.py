@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     print("measured for real (latency on this machine, accuracy after BN recalibration):")
     print(f"{'':>9} {'meas ms':>8} {'val acc':>8} {'test acc':>8} {'MACs':>8}  targets")
     measured = sorted(outcome.verified, key=lambda v: v.measured_latency_ms)
-    named = [("front", v) for v in measured] + list(outcome.references.items())
+    named = [("front" if v.index >= 0 else "uniform", v) for v in measured]
+    named += list(outcome.references.items())
     for name, verified in named:
         if verified is chosen:
             name = "chosen"

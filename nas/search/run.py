@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from nas.data import Dataset
 from nas.distributed import Backend
 from nas.errors import UserError
@@ -32,7 +34,14 @@ from nas.files import (
 )
 from nas.measure import MeasureConfig, measure_arch
 from nas.measure.precision import float_arch, uses_int8
-from nas.search.loop import Evaluator, SearchConfig, SearchResult, measured_accuracies, run_search
+from nas.search.loop import (
+    Evaluator,
+    SearchConfig,
+    SearchResult,
+    measured_accuracies,
+    run_search,
+    violations,
+)
 from nas.search.measured import MeasuredCache
 from nas.search.rundir import RUN_FILE
 from nas.search.targets import Constraint, uses_metric
@@ -45,7 +54,7 @@ from nas.search.workdir import (
     refine_accuracy_predictor,
 )
 from nas.train import EpochResult, StepResult
-from search_spaces import Arch, Space, decode_genome
+from search_spaces import Arch, Space, decode_genome, to_genome, uniform_family
 
 __all__ = ["Reporter", "SearchOutcome", "SearchRequest", "search"]
 
@@ -85,6 +94,9 @@ class SearchRequest:
     device: str = "cpu"
     # Where the accuracy evaluations for the predictor run (None: here).
     backend: Backend | None = None
+    # The space's uniformly scaled networks (search_spaces.uniform_family) measured beside the
+    # front: the most multiply-adds among those the predictors say meet the targets, this many.
+    uniform: int = 3
 
 
 @dataclass
@@ -278,6 +290,7 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
                 f"no measured subnet met the latency target; tightening the predicted latency "
                 f"bound by {margin:.0%} and searching again"
             )
+    verified.extend(_verify_uniform(request, supernet, evaluator, verified, cache, margin=margin))
     chosen = choose(space, verified, len(request.dataset.y_val))
     assert result is not None
     outcome = SearchOutcome(result=result, verified=verified, chosen=chosen, margin=margin)
@@ -298,6 +311,47 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
         )
     outcome.model = _export_chosen(request, supernet, chosen)
     return outcome
+
+
+def _verify_uniform(
+    request: SearchRequest,
+    supernet: Any,
+    evaluator: Evaluator,
+    known: list[Verified],
+    cache: MeasuredCache | None,
+    *,
+    margin: float,
+) -> list[Verified]:
+    """The ``request.uniform`` uniformly scaled networks with the most multiply-adds among
+    those predicted to meet the targets, measured like the front (the obvious alternative, so
+    the choice never loses to it on the supernet's own ratings); those already measured are
+    passed over. The predictors may rate them low where the search then never looks."""
+    space = request.space
+    family = uniform_family(space)
+    if request.uniform < 1 or not family:
+        return []
+    genomes = np.stack([to_genome(space, arch) for arch in family])
+    fits = violations(evaluator(genomes), request.constraints, margin=margin) == 0
+    seen = {to_genome(space, Arch.from_dict(v.arch)).tobytes() for v in known}
+    picked = [
+        arch
+        for arch, ok, genome in zip(family, fits, genomes, strict=True)
+        if ok and genome.tobytes() not in seen
+    ][-request.uniform :]
+    return [
+        measure_cached(
+            space,
+            supernet,
+            request.dataset,
+            arch,
+            request.constraints,
+            request.measure,
+            seed=request.search.seed,
+            predicted={k: float(v[0]) for k, v in evaluator(genome[None]).items()},
+            cache=cache,
+        )
+        for arch, genome in ((a, to_genome(space, a)) for a in picked)
+    ]
 
 
 def _tightened_margin(fresh: list[Verified], margin: float) -> float:

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 class Verified:
     """A front subnet measured for real."""
 
-    index: int  # into the search result
+    index: int  # into the search result; -1: measured beside it (a uniformly scaled network)
     arch: dict[str, Any]
     predicted: dict[str, float]
     measured_latency_ms: float

@@ -190,3 +190,45 @@ def test_a_second_search_measures_nothing_again(
     # second may propose other subnets; none that the first measured is measured again.
     assert measured_again == []
     assert "largest" in second and "smallest" in second
+
+
+def test_the_largest_uniform_networks_predicted_to_fit_are_measured(
+    workdir: Path, tmp_path: Path
+) -> None:
+    from nas.predictors import load_predictor
+    from nas.search import SearchConfig
+    from nas.search.loop import Evaluator
+    from nas.search.run import SearchRequest, _verify_uniform
+    from nas.search.targets import parse_constraints
+    from nas.train import load_supernet
+
+    paths = Workdir(workdir, SPACE.name)
+    supernet, _ = load_supernet(paths.supernet)
+    data = load_dataset("digits", resolution=20, seed=0)
+    evaluator = Evaluator(
+        SPACE,
+        accuracy=load_predictor(paths.accuracy, SPACE),
+        latency=load_predictor(
+            paths.latency / "onnxruntime-t1-b1" / "latency-learned.json", SPACE
+        ),
+    )
+    request = SearchRequest(
+        space=SPACE,
+        dataset=data,
+        constraints=parse_constraints(["latency<1s"]),
+        measure=MeasureConfig(),
+        search=SearchConfig(),
+        workdir=workdir,
+        out=tmp_path,
+        uniform=2,
+    )
+    family = ss.uniform_family(SPACE)
+    checked = _verify_uniform(request, supernet, evaluator, [], None, margin=0.0)
+    assert [ss.Arch.from_dict(v.arch) for v in checked] == family[-2:]
+    assert all(v.index == -1 and v.meets_targets for v in checked)
+    again = _verify_uniform(request, supernet, evaluator, checked, None, margin=0.0)
+    assert [ss.Arch.from_dict(v.arch) for v in again] == family[-4:-2]
+    tight = dataclasses.replace(request, constraints=parse_constraints(["latency<0.000001ms"]))
+    assert _verify_uniform(tight, supernet, evaluator, [], None, margin=0.0) == []
+    none = dataclasses.replace(request, uniform=0)
+    assert _verify_uniform(none, supernet, evaluator, [], None, margin=0.0) == []
