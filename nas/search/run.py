@@ -322,10 +322,11 @@ def _verify_uniform(
     *,
     margin: float,
 ) -> list[Verified]:
-    """The ``request.uniform`` uniformly scaled networks with the most multiply-adds among
-    those predicted to meet the targets, measured like the front (the obvious alternative, so
-    the choice never loses to it on the supernet's own ratings); those already measured are
-    passed over. The predictors may rate them low where the search then never looks."""
+    """The space's uniformly scaled networks measured like the front (the obvious alternative,
+    which the predictors may rate too low for the search to look at): the ``request.uniform``
+    with the most multiply-adds among those predicted to meet the targets, then larger ones,
+    one at a time, while the last one measured met them (at most ``request.uniform`` more: the
+    latency predictor may be pessimistic). Those in ``known`` are passed over."""
     space = request.space
     family = uniform_family(space)
     if request.uniform < 1 or not family:
@@ -333,25 +334,30 @@ def _verify_uniform(
     genomes = np.stack([to_genome(space, arch) for arch in family])
     fits = violations(evaluator(genomes), request.constraints, margin=margin) == 0
     seen = {to_genome(space, Arch.from_dict(v.arch)).tobytes() for v in known}
-    picked = [
-        arch
-        for arch, ok, genome in zip(family, fits, genomes, strict=True)
-        if ok and genome.tobytes() not in seen
-    ][-request.uniform :]
-    return [
-        measure_cached(
+    fresh = [i for i in range(len(family)) if genomes[i].tobytes() not in seen]
+    picked = [i for i in fresh if fits[i]][-request.uniform :]
+    if not picked:
+        return []
+
+    def measured(index: int) -> Verified:
+        return measure_cached(
             space,
             supernet,
             request.dataset,
-            arch,
+            family[index],
             request.constraints,
             request.measure,
             seed=request.search.seed,
-            predicted={k: float(v[0]) for k, v in evaluator(genome[None]).items()},
+            predicted={k: float(v[0]) for k, v in evaluator(genomes[index][None]).items()},
             cache=cache,
         )
-        for arch, genome in ((a, to_genome(space, a)) for a in picked)
-    ]
+
+    checked = [measured(i) for i in picked]
+    for index in [i for i in fresh if i > picked[-1]][: request.uniform]:
+        if not checked[-1].meets_targets:
+            break
+        checked.append(measured(index))
+    return checked
 
 
 def _tightened_margin(fresh: list[Verified], margin: float) -> float:

@@ -208,9 +208,7 @@ def test_the_largest_uniform_networks_predicted_to_fit_are_measured(
     evaluator = Evaluator(
         SPACE,
         accuracy=load_predictor(paths.accuracy, SPACE),
-        latency=load_predictor(
-            paths.latency / "onnxruntime-t1-b1" / "latency-learned.json", SPACE
-        ),
+        latency=load_predictor(paths.latency / "onnxruntime-t1-b1" / "latency-learned.json", SPACE),
     )
     request = SearchRequest(
         space=SPACE,
@@ -232,3 +230,35 @@ def test_the_largest_uniform_networks_predicted_to_fit_are_measured(
     assert _verify_uniform(tight, supernet, evaluator, [], None, margin=0.0) == []
     none = dataclasses.replace(request, uniform=0)
     assert _verify_uniform(none, supernet, evaluator, [], None, margin=0.0) == []
+
+
+def test_uniform_networks_above_a_pessimistic_prediction_are_measured_too(
+    workdir: Path, tmp_path: Path
+) -> None:
+    from nas.search import SearchConfig
+    from nas.search.run import SearchRequest, _verify_uniform
+    from nas.search.targets import parse_constraints
+    from nas.train import load_supernet
+
+    supernet, _ = load_supernet(Workdir(workdir, SPACE.name).supernet)
+    family = ss.uniform_family(SPACE)
+
+    def pessimistic(genomes: np.ndarray) -> dict[str, np.ndarray]:
+        """Every uniform network but the smallest predicted far over the bound."""
+        first = ss.to_genome(SPACE, family[0]).tobytes()
+        latency = [0.001 if g.tobytes() == first else 1e6 for g in genomes]
+        return {"latency": np.array(latency, dtype=float)}
+
+    request = SearchRequest(
+        space=SPACE,
+        dataset=load_dataset("digits", resolution=20, seed=0),
+        constraints=parse_constraints(["latency<1s"]),
+        measure=MeasureConfig(),
+        search=SearchConfig(),
+        workdir=workdir,
+        out=tmp_path,
+        uniform=2,
+    )
+    checked = _verify_uniform(request, supernet, pessimistic, [], None, margin=0.0)  # type: ignore[arg-type]
+    assert [ss.Arch.from_dict(v.arch) for v in checked] == family[:3]
+    assert all(v.meets_targets for v in checked)
