@@ -14,9 +14,13 @@ from nas.cli import main
 from nas.data import load_dataset
 from nas.measure import MeasureConfig
 from nas.measure.latency import ProfileConfig, fit, profile
-from nas.predictors import AccuracyPredictor, save_predictor
+from nas.predictors import AccuracyPredictor, load_predictor, save_predictor
+from nas.search import SearchConfig
+from nas.search.loop import Evaluator
+from nas.search.run import SearchRequest, _verify_uniform
+from nas.search.targets import parse_constraints
 from nas.search.workdir import Workdir
-from nas.train import TrainConfig, evaluate, make_schedule, train_supernet
+from nas.train import TrainConfig, evaluate, load_supernet, make_schedule, train_supernet
 
 SPACE = ss.get_space("tiny")
 
@@ -192,34 +196,31 @@ def test_a_second_search_measures_nothing_again(
     assert "largest" in second and "smallest" in second
 
 
+def _uniform_request(workdir: Path, out: Path) -> SearchRequest:
+    """A search of the tiny space under a loose latency bound, two uniform networks."""
+    return SearchRequest(
+        space=SPACE,
+        dataset=load_dataset("digits", resolution=20, seed=0),
+        constraints=parse_constraints(["latency<1s"]),
+        measure=MeasureConfig(),
+        search=SearchConfig(),
+        workdir=workdir,
+        out=out,
+        uniform=2,
+    )
+
+
 def test_the_largest_uniform_networks_predicted_to_fit_are_measured(
     workdir: Path, tmp_path: Path
 ) -> None:
-    from nas.predictors import load_predictor
-    from nas.search import SearchConfig
-    from nas.search.loop import Evaluator
-    from nas.search.run import SearchRequest, _verify_uniform
-    from nas.search.targets import parse_constraints
-    from nas.train import load_supernet
-
     paths = Workdir(workdir, SPACE.name)
     supernet, _ = load_supernet(paths.supernet)
-    data = load_dataset("digits", resolution=20, seed=0)
     evaluator = Evaluator(
         SPACE,
         accuracy=load_predictor(paths.accuracy, SPACE),
         latency=load_predictor(paths.latency / "onnxruntime-t1-b1" / "latency-learned.json", SPACE),
     )
-    request = SearchRequest(
-        space=SPACE,
-        dataset=data,
-        constraints=parse_constraints(["latency<1s"]),
-        measure=MeasureConfig(),
-        search=SearchConfig(),
-        workdir=workdir,
-        out=tmp_path,
-        uniform=2,
-    )
+    request = _uniform_request(workdir, tmp_path)
     family = ss.uniform_family(SPACE)
     checked = _verify_uniform(request, supernet, evaluator, [], None, margin=0.0)
     assert [ss.Arch.from_dict(v.arch) for v in checked] == family[-2:]
@@ -235,11 +236,6 @@ def test_the_largest_uniform_networks_predicted_to_fit_are_measured(
 def test_uniform_networks_above_a_pessimistic_prediction_are_measured_too(
     workdir: Path, tmp_path: Path
 ) -> None:
-    from nas.search import SearchConfig
-    from nas.search.run import SearchRequest, _verify_uniform
-    from nas.search.targets import parse_constraints
-    from nas.train import load_supernet
-
     supernet, _ = load_supernet(Workdir(workdir, SPACE.name).supernet)
     family = ss.uniform_family(SPACE)
 
@@ -249,16 +245,7 @@ def test_uniform_networks_above_a_pessimistic_prediction_are_measured_too(
         latency = [0.001 if g.tobytes() == first else 1e6 for g in genomes]
         return {"latency": np.array(latency, dtype=float)}
 
-    request = SearchRequest(
-        space=SPACE,
-        dataset=load_dataset("digits", resolution=20, seed=0),
-        constraints=parse_constraints(["latency<1s"]),
-        measure=MeasureConfig(),
-        search=SearchConfig(),
-        workdir=workdir,
-        out=tmp_path,
-        uniform=2,
-    )
+    request = _uniform_request(workdir, tmp_path)
     checked = _verify_uniform(request, supernet, pessimistic, [], None, margin=0.0)  # type: ignore[arg-type]
     assert [ss.Arch.from_dict(v.arch) for v in checked] == family[:3]
     assert all(v.meets_targets for v in checked)
