@@ -183,22 +183,27 @@ def main() -> int:
 
     # N at equal cost: train-once's seconds over the median stand-alone training's
     results = report.setdefault("trainings", {})
+
+    def train(jobs: list[Job]) -> None:
+        """Train the jobs not yet in ``results``, each written as it finishes."""
+        run_jobs(
+            space,
+            dataset,
+            recipe,
+            jobs,
+            results,
+            save,
+            processes=args.processes,
+            backend=backend_of(args),
+        )
+
     for key, entry in per_target.items():
         for name in ("search", "hand"):
             for seed in range(args.seeds):
                 jobs.append(
                     Job(f"{key}-{name}-seed{seed}", ss.Arch.from_dict(entry[name]["arch"]), seed)
                 )
-    run_jobs(
-        space,
-        dataset,
-        recipe,
-        jobs,
-        results,
-        save,
-        processes=args.processes,
-        backend=backend_of(args),
-    )
+    train(jobs)
     each = float(np.median([r["seconds"] * r["threads"] / 2 for r in results.values()]))
     # the cost of train-once as `nas search` recorded it (read after the searches, which may
     # have built the predictors): supernet, latency profile, accuracy predictor
@@ -220,16 +225,7 @@ def main() -> int:
         for key, entry in per_target.items()
         for i in range(count)
     ]
-    run_jobs(
-        space,
-        dataset,
-        recipe,
-        jobs,
-        results,
-        save,
-        processes=args.processes,
-        backend=backend_of(args),
-    )
+    train(jobs)
     if count:  # the best of each pool, by validation accuracy, trained with the other seeds
         for key, entry in per_target.items():
             entry["random_best"] = max(
@@ -244,16 +240,7 @@ def main() -> int:
             for key, entry in per_target.items()
             for seed in range(1, args.seeds)
         ]
-        run_jobs(
-            space,
-            dataset,
-            recipe,
-            jobs,
-            results,
-            save,
-            processes=args.processes,
-            backend=backend_of(args),
-        )
+        train(jobs)
 
     summary: dict[str, dict[str, Any]] = {}
     inherited = report.setdefault("inherited", {})

@@ -332,7 +332,8 @@ def _verify_uniform(
     if request.uniform < 1 or not family:
         return []
     genomes = np.stack([to_genome(space, arch) for arch in family])
-    fits = violations(evaluator(genomes), request.constraints, margin=margin) == 0
+    metrics = evaluator(genomes)
+    fits = violations(metrics, request.constraints, margin=margin) == 0
     seen = {to_genome(space, Arch.from_dict(v.arch)).tobytes() for v in known}
     fresh = [i for i in range(len(family)) if genomes[i].tobytes() not in seen]
     picked = [i for i in fresh if fits[i]][-request.uniform :]
@@ -348,7 +349,7 @@ def _verify_uniform(
             request.constraints,
             request.measure,
             seed=request.search.seed,
-            predicted={k: float(v[0]) for k, v in evaluator(genomes[index][None]).items()},
+            predicted={k: float(v[index]) for k, v in metrics.items()},
             cache=cache,
         )
 
