@@ -41,6 +41,21 @@ def add_parser(commands: Any) -> None:
         ),
         out="runs/search-SPACE-TIME",
     )
+    search.add_argument(
+        "--rerank",
+        type=int,
+        default=0,
+        metavar="K",
+        help="train the K verified subnets the supernet rates best, and the widest uniformly "
+        "scaled network that meets the targets, alone; choose among them by validation "
+        "accuracy (default: 0, choose by the supernet's rating)",
+    )
+    search.add_argument(
+        "--rerank-epochs",
+        type=int,
+        metavar="E",
+        help="epochs of each --rerank training (default: the supernet's recipe)",
+    )
     add_measure_options(search)
     add_backend_options(
         search,
@@ -58,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.data import load_dataset
     from nas.measure import MeasureConfig
     from nas.search import SearchConfig
+    from nas.search.rerank import RerankConfig, arch_key
     from nas.search.run import SearchRequest, search
     from nas.search.targets import parse_constraints
 
@@ -71,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         objectives=tuple(args.objective or DEFAULT_OBJECTIVES),
         seed=args.seed,
     )
+    if args.rerank < 0 or (args.rerank_epochs is not None and args.rerank_epochs < 1):
+        raise UserError("--rerank must be >= 0 and --rerank-epochs >= 1")
     if args.resume and not args.out:
         raise UserError("--resume needs the --out of the search to continue")
     out = Path(args.out or f"runs/search-{space.name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -101,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         device=args.device,
         backend=backend,
+        rerank=RerankConfig(count=args.rerank, epochs=args.rerank_epochs, seed=args.seed),
     )
     outcome = search(request, TerminalReporter())
     result, chosen = outcome.result, outcome.chosen
@@ -126,7 +145,12 @@ def run(args: argparse.Namespace) -> int:
     if len(outcome.rows) > 12:
         print(f"  ... {len(outcome.rows) - 12} more points in {out / 'pareto.csv'}")
     print("measured for real (latency on this machine, accuracy after BN recalibration):")
-    print(f"{'':>9} {'meas ms':>8} {'val acc':>8} {'test acc':>8} {'MACs':>8}  targets")
+    alone = outcome.alone
+    print(
+        f"{'':>9} {'meas ms':>8} {'val acc':>8} {'test acc':>8} {'MACs':>8} "
+        + (f"{'alone val':>9} " if alone else "")
+        + " targets"
+    )
     measured = sorted(outcome.verified, key=lambda v: v.measured_latency_ms)
     named = [("front" if v.index >= 0 else "uniform", v) for v in measured]
     named += list(outcome.references.items())
@@ -134,12 +158,21 @@ def run(args: argparse.Namespace) -> int:
         if verified is chosen:
             name = "chosen"
         flops = space.flops(ss.Arch.from_dict(verified.arch))
+        trained = alone.get(arch_key(verified))
+        column = "" if trained is None else f"{trained['val_accuracy']:.2%}"
         print(
             f"{name:>9} {verified.measured_latency_ms:>8.3f} {verified.val_accuracy:>8.2%} "
-            f"{verified.test_accuracy or 0.0:>8.2%} {format_count(flops):>8}  "
-            f"{'met' if verified.meets_targets else 'missed'}"
+            f"{verified.test_accuracy or 0.0:>8.2%} {format_count(flops):>8} "
+            + (f"{column:>9} " if alone else "")
+            + f" {'met' if verified.meets_targets else 'missed'}"
         )
     assert chosen is not None
+    if alone:
+        print(
+            f"chosen by training {len(alone)} subnets alone: val accuracy "
+            f"{alone[arch_key(chosen)]['val_accuracy']:.2%} trained alone (supernet's weights "
+            "below)"
+        )
     print(
         f"chosen: val accuracy {chosen.val_accuracy:.2%}, test accuracy "
         f"{chosen.test_accuracy or 0.0:.2%}, measured latency "

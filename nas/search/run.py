@@ -43,6 +43,7 @@ from nas.search.loop import (
     violations,
 )
 from nas.search.measured import MeasuredCache
+from nas.search.rerank import RerankConfig, arch_key, rerank
 from nas.search.rundir import RUN_FILE
 from nas.search.targets import Constraint, uses_metric
 from nas.search.verify import Verified, choose, measure_cached, verify, write_front
@@ -97,6 +98,8 @@ class SearchRequest:
     # The space's uniformly scaled networks (search_spaces.uniform_family) measured beside the
     # front: the most multiply-adds among those the predictors say meet the targets, this many.
     uniform: int = 3
+    # Choose among the best verified subnets by training them alone (nas.search.rerank).
+    rerank: RerankConfig = field(default_factory=RerankConfig)
 
 
 @dataclass
@@ -109,6 +112,8 @@ class SearchOutcome:
     model: Path | None = None
     # the largest and the smallest subnets measured the same way, to put the choice in context
     references: dict[str, Verified] = field(default_factory=dict)
+    # what training alone gave the re-ranked subnets, by nas.search.rerank.arch_key
+    alone: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _check_outputs(request: SearchRequest) -> None:
@@ -213,6 +218,7 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
         "measure": asdict(request.measure),
         "data": request.dataset.name,
         "seed": request.search.seed,
+        "rerank": asdict(request.rerank),
     }
     _write_run_file(request, settings)
 
@@ -291,9 +297,23 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
                 f"bound by {margin:.0%} and searching again"
             )
     verified.extend(_verify_uniform(request, supernet, evaluator, verified, cache, margin=margin))
-    chosen = choose(space, verified, len(request.dataset.y_val))
+    alone = rerank(
+        space,
+        request.dataset,
+        request.rerank,
+        verified,
+        workdir.supernet,
+        request.out,
+        backend=request.backend,
+        device=request.device,
+        note=reporter.note,
+        progress=reporter.stage("training candidates alone"),
+    )
+    chosen = _choose(space, verified, alone, len(request.dataset.y_val))
     assert result is not None
-    outcome = SearchOutcome(result=result, verified=verified, chosen=chosen, margin=margin)
+    outcome = SearchOutcome(
+        result=result, verified=verified, chosen=chosen, margin=margin, alone=alone
+    )
     outcome.references = _measure_references(request, supernet, cache)
     outcome.rows = write_front(
         request.out,
@@ -309,8 +329,23 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             f"after {request.rounds} rounds no subnet met the targets when measured; the front "
             f"is in {request.out}; loosen the target or measure with more repeats"
         )
-    outcome.model = _export_chosen(request, supernet, chosen)
+    outcome.model = _export_chosen(request, supernet, chosen, alone.get(arch_key(chosen)))
     return outcome
+
+
+def _choose(
+    space: Space, verified: list[Verified], alone: dict[str, dict[str, Any]], val_images: int
+) -> Verified | None:
+    """:func:`choose` by inherited accuracy, or among the re-ranked subnets by what training
+    them alone gave, when there are any."""
+    if not alone:
+        return choose(space, verified, val_images)
+    return choose(
+        space,
+        [v for v in verified if arch_key(v) in alone],
+        val_images,
+        score=lambda v: float(alone[arch_key(v)]["val_accuracy"]),
+    )
 
 
 def _verify_uniform(
@@ -398,8 +433,11 @@ def _measure_references(
     return references
 
 
-def _export_chosen(request: SearchRequest, supernet: Any, chosen: Verified) -> Path:
-    """``chosen.onnx`` in the run directory, with its model card."""
+def _export_chosen(
+    request: SearchRequest, supernet: Any, chosen: Verified, alone: dict[str, Any] | None
+) -> Path:
+    """``chosen.onnx`` in the run directory (the supernet's weights), with its model card
+    (and what training it alone gave, when it was re-ranked)."""
     # search() writes the last round's front; the chosen subnet may come from any round
     arch = Arch.from_dict(chosen.arch)
     return export_model(
@@ -416,6 +454,7 @@ def _export_chosen(request: SearchRequest, supernet: Any, chosen: Verified) -> P
             "val_accuracy": chosen.val_accuracy,
             "test_accuracy": chosen.test_accuracy,
             "targets": [str(c) for c in request.constraints],
+            **({} if alone is None else {"trained_alone": alone}),
         },
     )
 

@@ -14,7 +14,7 @@ import dataclasses
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,19 +71,26 @@ def spread_along(candidates: Sequence[int], count: int) -> list[int]:
     return list(candidates[:best]) + [rest[p] for p in sorted(set(positions.tolist()))]
 
 
-def choose(space: Space, verified: Sequence[Verified], val_images: int) -> Verified | None:
+def choose(
+    space: Space,
+    verified: Sequence[Verified],
+    val_images: int,
+    score: Callable[[Verified], float] | None = None,
+) -> Verified | None:
     """The subnet to deploy among the ``verified`` that meet the targets: the best on the
     validation split, where accuracies within one standard error of the best (binomial, over
     ``val_images`` images: 0.39 points at 90% on 6,000) count as a tie, broken by the most
     multiply-adds (the budget spent on compute, which accuracy after training follows: Kendall
     tau 0.58-0.65 over 16 subnets of each ``mbv3-28`` space, as much as inherited accuracy),
-    then by the lower latency. None when none meets the targets."""
+    then by the lower latency. None when none meets the targets. ``score`` gives the validation
+    accuracy to compare (default: the inherited one)."""
+    accuracy_of = score or (lambda v: v.val_accuracy)
     passing = [v for v in verified if v.meets_targets]
     if not passing:
         return None
-    best = max(v.val_accuracy for v in passing)
+    best = max(accuracy_of(v) for v in passing)
     error = (best * (1 - best) / max(1, val_images)) ** 0.5
-    tied = [v for v in passing if v.val_accuracy >= best - error]
+    tied = [v for v in passing if accuracy_of(v) >= best - error]
     return max(tied, key=lambda v: (space.flops(Arch.from_dict(v.arch)), -v.measured_latency_ms))
 
 

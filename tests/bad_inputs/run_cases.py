@@ -101,6 +101,18 @@ RUNS = [
         npz(),
         message="data.npz",
     ),
+    Case(
+        "search-rerank-negative",
+        (*SEARCH, "--target", "params<1M", "--rerank", "-2"),
+        npz(),
+        message="--rerank",
+    ),
+    Case(
+        "search-rerank-epochs-zero",
+        (*SEARCH, "--target", "params<1M", "--rerank", "2", "--rerank-epochs", "0"),
+        npz(),
+        message="--rerank-epochs",
+    ),
     Case("profile-one-subnet", (*PROFILE[:5], "1", "--out", "{d}/out"), message="2 subnets"),
     Case(
         "profile-repeats-zero", (*PROFILE, "--repeats", "0", "--out", "{d}/out"), message="repeats"

@@ -249,3 +249,27 @@ def test_uniform_networks_above_a_pessimistic_prediction_are_measured_too(
     checked = _verify_uniform(request, supernet, pessimistic, [], None, margin=0.0)  # type: ignore[arg-type]
     assert [ss.Arch.from_dict(v.arch) for v in checked] == family[:3]
     assert all(v.meets_targets for v in checked)
+
+
+def test_rerank_chooses_among_subnets_trained_alone(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rerank"
+    args = ["search", "--space", "tiny", "--workdir", str(workdir), "--target", "latency<1s"]
+    args += ["--evaluations", "200", "--threads", "1", "--rerank", "2", "--rerank-epochs", "1"]
+    code, stdout, err = _run([*args, "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "alone val" in stdout and "chosen by training" in stdout
+    stored = json.loads((out / "rerank.json").read_text())
+    assert stored["settings"]["recipe"]["epochs"] == 1
+    results = stored["results"]
+    # the two rated best and the widest uniform network (unless it is one of them)
+    assert 2 <= len(results) <= 3
+    assert any(ss.Arch.from_dict(r["arch"]) in ss.uniform_family(SPACE) for r in results.values())
+    card = json.loads((out / "chosen.onnx.json").read_text())
+    chosen = card["trained_alone"]
+    assert chosen in results.values()
+    best = max(r["val_accuracy"] for r in results.values())
+    assert chosen["val_accuracy"] >= best - 0.05  # ties within a standard error
+    code, _, err = _run([*args, "--out", str(tmp_path / "bad"), "--rerank", "-1"], capsys)
+    assert code == 2 and "--rerank must be >= 0" in err
