@@ -43,7 +43,10 @@ def _front() -> list[Verified]:
         arch = SPACE.sample(rng)
         if arch not in archs and arch not in ss.uniform_family(SPACE):
             archs.append(arch)
-    return [_verified(a, v, index=i) for i, (a, v) in enumerate(zip(archs, (0.8, 0.9, 0.7, 0.95)))]
+    return [
+        _verified(a, v, index=i)
+        for i, (a, v) in enumerate(zip(archs, (0.8, 0.9, 0.7, 0.95), strict=True))
+    ]
 
 
 def test_candidates_are_the_best_rated_and_the_widest_uniform_network() -> None:
@@ -66,7 +69,7 @@ def test_candidates_are_the_best_rated_and_the_widest_uniform_network() -> None:
 
 def test_choose_compares_the_score_given() -> None:
     front = _front()
-    alone = {arch_key(v): s for v, s in zip(front, (0.9, 0.5, 0.6, 0.7))}
+    alone = {arch_key(v): s for v, s in zip(front, (0.9, 0.5, 0.6, 0.7), strict=True)}
     assert choose(SPACE, front, 6000) is front[3]
     assert choose(SPACE, front, 6000, score=lambda v: alone[arch_key(v)]) is front[0]
 
