@@ -46,8 +46,11 @@ def export_model(
     fmt: str,
     dataset: Dataset | None = None,
     card: dict[str, Any],
+    network: torch.nn.Module | None = None,
 ) -> Path:
-    """Write the subnet ``arch`` in ``fmt`` to ``path`` plus ``path.json`` (its model card)."""
+    """Write the subnet ``arch`` in ``fmt`` to ``path`` plus ``path.json`` (its model card).
+    ``network``, when given, is written instead of the supernet's subnet: the float network of
+    ``arch`` with weights of its own (trained alone)."""
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     int8 = uses_int8(arch)
@@ -59,7 +62,9 @@ def export_model(
         )
     # int8 stages are exported from the float network, then quantized for real (not simulated).
     floating = float_arch(arch)
-    if dataset is None:
+    if network is not None:
+        network = network.eval()
+    elif dataset is None:
         network = supernet.extract(floating).eval()
     else:
         network = recalibrated(supernet, floating, dataset, seed=0).eval()

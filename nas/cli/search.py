@@ -167,16 +167,18 @@ def run(args: argparse.Namespace) -> int:
             + f" {'met' if verified.meets_targets else 'missed'}"
         )
     assert chosen is not None
-    if alone:
-        print(
-            f"chosen by training {len(alone)} subnets alone: val accuracy "
-            f"{alone[arch_key(chosen)]['val_accuracy']:.2%} trained alone (supernet's weights "
-            "below)"
-        )
+    trained = alone.get(arch_key(chosen))
+    where = (
+        f"; model {outcome.model}"
+        if trained is None
+        else f" (supernet's weights); chosen by training {len(alone)} subnets alone: val "
+        f"accuracy {trained['val_accuracy']:.2%}, test accuracy {trained['test_accuracy']:.2%}"
+        f"; model {outcome.model} with those weights"
+    )
     print(
         f"chosen: val accuracy {chosen.val_accuracy:.2%}, test accuracy "
         f"{chosen.test_accuracy or 0.0:.2%}, measured latency "
         f"{chosen.measured_latency_ms:.3f} ms ({measure.runtime}, {measure.threads} thread(s), "
-        f"batch {measure.batch_size}); model {outcome.model}"
+        f"batch {measure.batch_size}){where}"
     )
     return 0

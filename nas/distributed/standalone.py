@@ -34,11 +34,13 @@ _DATASET: Dataset | None = None
 
 @dataclass(frozen=True)
 class StandaloneJob:
-    """One stand-alone training; ``key`` names its result."""
+    """One stand-alone training; ``key`` names its result, which holds the trained weights
+    (``state``: name -> numpy array) when ``keep_weights``."""
 
     key: str
     arch: Arch
     seed: int
+    keep_weights: bool = False
 
 
 def train_and_score(
@@ -50,9 +52,11 @@ def train_and_score(
     *,
     threads: int = 1,
     device: str = "cpu",
+    keep_weights: bool = False,
 ) -> dict[str, Any]:
     """``arch`` trained from scratch with ``recipe`` and ``seed``; its seconds, and accuracy
-    and cross-entropy on the validation and test splits."""
+    and cross-entropy on the validation and test splits (and its weights, ``state``, when
+    ``keep_weights``)."""
     with torch_threads(threads):  # the caller's setting comes back afterwards
         start = time.perf_counter()
         network = train_from_scratch(space, arch, dataset, recipe, seed=seed, device=device)
@@ -62,12 +66,18 @@ def train_and_score(
             y = getattr(dataset, f"y_{split}")
             result[f"{split}_accuracy"] = accuracy(network, x, y, device=device)
             result[f"{split}_nll"] = cross_entropy(network, x, y, device=device)
+        if keep_weights:
+            result["state"] = {
+                name: tensor.detach().cpu().numpy() for name, tensor in network.state_dict().items()
+            }
     return result
 
 
 def _local_job(space: Space, job: StandaloneJob, recipe: Recipe, threads: int) -> dict[str, Any]:
     assert _DATASET is not None
-    return train_and_score(space, job.arch, job.seed, _DATASET, recipe, threads=threads)
+    return train_and_score(
+        space, job.arch, job.seed, _DATASET, recipe, threads=threads, keep_weights=job.keep_weights
+    )
 
 
 def train_subnets(
@@ -94,7 +104,14 @@ def train_subnets(
     if processes <= 1:
         for job in todo:
             result = train_and_score(
-                space, job.arch, job.seed, dataset, recipe, threads=threads, device=device
+                space,
+                job.arch,
+                job.seed,
+                dataset,
+                recipe,
+                threads=threads,
+                device=device,
+                keep_weights=job.keep_weights,
             )
             on_result(job, result)
         return
@@ -116,10 +133,13 @@ def _ray_job(
     dataset: Dataset,
     recipe: Recipe,
     device: str,
+    keep_weights: bool,
 ) -> dict[str, Any]:
     """A Ray task: one stand-alone training on one thread of this worker."""
     space = space_from_dict(space_dict)
-    return train_and_score(space, Arch.from_dict(arch), seed, dataset, recipe, device=device)
+    return train_and_score(
+        space, Arch.from_dict(arch), seed, dataset, recipe, device=device, keep_weights=keep_weights
+    )
 
 
 def _train_on_ray(
@@ -144,7 +164,9 @@ def _train_on_ray(
     while waiting or running:
         while waiting and len(running) < workers:
             job = waiting.pop(0)
-            ref = remote.remote(space_dict, job.arch.to_dict(), job.seed, shared, recipe, device)
+            ref = remote.remote(
+                space_dict, job.arch.to_dict(), job.seed, shared, recipe, device, job.keep_weights
+            )
             running[ref] = job
         ready, _ = ray.wait(list(running), num_returns=1)
         for ref in ready:

@@ -10,12 +10,14 @@ best candidates from scratch with one recipe and chooses by their validation acc
 - the uniformly scaled network with the most multiply-adds among those verified to meet the
   targets (the obvious alternative a user would otherwise train), when there is one.
 
-Each result is written to ``rerank.json`` in the run directory as it finishes; a resumed search
-trains only what is missing (the same recipe, seed and data, or everything again).
+Each result is written to ``rerank.json`` in the run directory as it finishes, its weights to
+``alone/NAME.safetensors`` beside it; a resumed search trains only what is missing (the same
+recipe, seed and data, or everything again).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -23,15 +25,26 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from nas.data import Dataset
 from nas.distributed import Backend
 from nas.distributed.standalone import StandaloneJob, train_subnets
-from nas.files import atomic_write_json
+from nas.files import atomic_write_bytes, atomic_write_json
 from nas.search.verify import Verified
+from nas.supernet.static import build_network
 from nas.train import Recipe, load_checkpoint
 from search_spaces import Arch, Space
 
-__all__ = ["RERANK_FILE", "RerankConfig", "arch_key", "rerank", "rerank_candidates", "train_alone"]
+__all__ = [
+    "RERANK_FILE",
+    "RerankConfig",
+    "arch_key",
+    "load_trained",
+    "rerank",
+    "rerank_candidates",
+    "train_alone",
+]
 
 logger = logging.getLogger(__name__)
 RERANK_FILE = "rerank.json"
@@ -107,7 +120,7 @@ def train_alone(
     results: dict[str, Any] = state["results"]
     keys = [arch_key(item) for item in candidates]
     jobs = [
-        StandaloneJob(key, Arch.from_dict(item.arch), seed)
+        StandaloneJob(key, Arch.from_dict(item.arch), seed, keep_weights=True)
         for key, item in zip(keys, candidates, strict=True)
         if key not in results
     ]
@@ -117,7 +130,12 @@ def train_alone(
 
     def record(job: StandaloneJob, result: dict[str, Any]) -> None:
         nonlocal done
-        results[job.key] = {"arch": job.arch.to_dict(), **result}
+        from safetensors.numpy import save
+
+        name = f"alone/{hashlib.sha256(job.key.encode()).hexdigest()[:16]}.safetensors"
+        (directory / "alone").mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(directory / name, save(result.pop("state")))
+        results[job.key] = {"arch": job.arch.to_dict(), "weights": name, **result}
         atomic_write_json(path, state)
         done += 1
         logger.info(
@@ -132,6 +150,15 @@ def train_alone(
 
     train_subnets(space, dataset, recipe, jobs, record, backend=backend, device=device)
     return [results[key] for key in keys]
+
+
+def load_trained(space: Space, result: dict[str, Any], directory: Path) -> torch.nn.Module:
+    """The network a :func:`train_alone` result in ``directory`` names, with its weights."""
+    from safetensors.torch import load_file
+
+    network = build_network(space, Arch.from_dict(result["arch"]))
+    network.load_state_dict(load_file(directory / result["weights"]))
+    return network.eval()
 
 
 def rerank(

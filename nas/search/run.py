@@ -43,7 +43,7 @@ from nas.search.loop import (
     violations,
 )
 from nas.search.measured import MeasuredCache
-from nas.search.rerank import RerankConfig, arch_key, rerank
+from nas.search.rerank import RerankConfig, arch_key, load_trained, rerank
 from nas.search.rundir import RUN_FILE
 from nas.search.targets import Constraint, uses_metric
 from nas.search.verify import Verified, choose, measure_cached, verify, write_front
@@ -436,10 +436,23 @@ def _measure_references(
 def _export_chosen(
     request: SearchRequest, supernet: Any, chosen: Verified, alone: dict[str, Any] | None
 ) -> Path:
-    """``chosen.onnx`` in the run directory (the supernet's weights), with its model card
-    (and what training it alone gave, when it was re-ranked)."""
+    """``chosen.onnx`` in the run directory, with its model card: the supernet's weights, or
+    the weights it was trained alone with when it was re-ranked."""
     # search() writes the last round's front; the chosen subnet may come from any round
     arch = Arch.from_dict(chosen.arch)
+    accuracies: dict[str, Any] = {
+        "val_accuracy": chosen.val_accuracy,
+        "test_accuracy": chosen.test_accuracy,
+    }
+    if alone is not None:
+        accuracies = {
+            "weights": "trained alone (nas search --rerank)",
+            "val_accuracy": alone["val_accuracy"],
+            "test_accuracy": alone["test_accuracy"],
+            "inherited_val_accuracy": chosen.val_accuracy,
+            "inherited_test_accuracy": chosen.test_accuracy,
+            "training_seconds": alone["seconds"],
+        }
     return export_model(
         supernet,
         request.space,
@@ -451,11 +464,10 @@ def _export_chosen(
             "predicted": chosen.predicted,
             "measured_latency_ms": chosen.measured_latency_ms,
             "latency_settings": asdict(request.measure),
-            "val_accuracy": chosen.val_accuracy,
-            "test_accuracy": chosen.test_accuracy,
+            **accuracies,
             "targets": [str(c) for c in request.constraints],
-            **({} if alone is None else {"trained_alone": alone}),
         },
+        network=None if alone is None else load_trained(request.space, alone, request.out),
     )
 
 
