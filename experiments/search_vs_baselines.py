@@ -91,6 +91,12 @@ def main() -> int:
     parser.add_argument(
         "--rerank", type=int, default=0, help="also search with nas search --rerank K"
     )
+    parser.add_argument(
+        "--baselines-only",
+        action="store_true",
+        help="train the hand-scaled networks and the random pools, then stop (no supernet "
+        "needed beyond its recipe: run it while the supernet trains)",
+    )
     parser.add_argument("--processes", type=int, default=2)
     add_backend_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
@@ -138,7 +144,6 @@ def main() -> int:
     report["targets_ms"] = targets
     save()
 
-    jobs: list[Job] = []
     per_target = report.setdefault("per_target", {})
     family = ss.uniform_family(space)
     family_latency = report.setdefault("family_latency_ms", {})
@@ -150,6 +155,59 @@ def main() -> int:
     for target in targets:
         key = f"{target:g}"
         entry = per_target.setdefault(key, {})
+        if "hand" not in entry:
+            fitting = [a for a in family if family_latency[a.to_json()] < target]
+            arch = fitting[-1] if fitting else family[0]
+            entry["hand"] = {
+                "arch": arch.to_dict(),
+                "measured_latency_ms": family_latency[arch.to_json()],
+                "meets": bool(fitting),
+            }
+            save()
+        if "random_pool" not in entry:
+            pool = []
+            while len(pool) < args.max_random:
+                arch = space.sample(rng)
+                latency = measure_arch(space, arch, measure).median_ms
+                if latency < target:
+                    pool.append({"arch": arch.to_dict(), "measured_latency_ms": latency})
+            entry["random_pool"] = pool
+            save()
+
+    results = report.setdefault("trainings", {})
+
+    def train(jobs: list[Job]) -> None:
+        """Train the jobs not yet in ``results``, each written as it finishes."""
+        run_jobs(
+            space,
+            dataset,
+            recipe,
+            jobs,
+            results,
+            save,
+            processes=args.processes,
+            backend=backend_of(args),
+        )
+
+    # the baselines first: they need no supernet, so --baselines-only trains them while it trains
+    jobs = [
+        Job(f"{key}-hand-seed{seed}", ss.Arch.from_dict(entry["hand"]["arch"]), seed)
+        for key, entry in per_target.items()
+        for seed in range(args.seeds)
+    ]
+    jobs += [
+        Job(f"{key}-random{i}-seed0", ss.Arch.from_dict(entry["random_pool"][i]["arch"]), 0)
+        for key, entry in per_target.items()
+        for i in range(args.max_random)
+    ]
+    train(jobs)
+    if args.baselines_only:
+        print(f"baselines trained: {out_file}")
+        return 0
+
+    for target in targets:
+        key = f"{target:g}"
+        entry = per_target[key]
         methods = [("search", RerankConfig(), "")]
         if args.rerank:
             rerank = RerankConfig(count=args.rerank, epochs=recipe.epochs, seed=RERANK_SEED)
@@ -182,49 +240,16 @@ def main() -> int:
                 "trained_alone": list(outcome.alone.values()),
             }
             save()
-        if "hand" not in entry:
-            fitting = [a for a in family if family_latency[a.to_json()] < target]
-            arch = fitting[-1] if fitting else family[0]
-            entry["hand"] = {
-                "arch": arch.to_dict(),
-                "measured_latency_ms": family_latency[arch.to_json()],
-                "meets": bool(fitting),
-            }
-            save()
-        if "random_pool" not in entry:
-            pool = []
-            while len(pool) < args.max_random:
-                arch = space.sample(rng)
-                latency = measure_arch(space, arch, measure).median_ms
-                if latency < target:
-                    pool.append({"arch": arch.to_dict(), "measured_latency_ms": latency})
-            entry["random_pool"] = pool
-            save()
-
-    # N at equal cost: train-once's seconds over the median stand-alone training's
-    results = report.setdefault("trainings", {})
-
-    def train(jobs: list[Job]) -> None:
-        """Train the jobs not yet in ``results``, each written as it finishes."""
-        run_jobs(
-            space,
-            dataset,
-            recipe,
-            jobs,
-            results,
-            save,
-            processes=args.processes,
-            backend=backend_of(args),
-        )
-
     searched = ["search", *(["rerank"] if args.rerank else [])]
-    for key, entry in per_target.items():
-        for name in (*searched, "hand"):
-            for seed in range(args.seeds):
-                jobs.append(
-                    Job(f"{key}-{name}-seed{seed}", ss.Arch.from_dict(entry[name]["arch"]), seed)
-                )
-    train(jobs)
+    train(
+        [
+            Job(f"{key}-{name}-seed{seed}", ss.Arch.from_dict(entry[name]["arch"]), seed)
+            for key, entry in per_target.items()
+            for name in searched
+            for seed in range(args.seeds)
+        ]
+    )
+    # N at equal cost: train-once's seconds over the median stand-alone training's
     each = float(np.median([r["seconds"] * r["threads"] / 2 for r in results.values()]))
     # the cost of train-once as `nas search` recorded it (read after the searches, which may
     # have built the predictors): supernet, latency profile, accuracy predictor
@@ -241,12 +266,6 @@ def main() -> int:
     report["random_n_at_equal_cost"] = equal
     report["standalone_seconds_median"] = each
     save()
-    jobs = [
-        Job(f"{key}-random{i}-seed0", ss.Arch.from_dict(entry["random_pool"][i]["arch"]), 0)
-        for key, entry in per_target.items()
-        for i in range(count)
-    ]
-    train(jobs)
     if count:  # the best of each pool, by validation accuracy, trained with the other seeds
         for key, entry in per_target.items():
             entry["random_best"] = max(
