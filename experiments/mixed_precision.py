@@ -11,6 +11,12 @@ Space ``mbv3-28-int8`` (the default space, every stage free to run in fp32 or in
   blocks with their quantize/dequantize, boundaries between int8 blocks subtracted) is
   calibrated on the first half of the subnets and judged on the second half: share within 10%
   of the first measurement, fp32 and mixed forms apart. Also the int8/fp32 speed ratio.
+- The latency predictors the search builds, with ``--profile N``, per runtime: N subnets of
+  the space (mixed precisions, chosen as ``nas search`` chooses them) measured whole with their
+  operators (:func:`nas.measure.latency.profile`); the learned predictor ``nas search`` uses
+  and the lookup table fitted on three quarters of them and judged on the rest (share within
+  10%, per form: every stage fp32, every stage int8, mixed), beside the noise floor (the
+  held-out subnets measured a second time).
 - Accuracy, with ``--supernet`` (an mbv3-28 checkpoint: the int8 space has the same weights):
   on ``--images`` test images, the float subnet (batch norm recalibrated), its int8 and mixed
   forms simulated in torch (:func:`nas.supernet.fake_quant.simulate_int8`, what the search's
@@ -42,9 +48,11 @@ from nas.data import load_dataset, resize_images
 from nas.defaults import DEFAULT_DATA
 from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, library_versions, machine_info
+from nas.measure.latency import ProfileConfig, profile, profiled_archs
 from nas.measure.precision import arch_graph, float_arch
-from nas.measure.profiling import profile_blocks, profile_latency
-from nas.predictors import LatencyTable
+from nas.measure.profiling import BLOCKS_FILE, profile_blocks, profile_latency
+from nas.predictors import LatencyTable, LearnedConfig, LearnedPredictor
+from nas.predictors.records import read_records
 from nas.supernet import Supernet
 from nas.train import accuracy, load_supernet, recalibrated
 from nas.train.evaluate import calibration_images
@@ -126,6 +134,62 @@ def latency(
     }
 
 
+def _form(arch: ss.Arch) -> str:
+    int8 = sum(stage.precision == "int8" for stage in arch.stages)
+    return "fp32" if int8 == 0 else "int8" if int8 == arch.num_stages else "mixed"
+
+
+def predictors(
+    space: ss.Space, runtime: str, work: Path, threads: int, count: int, seed: int
+) -> dict[str, Any]:
+    """The learned predictor and the lookup table on ``count`` profiled subnets: fitted on three
+    quarters, judged on the rest beside a second measurement of the rest."""
+    config = MeasureConfig(runtime=runtime, threads=threads, batch_size=1)
+    folder = work / f"profile-{runtime}"
+    print(f"{runtime}: profiling {count} subnets and their operators", file=sys.stderr)
+    profile(space, ProfileConfig(measure=config, subnets=count, seed=seed, table=True), folder)
+    archs, measured = profiled_archs(space, folder)
+    order = np.random.default_rng(seed).permutation(len(archs))
+    cut = round(0.75 * len(archs))
+    train, test = order[:cut], order[cut:]
+    held_out = [archs[i] for i in test]
+    again = np.array(
+        [r.median_ms for r in profile_latency(space, held_out, config, folder / "again.jsonl")]
+    )
+    truth = measured[test]
+    operators = [r for r in read_records(folder / BLOCKS_FILE) if r.space == space.name]
+    fitted = {
+        "learned": LearnedPredictor(space, LearnedConfig(seed=seed)),
+        "table": LatencyTable(space, operators),
+    }
+    kinds = np.array([_form(arch) for arch in held_out])
+    result: dict[str, Any] = {
+        "settings": dataclasses.asdict(config),
+        "subnets": len(archs),
+        "held_out": len(held_out),
+        "held_out_forms": {k: int(np.sum(kinds == k)) for k in ("fp32", "int8", "mixed")},
+        "noise_floor_within_10pct": _within(again, truth),
+        "noise_floor_per_form": {
+            k: _within(again[kinds == k], truth[kinds == k])
+            for k in ("fp32", "int8", "mixed")
+            if np.any(kinds == k)
+        },
+    }
+    for name, predictor in fitted.items():
+        predictor.fit([archs[i] for i in train], measured[train])
+        predicted = predictor.predict(held_out)
+        result[name] = {
+            "within_10pct": _within(predicted, truth),
+            "per_form": {
+                k: _within(predicted[kinds == k], truth[kinds == k])
+                for k in ("fp32", "int8", "mixed")
+                if np.any(kinds == k)
+            },
+            "mean_abs_rel_error": float(np.mean(np.abs(predicted - truth) / truth)),
+        }
+    return result
+
+
 def accuracies(
     space: ss.Space, subnets: list[dict[str, ss.Arch]], supernet_dir: Path, images: int
 ) -> list[dict[str, Any]]:
@@ -168,12 +232,15 @@ def main() -> int:
     parser.add_argument("--runtimes", default="onnxruntime,openvino")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--images", type=int, default=10000, help="test images per accuracy")
+    parser.add_argument(
+        "--profile", type=int, default=0, help="subnets profiled to judge the search's predictors"
+    )
     parser.add_argument("--work", default="runs/mixed-precision", help="measurement files")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="default")
     args = parser.parse_args()
-    if args.subnets < 2:
-        parser.error("--subnets must be >= 2")
+    if args.subnets == 1 or args.subnets < 0:
+        parser.error("--subnets must be 0 (only --profile) or >= 2")
     torch.set_num_threads(args.threads)
     space = ss.get_space(SPACE)
     subnets = forms(space, np.random.default_rng(args.seed), args.subnets)
@@ -192,11 +259,19 @@ def main() -> int:
         }
     )
     report.setdefault("latency", {})
-    for runtime in args.runtimes.split(","):
+    for runtime in args.runtimes.split(",") if args.subnets else []:
         if runtime not in report["latency"]:
             report["latency"][runtime] = latency(space, subnets, runtime, work, args.threads)
             atomic_write_json(out, report)
-    if args.supernet and "accuracy" not in report:
+    if args.profile:
+        report.setdefault("predictors", {})
+        for runtime in args.runtimes.split(","):
+            if runtime not in report["predictors"]:
+                report["predictors"][runtime] = predictors(
+                    space, runtime, work, args.threads, args.profile, args.seed
+                )
+                atomic_write_json(out, report)
+    if args.supernet and args.subnets and "accuracy" not in report:
         report["supernet"] = args.supernet
         report["accuracy"] = accuracies(space, subnets, Path(args.supernet), args.images)
         atomic_write_json(out, report)
@@ -218,6 +293,22 @@ def main() -> int:
             + " / ".join(f"{forms_[k]['within_10pct']:.0%}" for k in ("fp32", "int8", "mixed"))
             + f" | {part['noise_floor_within_10pct']:.0%} |"
         )
+    if report.get("predictors"):
+        print(
+            "\n| runtime | subnets (held out) | learned within 10%, all (fp32 / int8 / mixed) "
+            "| table within 10% | noise floor |"
+        )
+        print("|---|---|---|---|---|")
+        for runtime, part in report["predictors"].items():
+            cells = []
+            for name in ("learned", "table"):
+                per = " / ".join(f"{v:.0%}" for v in part[name]["per_form"].values())
+                cells.append(f"{part[name]['within_10pct']:.0%} ({per})")
+            floor = " / ".join(f"{v:.0%}" for v in part["noise_floor_per_form"].values())
+            print(
+                f"| {runtime} | {part['subnets']} ({part['held_out']}) | {cells[0]} | {cells[1]} | "
+                f"{part['noise_floor_within_10pct']:.0%} ({floor}) |"
+            )
     if "accuracy" in report:
         rows = report["accuracy"]
         print(
