@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nas.cli.common import (
     TerminalReporter,
@@ -19,6 +20,10 @@ from nas.defaults import (
     DEFAULT_STRATEGY,
 )
 from nas.errors import UserError
+
+if TYPE_CHECKING:
+    from nas.measure import MeasureConfig
+    from nas.search.verify import Verified
 
 __all__ = ["add_parser"]
 
@@ -167,18 +172,31 @@ def run(args: argparse.Namespace) -> int:
             + f" {'met' if verified.meets_targets else 'missed'}"
         )
     assert chosen is not None
-    trained = alone.get(arch_key(chosen))
-    where = (
-        f"; model {outcome.model}"
-        if trained is None
-        else f" (supernet's weights); chosen by training {len(alone)} subnets alone: val "
-        f"accuracy {trained['val_accuracy']:.2%}, test accuracy {trained['test_accuracy']:.2%}"
-        f"; model {outcome.model} with those weights"
-    )
-    print(
-        f"chosen: val accuracy {chosen.val_accuracy:.2%}, test accuracy "
-        f"{chosen.test_accuracy or 0.0:.2%}, measured latency "
-        f"{chosen.measured_latency_ms:.3f} ms ({measure.runtime}, {measure.threads} thread(s), "
-        f"batch {measure.batch_size}){where}"
-    )
+    print(_final_line(chosen, alone.get(arch_key(chosen)), len(alone), measure, outcome.model))
     return 0
+
+
+def _final_line(
+    chosen: Verified,
+    trained: dict[str, Any] | None,
+    count: int,
+    measure: MeasureConfig,
+    model: Path | None,
+) -> str:
+    """The last line of a search: the chosen subnet's accuracies, led by what the deployed
+    weights score (trained alone, after a rerank; else inherited from the supernet)."""
+    setting = (
+        f"measured latency {chosen.measured_latency_ms:.3f} ms ({measure.runtime}, "
+        f"{measure.threads} thread(s), batch {measure.batch_size})"
+    )
+    if trained is None:
+        return (
+            f"chosen: val accuracy {chosen.val_accuracy:.2%}, test accuracy "
+            f"{chosen.test_accuracy or 0.0:.2%}, {setting}; model {model}"
+        )
+    return (
+        f"chosen by training {count} subnets alone: val accuracy "
+        f"{trained['val_accuracy']:.2%}, test accuracy {trained['test_accuracy']:.2%}, "
+        f"{setting}; inherited from the supernet: val {chosen.val_accuracy:.2%}, test "
+        f"{chosen.test_accuracy or 0.0:.2%}; model {model} with those weights"
+    )

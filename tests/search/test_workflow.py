@@ -263,6 +263,8 @@ def test_rerank_chooses_among_subnets_trained_alone(
     assert (
         "alone val" in stdout and "chosen by training" in stdout and "with those weights" in stdout
     )
+    final = stdout.strip().splitlines()[-1]  # what the deployed weights score comes first
+    assert final.startswith("chosen by training") and "inherited from the supernet" in final
     stored = json.loads((out / "rerank.json").read_text())
     assert stored["settings"]["recipe"]["epochs"] == 1
     results = stored["results"]
