@@ -139,6 +139,15 @@ def _form(arch: ss.Arch) -> str:
     return "fp32" if int8 == 0 else "int8" if int8 == arch.num_stages else "mixed"
 
 
+def _per_form(values: np.ndarray, truth: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
+    """Share within 10% of ``truth`` for each form present among ``kinds``."""
+    return {
+        k: _within(values[kinds == k], truth[kinds == k])
+        for k in ("fp32", "int8", "mixed")
+        if np.any(kinds == k)
+    }
+
+
 def predictors(
     space: ss.Space, runtime: str, work: Path, threads: int, count: int, seed: int
 ) -> dict[str, Any]:
@@ -169,22 +178,14 @@ def predictors(
         "held_out": len(held_out),
         "held_out_forms": {k: int(np.sum(kinds == k)) for k in ("fp32", "int8", "mixed")},
         "noise_floor_within_10pct": _within(again, truth),
-        "noise_floor_per_form": {
-            k: _within(again[kinds == k], truth[kinds == k])
-            for k in ("fp32", "int8", "mixed")
-            if np.any(kinds == k)
-        },
+        "noise_floor_per_form": _per_form(again, truth, kinds),
     }
     for name, predictor in fitted.items():
         predictor.fit([archs[i] for i in train], measured[train])
         predicted = predictor.predict(held_out)
         result[name] = {
             "within_10pct": _within(predicted, truth),
-            "per_form": {
-                k: _within(predicted[kinds == k], truth[kinds == k])
-                for k in ("fp32", "int8", "mixed")
-                if np.any(kinds == k)
-            },
+            "per_form": _per_form(predicted, truth, kinds),
             "mean_abs_rel_error": float(np.mean(np.abs(predicted - truth) / truth)),
         }
     return result

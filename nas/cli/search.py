@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.cli.common import (
@@ -22,6 +21,8 @@ from nas.defaults import (
 from nas.errors import UserError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from nas.measure import MeasureConfig
     from nas.search.verify import Verified
 
