@@ -55,8 +55,11 @@ from nas.train.evaluate import calibration_images
 from nas.train.standalone import Recipe, train_from_scratch
 
 
-def _search(space_arg: str, workdir: Path, target: float, out: Path, evaluations: int) -> None:
-    """``nas search`` for ``latency<target ms`` into ``out`` (resumed when it was cut short)."""
+def _search(
+    space_arg: str, workdir: Path, target: float, out: Path, evaluations: int, rerank: int = 0
+) -> None:
+    """``nas search`` for ``latency<target ms`` into ``out`` (resumed when it was cut short),
+    with ``--rerank`` when ``rerank`` is positive."""
     if (out / "pareto.json").exists():
         return
     command = [
@@ -67,6 +70,8 @@ def _search(space_arg: str, workdir: Path, target: float, out: Path, evaluations
         "--evaluations", str(evaluations),
         "--out", str(out),
     ]  # fmt: skip
+    if rerank:
+        command += ["--rerank", str(rerank)]
     if (out / "search.json").exists():
         command.append("--resume")
     print(" ".join(command), file=sys.stderr)
@@ -74,7 +79,37 @@ def _search(space_arg: str, workdir: Path, target: float, out: Path, evaluations
 
 
 def _front(out: Path) -> dict[str, Any]:
-    return json.loads((out / "pareto.json").read_text())
+    front = json.loads((out / "pareto.json").read_text())
+    rerank = out / "rerank.json"
+    if rerank.exists() and front.get("chosen"):
+        # What the deployed choice scores trained alone (nas search --rerank), by its arch.
+        arch = json.dumps(front["chosen"]["arch"], sort_keys=True)
+        for result in json.loads(rerank.read_text())["results"].values():
+            if json.dumps(result["arch"], sort_keys=True) == arch:
+                front["chosen"]["alone_test_accuracy"] = result["test_accuracy"]
+                front["chosen"]["alone_val_accuracy"] = result["val_accuracy"]
+    return front
+
+
+def _equal_alone(
+    searches: dict[str, Any], targets: list[float], joint_targets: list[float]
+) -> list[dict[str, Any]]:
+    """For each float-only choice (trained alone, --rerank), the fastest joint choice whose
+    trained-alone test accuracy is within 0.5 points of it or above, and the speed ratio."""
+    rows = []
+    for target in targets:
+        ours = searches[f"float-{target}"]["chosen"]
+        if not ours or "alone_test_accuracy" not in ours:
+            continue
+        level = ours["alone_test_accuracy"] - 0.005
+        joint = [searches[f"joint-{t}"]["chosen"] for t in joint_targets]
+        good = [c for c in joint if c and c.get("alone_test_accuracy", -1.0) >= level]
+        best = min(good, key=lambda c: c["measured_latency_ms"]) if good else None
+        row: dict[str, Any] = {"target": target, "float": ours, "joint": best}
+        if best is not None:
+            row["speedup"] = ours["measured_latency_ms"] / best["measured_latency_ms"]
+        rows.append(row)
+    return rows
 
 
 def _fastest_at(front: list[dict[str, Any]], level: float) -> dict[str, Any] | None:
@@ -167,6 +202,17 @@ def main() -> int:
     parser.add_argument("--tag", default="default")
     parser.add_argument("--standalone-seeds", type=int, default=0)
     parser.add_argument("--standalone-epochs", type=int, default=12)
+    parser.add_argument(
+        "--rerank",
+        type=int,
+        default=0,
+        help="nas search --rerank K: every choice trained alone, compared at equal accuracy",
+    )
+    parser.add_argument(
+        "--joint-extra-targets",
+        default="",
+        help="more latency targets (ms) for the joint space only, e.g. the targets / 1.5",
+    )
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -186,18 +232,21 @@ def main() -> int:
     )
     searches = report.setdefault("searches", {})
     targets = [float(t) for t in args.targets.split(",")]
-    for target in targets:
-        for name, space_arg in (("joint", args.space), ("float", str(float_file))):
-            key = f"{name}-{target}"
-            if key in searches:
-                continue
-            run = workdir / f"search-{key}"
-            link = workdir / f"supernet-{floats.name}"
-            if name == "float" and not link.is_symlink():
-                link.symlink_to(f"supernet-{joint.name}")  # the joint space's supernet, trained
-            _search(space_arg, workdir, target, run, args.evaluations)
-            searches[key] = _front(run)
-            atomic_write_json(out, report)
+    extra = [float(t) for t in args.joint_extra_targets.split(",") if t]
+    joint_targets = sorted({*targets, *extra})
+    runs = [("joint", args.space, t) for t in joint_targets]
+    runs += [("float", str(float_file), t) for t in targets]
+    for name, space_arg, target in runs:
+        key = f"{name}-{target}"
+        if key in searches:
+            continue
+        run = workdir / f"search-{key}{f'-rerank{args.rerank}' if args.rerank else ''}"
+        link = workdir / f"supernet-{floats.name}"
+        if name == "float" and not link.is_symlink():
+            link.symlink_to(f"supernet-{joint.name}")  # the joint space's supernet, trained
+        _search(space_arg, workdir, target, run, args.evaluations, args.rerank)
+        searches[key] = _front(run)
+        atomic_write_json(out, report)
 
     config = MeasureConfig(**searches[f"float-{targets[0]}"]["settings"]["measure"])
     quantized = report.setdefault("search_then_quantize", {})
@@ -210,8 +259,9 @@ def main() -> int:
 
     def verified(name: str) -> list[dict[str, Any]]:
         """The front points of every target that were measured for real, and the choices."""
-        points = [p for t in targets for p in searches[f"{name}-{t}"]["front"]]
-        points += [searches[f"{name}-{t}"]["chosen"] or {} for t in targets]
+        which = joint_targets if name == "joint" else targets
+        points = [p for t in which for p in searches[f"{name}-{t}"]["front"]]
+        points += [searches[f"{name}-{t}"]["chosen"] or {} for t in which]
         return [p for p in points if p.get("test_accuracy") is not None]
 
     joint_front, float_front = verified("joint"), verified("float")
@@ -234,6 +284,8 @@ def main() -> int:
         name: _uses([p for t in targets for p in searches[f"{name}-{t}"]["front"]])
         for name in ("joint", "float")
     }
+    if args.rerank:
+        report["equal_alone"] = _equal_alone(searches, targets, joint_targets)
     atomic_write_json(out, report)
     if args.standalone_seeds:
         trained = report.setdefault("standalone", {})
@@ -279,6 +331,29 @@ def main() -> int:
         picks.append(quantized[str(target)])
         cells = [f"{p['measured_latency_ms']:.3f} ms, {p['test_accuracy']:.2%}" for p in picks]
         print(f"| {target} ms | " + " | ".join(cells) + " |")
+    if args.rerank:
+        print(
+            "\n| float target | float-only choice, alone | fastest joint choice within 0.5 "
+            "points, alone | speed |"
+        )
+        print("|---:|---|---|---:|")
+        for row in report["equal_alone"]:
+            cells = [
+                "none"
+                if row[n] is None
+                else f"{row[n]['measured_latency_ms']:.3f} ms, {row[n]['alone_test_accuracy']:.2%}"
+                for n in ("float", "joint")
+            ]
+            speed = f"{row['speedup']:.2f}x" if "speedup" in row else "-"
+            print(f"| {row['target']} ms | {cells[0]} | {cells[1]} | {speed} |")
+        print(
+            "joint choices, alone: "
+            + ", ".join(
+                f"{t} ms: {c['measured_latency_ms']:.3f} ms {c.get('alone_test_accuracy', 0):.2%}"
+                for t in joint_targets
+                if (c := searches[f"joint-{t}"]["chosen"])
+            )
+        )
     print(f"\nfronts: {report['uses']}")
     return 0
 

@@ -62,6 +62,14 @@ def add_parser(commands: Any) -> None:
         metavar="E",
         help="epochs of each --rerank training (default: the supernet's recipe)",
     )
+    search.add_argument(
+        "--latency-predictor",
+        choices=("auto", "learned", "table"),
+        default="auto",
+        help="how latency is predicted: a learned regressor, a lookup table of the operators, "
+        "or auto: the learned one, and where stages may run in int8 whichever of the two "
+        "predicts held-out profiled subnets better (default: auto)",
+    )
     add_measure_options(search)
     add_backend_options(
         search,
@@ -126,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         backend=backend,
         rerank=RerankConfig(count=args.rerank, epochs=args.rerank_epochs, seed=args.seed),
+        latency_predictor=args.latency_predictor,
     )
     outcome = search(request, TerminalReporter())
     result, chosen = outcome.result, outcome.chosen

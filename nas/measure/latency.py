@@ -43,6 +43,7 @@ from search_spaces import Arch, Space
 __all__ = [
     "LATENCY_KINDS",
     "ProfileConfig",
+    "best_kind",
     "fit",
     "fitted_settings",
     "predictor_path",
@@ -194,13 +195,15 @@ def report(
     holdout: float = 0.25,
     seed: int = 0,
     plot: str | Path | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Fit each kind of predictor on part of the measured subnets and score it on the rest
-    (share within 10%, Kendall tau, RMSE); optionally save a predicted-vs-measured PNG."""
+    """Fit each kind of predictor on part of the subnets measured with ``settings`` (by default
+    those of the latest measurement) and score it on the rest (share within 10%, Kendall tau,
+    RMSE); optionally save a predicted-vs-measured PNG."""
     if not 0 < holdout < 1:
         raise UserError(f"holdout must be in (0, 1), got {holdout}")
     folder = Path(directory)
-    records, settings = _measured(space, folder, None)
+    records, settings = _measured(space, folder, settings)
     archs, latency = _points(records)
     if len(archs) < 8:
         raise UserError(f"only {len(archs)} subnets measured in {folder}; profile at least 8")
@@ -221,6 +224,34 @@ def report(
     if plot is not None:
         _scatter(predictions, latency[test], Path(plot), space, settings)
     return scores
+
+
+def best_kind(
+    space: Space,
+    directory: str | Path,
+    *,
+    kinds: Sequence[str] = ("learned", "table"),
+    seed: int = 0,
+    settings: Mapping[str, Any] | None = None,
+) -> tuple[str, dict[str, dict[str, float]]]:
+    """The kind of predictor that predicts held-out subnets of a profile directory best (the
+    largest share within 10% of measured; the smaller mean relative error breaks a tie; the
+    first of ``kinds`` where both are equal), and every kind's scores (:func:`report`'s
+    quarter held out). Kinds that cannot be built there (a table without operator
+    measurements) are left out."""
+    scores = report(space, directory, kinds=kinds, seed=seed, settings=settings)
+    if not scores:
+        raise UserError(f"none of {', '.join(kinds)} can be fitted in {directory}")
+    order = {kind: index for index, kind in enumerate(kinds)}
+    chosen = min(
+        scores,
+        key=lambda kind: (
+            -scores[kind]["within_tolerance"],
+            round(scores[kind]["mean_abs_rel_error"], 4),
+            order[kind],
+        ),
+    )
+    return chosen, scores
 
 
 def _scatter(

@@ -52,6 +52,7 @@ from nas.search.workdir import (
     ensure_accuracy_predictor,
     ensure_latency_predictor,
     ensure_supernet,
+    latency_choice,
     refine_accuracy_predictor,
 )
 from nas.train import EpochResult, StepResult
@@ -100,6 +101,8 @@ class SearchRequest:
     uniform: int = 3
     # Choose among the best verified subnets by training them alone (nas.search.rerank).
     rerank: RerankConfig = field(default_factory=RerankConfig)
+    # auto, learned or table (nas.search.workdir.latency_predictor_kind)
+    latency_predictor: str = "auto"
 
 
 @dataclass
@@ -161,6 +164,20 @@ def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
                 )
 
 
+def _latency_note(kind: str, choice: dict[str, Any] | None) -> str:
+    """One line on the latency predictor in use, with the held-out scores it was chosen by."""
+    names = {"learned": "learned regressor", "table": "operator lookup table"}
+    kind = {"latency_table": "table"}.get(kind, kind)  # the predictor's kind as files name it
+    line = f"latency predictor: {names.get(kind, kind)}"
+    if choice is not None and choice.get("kind") == kind:
+        scores = choice.get("scores") or {}
+        shares = ", ".join(
+            f"{names.get(k, k)} {v['within_tolerance']:.0%}" for k, v in scores.items()
+        )
+        line += f", the better on held-out profiled subnets (within 10%: {shares})"
+    return line
+
+
 def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
     """Run the whole search of ``request`` (see the module's docstring). A second search in
     the same run directory at the same time is refused in one line; searches sharing a work
@@ -194,8 +211,10 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             request.measure,
             workdir,
             seed=request.search.seed,
+            kind=request.latency_predictor,
             progress=reporter.stage("profiling latency"),
         )
+        reporter.note(_latency_note(latency.kind, latency_choice(workdir, request.measure)))
     accuracy = ensure_accuracy_predictor(
         space,
         supernet,

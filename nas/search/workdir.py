@@ -25,7 +25,14 @@ from nas.distributed import Backend, evaluate_subnets
 from nas.errors import UserError
 from nas.files import LOCK_FILE, atomic_write_json, exclusive_lock
 from nas.measure import MeasureConfig
-from nas.measure.latency import ProfileConfig, fit, fitted_settings, predictor_path, profile
+from nas.measure.latency import (
+    ProfileConfig,
+    best_kind,
+    fit,
+    fitted_settings,
+    predictor_path,
+    profile,
+)
 from nas.measure.profiling import sample_for_coverage, settings_of
 from nas.predictors import AccuracyPredictor, Predictor, load_predictor, save_predictor
 from nas.predictors.base import training_from_dict
@@ -43,10 +50,13 @@ from nas.train import (
 from search_spaces import Arch, Space, subspace_problem
 
 __all__ = [
+    "LATENCY_PREDICTORS",
     "Workdir",
     "ensure_accuracy_predictor",
     "ensure_latency_predictor",
     "ensure_supernet",
+    "latency_choice",
+    "latency_predictor_kind",
     "refine_accuracy_predictor",
 ]
 
@@ -180,6 +190,25 @@ def _ensure_supernet(
     return supernet
 
 
+LATENCY_PREDICTORS = ("auto", "learned", "table")
+CHOICE_FILE = "latency-choice.json"
+
+
+def latency_predictor_kind(space: Space, kind: str = "auto") -> str:
+    """What ``kind`` means for ``space``: ``auto`` is ``best`` (profile operators too and keep
+    the learned predictor or the lookup table, whichever predicts held-out subnets better)
+    where subnets may run stages in int8, where a table adds the quantize/dequantize
+    boundaries the learned predictor only sees as features; elsewhere ``learned`` (no
+    operators to profile)."""
+    if kind not in LATENCY_PREDICTORS:
+        raise UserError(
+            f"unknown latency predictor {kind!r}; choose one of {', '.join(LATENCY_PREDICTORS)}"
+        )
+    if kind == "auto":
+        return "best" if space.has_precision else "learned"
+    return kind
+
+
 def ensure_latency_predictor(
     space: Space,
     measure: MeasureConfig,
@@ -187,29 +216,79 @@ def ensure_latency_predictor(
     *,
     subnets: int = 120,
     seed: int = 0,
+    kind: str = "auto",
     progress: Callable[[int, int], None] | None = None,
 ) -> Predictor:
-    """A learned latency predictor for these settings on this machine, profiled if needed
-    (or, while another process profiles, when it has finished); one fitted with other
-    measurement settings (repeats, warm-up, anchoring) is profiled and fitted again."""
+    """A latency predictor for these settings on this machine, profiled if needed (or, while
+    another process profiles, when it has finished); one fitted with other measurement
+    settings (repeats, warm-up, anchoring) is profiled and fitted again. ``kind``: see
+    :func:`latency_predictor_kind`; with ``best`` the choice and both predictors' held-out
+    scores are kept in ``latency-choice.json`` beside the profile."""
+    wanted = latency_predictor_kind(space, kind)
     directory = workdir.latency / _settings_name(measure)
-    path = predictor_path(directory, "learned")
     settings = settings_of(measure)
-    if fitted_settings(path) == settings:
-        return load_predictor(path, space)
+    cached = _fitted_kind(directory, wanted, settings)
+    if cached is not None:
+        return load_predictor(predictor_path(directory, cached), space)
     with exclusive_lock(directory / LOCK_FILE, what=f"latency profiling in {directory}"):
-        if fitted_settings(path) == settings:  # built by the process this one waited for
-            return load_predictor(path, space)
+        cached = _fitted_kind(directory, wanted, settings)
+        if cached is not None:  # built by the process this one waited for
+            return load_predictor(predictor_path(directory, cached), space)
         start = time.perf_counter()
+        table = wanted != "learned"
         profile(
             space,
-            ProfileConfig(measure=measure, subnets=subnets, seed=seed),
+            ProfileConfig(measure=measure, subnets=subnets, seed=seed, table=table),
             directory,
             progress=progress,
         )
-        fitted = fit(space, directory, kind="learned", seed=seed, settings=settings)
+        chosen = wanted
+        scores: dict[str, dict[str, float]] = {}
+        if wanted == "best":
+            chosen, scores = best_kind(space, directory, seed=seed, settings=settings)
+            logger.info(
+                "latency predictor: %s (held-out subnets within 10%%: %s)",
+                chosen,
+                ", ".join(f"{k} {v['within_tolerance']:.0%}" for k, v in scores.items()),
+            )
+        fitted = fit(space, directory, kind=chosen, seed=seed, settings=settings)
+        if wanted == "best":
+            atomic_write_json(
+                directory / CHOICE_FILE, {"settings": settings, "kind": chosen, "scores": scores}
+            )
         workdir.add_cost("latency", time.perf_counter() - start)
         return load_predictor(fitted, space)
+
+
+def latency_choice(workdir: Workdir, measure: MeasureConfig) -> dict[str, Any] | None:
+    """What :func:`ensure_latency_predictor` chose by held-out error for these settings (the
+    kind and both kinds' scores), or None where it did not choose."""
+    try:
+        choice = json.loads(
+            (workdir.latency / _settings_name(measure) / CHOICE_FILE).read_text(encoding="utf-8")
+        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(choice, dict) or choice.get("settings") != settings_of(measure):
+        return None
+    return choice
+
+
+def _fitted_kind(directory: Path, wanted: str, settings: dict[str, Any]) -> str | None:
+    """The kind of a predictor already fitted in ``directory`` for ``wanted`` with these
+    measurement settings, or None."""
+    kind: Any = wanted
+    if wanted == "best":
+        try:
+            choice = json.loads((directory / CHOICE_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        if not isinstance(choice, dict) or choice.get("settings") != settings:
+            return None
+        kind = choice.get("kind")
+    if kind not in ("learned", "table"):
+        return None
+    return kind if fitted_settings(predictor_path(directory, kind)) == settings else None
 
 
 def _settings_name(measure: MeasureConfig) -> str:
