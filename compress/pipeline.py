@@ -32,7 +32,7 @@ from compress.quantization import QuantizeConfig, evaluate_onnx, onnx_output_err
 from compress.serialization import save_pruned
 from nas.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
-from nas.measure.precision import int8_blocks, uses_int8
+from nas.measure.precision import int8_blocks, mark_bf16_stages, uses_bf16, uses_int8
 from nas.measure.qdq import block_nodes, quantize_graph
 from nas.search.targets import Constraint
 from search_spaces import Arch, Space
@@ -198,20 +198,25 @@ def _quantize(
     graph: bytes, calibration: Any, config: CompressConfig, space: Space | None, arch: Arch | None
 ) -> tuple[bytes, str]:
     """The int8 graph of the pruned model and how it was made. A searched subnet keeps its
-    precision: only its int8 stages are quantized; any other model is quantized whole."""
+    precision: only its int8 stages are quantized and its bf16 stages are marked for OpenVINO;
+    any other model is quantized whole."""
     note = f"{config.method} calibration on {len(calibration)} images"
-    if space is None or arch is None or not uses_int8(arch):
+    if space is None or arch is None or not (uses_int8(arch) or uses_bf16(arch)):
         quantized = quantize_onnx(
             graph, calibration, per_channel=config.per_channel, method=config.method, batch_size=32
         )
         return quantized, note
-    settings = QuantizeConfig(per_channel=config.per_channel, method=config.method)
-    nodes = block_nodes(graph, int8_blocks(space, arch))
     searched = [i for i, stage in enumerate(arch.stages) if stage.precision == "int8"]
-    return (
-        quantize_graph(graph, calibration, settings, nodes=nodes),
-        f"{note}; only the searched int8 stages {searched} quantized",
-    )
+    if searched:
+        settings = QuantizeConfig(per_channel=config.per_channel, method=config.method)
+        nodes = block_nodes(graph, int8_blocks(space, arch))
+        graph = quantize_graph(graph, calibration, settings, nodes=nodes)
+        note += f"; only the searched int8 stages {searched} quantized"
+    halves = [i for i, stage in enumerate(arch.stages) if stage.precision == "bf16"]
+    if halves:
+        graph = mark_bf16_stages(graph, space, arch)
+        note += f"; the searched bf16 stages {halves} marked for OpenVINO"
+    return graph, note
 
 
 def compress_model(

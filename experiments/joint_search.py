@@ -21,7 +21,12 @@ point measured whole and its test accuracy taken). Reported:
 - which block types, precisions, squeeze-excitation and activations the joint fronts use;
 - with ``--standalone-seeds N``, the subnets of the accuracy-level rows trained from scratch
   (the supernet's recipe, ``--standalone-epochs`` epochs, N seeds; int8 stages deployed as
-  above) and their test accuracies: whether the speed-up holds outside the supernet.
+  above) and their test accuracies: whether the speed-up holds outside the supernet;
+- with ``--rerank K``, every search runs ``nas search --rerank K`` (its K best verified subnets
+  and the widest uniform network trained alone, ``--rerank-epochs``), and each float-only
+  choice is set against the fastest joint choice whose trained-alone test accuracy is within
+  0.5 points of it; ``--joint-extra-targets`` adds latency targets for the joint space only
+  (the float targets divided by 1.5, say), so that a joint choice can be that much faster.
 
 Writes ``experiments/results/joint_search-TAG.json`` (resumable: each finished search is kept)
 and prints Markdown.
@@ -56,7 +61,13 @@ from nas.train.standalone import Recipe, train_from_scratch
 
 
 def _search(
-    space_arg: str, workdir: Path, target: float, out: Path, evaluations: int, rerank: int = 0
+    space_arg: str,
+    workdir: Path,
+    target: float,
+    out: Path,
+    evaluations: int,
+    rerank: int = 0,
+    rerank_epochs: int = 12,
 ) -> None:
     """``nas search`` for ``latency<target ms`` into ``out`` (resumed when it was cut short),
     with ``--rerank`` when ``rerank`` is positive."""
@@ -71,7 +82,7 @@ def _search(
         "--out", str(out),
     ]  # fmt: skip
     if rerank:
-        command += ["--rerank", str(rerank)]
+        command += ["--rerank", str(rerank), "--rerank-epochs", str(rerank_epochs)]
     if (out / "search.json").exists():
         command.append("--resume")
     print(" ".join(command), file=sys.stderr)
@@ -208,6 +219,7 @@ def main() -> int:
         default=0,
         help="nas search --rerank K: every choice trained alone, compared at equal accuracy",
     )
+    parser.add_argument("--rerank-epochs", type=int, default=12)
     parser.add_argument(
         "--joint-extra-targets",
         default="",
@@ -244,7 +256,7 @@ def main() -> int:
         link = workdir / f"supernet-{floats.name}"
         if name == "float" and not link.is_symlink():
             link.symlink_to(f"supernet-{joint.name}")  # the joint space's supernet, trained
-        _search(space_arg, workdir, target, run, args.evaluations, args.rerank)
+        _search(space_arg, workdir, target, run, args.evaluations, args.rerank, args.rerank_epochs)
         searches[key] = _front(run)
         atomic_write_json(out, report)
 

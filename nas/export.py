@@ -2,7 +2,8 @@
 
 The subnet is taken out of the supernet, its batch norm recalibrated on training images, and
 written atomically (a subnet with int8 stages as an ONNX graph whose int8 blocks are
-quantized, :func:`nas.measure.precision.arch_graph`, calibrated on the same training images;
+quantized, :func:`nas.measure.precision.arch_graph`, calibrated on the same training images,
+and whose bf16 stages are marked for OpenVINO;
 as safetensors, the float weights, the card's arch saying which stages ``nas compress``
 quantizes);
 ``path.json`` beside it records the space, the arch, the input shape and
@@ -23,7 +24,7 @@ from nas.data import Dataset
 from nas.errors import UserError
 from nas.files import atomic_write_bytes, atomic_write_text
 from nas.measure import export_onnx, library_versions, machine_info
-from nas.measure.precision import arch_graph, float_arch, uses_int8
+from nas.measure.precision import BF16_KEY, arch_graph, float_arch, uses_bf16, uses_int8
 from nas.train import recalibrated
 from nas.train.evaluate import calibration_images
 from search_spaces import Arch, Space
@@ -54,11 +55,17 @@ def export_model(
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     int8 = uses_int8(arch)
+    bf16 = uses_bf16(arch)
     if int8 and (fmt == "torchscript" or (fmt == "onnx" and dataset is None)):
         raise UserError(
             "the subnet runs int8 stages, which deploy as an ONNX graph quantized on training "
             "images (or as safetensors of the float weights for nas compress); use --format "
             "onnx with the run's data, or safetensors"
+        )
+    if bf16 and fmt == "torchscript":
+        raise UserError(
+            "the subnet runs bf16 stages, which deploy as an ONNX graph that marks them for "
+            "OpenVINO (or as safetensors of the float weights); use --format onnx or safetensors"
         )
     # int8 stages are exported from the float network, then quantized for real (not simulated).
     floating = float_arch(arch)
@@ -70,9 +77,19 @@ def export_model(
         network = recalibrated(supernet, floating, dataset, seed=0).eval()
     example = torch.zeros(1, space.in_channels, arch.resolution, arch.resolution)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if int8 and dataset is not None:
-        calibration = calibration_images(dataset, arch.resolution, CALIBRATION_IMAGES)
+    if fmt == "onnx" and (int8 or bf16):
+        calibration = (
+            calibration_images(dataset, arch.resolution, CALIBRATION_IMAGES)
+            if int8 and dataset is not None
+            else None
+        )
         atomic_write_bytes(path, arch_graph(space, arch, network, calibration))
+        if bf16:
+            card = {
+                **card,
+                "bf16": f"stages in bf16 are named in the ONNX metadata {BF16_KEY}; "
+                "OpenVINO runs them in bfloat16 (nas.measure.timing.graph_runner)",
+            }
     elif fmt == "onnx":
         atomic_write_bytes(path, export_onnx(network, example))
     elif fmt == "torchscript":

@@ -19,6 +19,7 @@ from search_spaces.cost import (
     int8_blocks,
     layer_shapes,
     params,
+    precision_blocks,
     weight_bytes,
 )
 from search_spaces.errors import ArchError, SpaceError
@@ -104,6 +105,7 @@ __all__ = [
     "mutate",
     "mutate_genomes",
     "params",
+    "precision_blocks",
     "repair_genomes",
     "restrict_genomes",
     "sample_genomes",

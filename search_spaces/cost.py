@@ -23,6 +23,7 @@ __all__ = [
     "int8_blocks",
     "layer_shapes",
     "params",
+    "precision_blocks",
     "weight_bytes",
 ]
 
@@ -185,8 +186,14 @@ def params(space: Space, arch: Arch) -> int:
 
 def int8_blocks(space: Space, arch: Arch) -> list[int]:
     """Indices, in the order :func:`layer_shapes` lists them, of the blocks that run in int8."""
+    return precision_blocks(space, arch, "int8")
+
+
+def precision_blocks(space: Space, arch: Arch, precision: str) -> list[int]:
+    """Indices, in the order :func:`layer_shapes` lists them, of the blocks that run in
+    ``precision``."""
     blocks = layer_shapes(space, arch).blocks
-    return [index for index, block in enumerate(blocks) if block.precision == "int8"]
+    return [index for index, block in enumerate(blocks) if block.precision == precision]
 
 
 def weight_bytes(space: Space, arch: Arch) -> int:

@@ -51,9 +51,10 @@ ACTIVATIONS = ("relu", "hswish")
 # the sandwich rule, takes hard-swish where a stage may choose).
 ACTIVATION_CODES = {"relu": 0, "hswish": 1}
 # The numeric formats a stage may run in, and their bit widths (what predictors see, and what
-# orders them: "int8" > "fp32" as strings, but an int8 stage is the smaller one).
-PRECISIONS = ("fp32", "int8")
-PRECISION_BITS = {"fp32": 32, "int8": 8}
+# orders them: "int8" > "fp32" as strings, but an int8 stage is the smaller one). A bf16 stage
+# runs its convolutions in bfloat16 (OpenVINO on a CPU with bfloat16 instructions).
+PRECISIONS = ("fp32", "bf16", "int8")
+PRECISION_BITS = {"fp32": 32, "bf16": 16, "int8": 8}
 _DEFAULT_PRECISION = ("fp32",)
 # The kinds of block a stage may use: "mbconv", the inverted residual (1x1 expansion, depthwise
 # kxk, projection), or "fused" (one dense kxk convolution in place of the expansion and the

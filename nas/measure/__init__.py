@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from nas.measure.timing import (
     ONNX_RUNTIMES,
+    OPENVINO_RUNTIMES,
     RUNTIMES,
     MeasureConfig,
     Measurement,
@@ -25,6 +26,7 @@ from nas.measure.timing import (
 
 __all__ = [
     "ONNX_RUNTIMES",
+    "OPENVINO_RUNTIMES",
     "RUNTIMES",
     "MeasureConfig",
     "Measurement",

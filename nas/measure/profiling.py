@@ -27,6 +27,7 @@ from nas.errors import UserError
 from nas.measure.precision import boundary_graph, operator_graph
 from nas.measure.timing import (
     ONNX_RUNTIMES,
+    OPENVINO_RUNTIMES,
     MeasureConfig,
     Measurement,
     machine_info,
@@ -214,14 +215,20 @@ def operator_module(space: Space, operator: Operator) -> nn.Module:
 
 def measure_operator(space: Space, operator: Operator, config: MeasureConfig) -> Measurement:
     """Latency of ``operator`` alone, at the batch size and threads of ``config``; an int8
-    block or a boundary as its quantized graph, on an ONNX runtime."""
+    block or a boundary as its quantized graph, on an ONNX runtime; a bf16 block on
+    OpenVINO."""
     quantized = operator.kind == "boundary" or (
         operator.block is not None and operator.block.precision == "int8"
     )
+    halved = operator.block is not None and operator.block.precision == "bf16"
     if quantized and config.runtime not in ONNX_RUNTIMES:
         raise UserError(
             f"runtime {config.runtime} cannot run int8 operators; use one of "
             f"{', '.join(ONNX_RUNTIMES)}"
+        )
+    if halved and config.runtime not in OPENVINO_RUNTIMES:
+        raise UserError(
+            f"runtime {config.runtime} cannot run bf16 operators; use --runtime openvino"
         )
     if operator.kind == "boundary":
         return measure_latency(
@@ -232,10 +239,9 @@ def measure_operator(space: Space, operator: Operator, config: MeasureConfig) ->
     with torch.random.fork_rng():
         torch.manual_seed(0)
         module = operator_module(space, operator).eval()
-    if quantized:
-        return measure_latency(
-            operator_graph(module, operator.input_shape), operator.input_shape, config
-        )
+    if quantized or halved:
+        graph = operator_graph(module, operator.input_shape, "bf16" if halved else "int8")
+        return measure_latency(graph, operator.input_shape, config)
     return measure_latency(module, operator.input_shape, config)
 
 

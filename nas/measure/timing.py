@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ from search_spaces import Arch, Space
 __all__ = [
     "ONNX_RUNTIMES",
     "OPENVINO_EXTRA",
+    "OPENVINO_RUNTIMES",
     "RUNTIMES",
     "MeasureConfig",
     "Measurement",
@@ -71,6 +73,7 @@ logger = logging.getLogger(__name__)
 RUNTIMES = ("onnxruntime", "openvino", "openvino-bf16", "torch")
 # Runtimes that run ONNX graphs (an exported float network or a quantized QDQ file).
 ONNX_RUNTIMES = ("onnxruntime", "openvino", "openvino-bf16")
+OPENVINO_RUNTIMES = ("openvino", "openvino-bf16")  # the runtimes that run bf16 stages
 OPENVINO_EXTRA = "pip install -c constraints.txt -e '.[openvino]'"
 ROUND_TOLERANCE = 0.10
 """A round whose median is this much (relative) above the fastest round's is dropped."""
@@ -328,6 +331,14 @@ def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
 def _onnx_runner(graph: bytes, example: np.ndarray, threads: int) -> Callable[[], object]:
     import onnxruntime as ort
 
+    from nas.measure.precision import bf16_prefixes
+
+    if bf16_prefixes(graph) is not None:
+        raise UserError(
+            "ONNX Runtime cannot run stages in bf16; measure with --runtime openvino (extra "
+            "openvino, a CPU with bfloat16 instructions) or search a space without bf16"
+        )
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -349,13 +360,20 @@ def _openvino_runner(
         raise UserError(
             f"runtime openvino needs OpenVINO, which is not installed: {OPENVINO_EXTRA}"
         ) from None
+    from nas.measure.precision import bf16_prefixes
+
     core = ov.Core()
+    prefixes = bf16_prefixes(graph)
+    if prefixes is not None:  # bf16 stages: bf16 where marked, float32 everywhere else
+        precision = "bf16"
     if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         raise UserError(
-            "runtime openvino-bf16 needs a CPU with bfloat16 instructions (AVX-512 BF16 or "
-            "AMX), which this one lacks; use runtime openvino"
+            "bf16 on OpenVINO needs a CPU with bfloat16 instructions (AVX-512 BF16 or AMX), "
+            "which this one lacks; use runtime openvino and fp32 or int8 stages"
         )
     model = core.read_model(model=graph, weights=b"")
+    if prefixes is not None:
+        model = keep_float32(core, model, prefixes)
     compiled = core.compile_model(
         model,
         "CPU",
@@ -371,6 +389,37 @@ def _openvino_runner(
     # Python, cheaper than passing the array to infer() every time.
     request.set_input_tensor(ov.Tensor(np.ascontiguousarray(example), shared_memory=True))
     return lambda: request.infer()
+
+
+def keep_float32(core: Any, model: Any, prefixes: list[str]) -> Any:
+    """The OpenVINO ``model`` with every operation whose name does not start with one of
+    ``prefixes`` marked to keep its float32 precision under a bfloat16 inference hint.
+
+    OpenVINO's CPU plugin keeps the precision of operations carrying the ``precise``
+    run-time attribute (``ov::disable_fp16_compression``), which Python cannot set directly:
+    the model goes through its IR form, where the attribute is written into each layer."""
+    import tempfile
+    import xml.etree.ElementTree as ElementTree
+
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.xml"
+        ov.save_model(model, str(path), compress_to_fp16=False)
+        tree = ElementTree.parse(path)
+        for layer in tree.getroot().iter("layer"):
+            name = layer.get("name", "")
+            if layer.get("type") in ("Parameter", "Result", "Const") or any(
+                name.startswith(prefix) for prefix in prefixes
+            ):
+                continue
+            info = layer.find("rt_info")
+            if info is None:
+                info = ElementTree.SubElement(layer, "rt_info")
+            ElementTree.SubElement(info, "attribute", {"name": "precise", "version": "0"})
+        weights = np.fromfile(path.with_suffix(".bin"), dtype=np.uint8)
+        text = ElementTree.tostring(tree.getroot(), encoding="unicode")
+        return core.read_model(model=text, weights=ov.Tensor(weights))
 
 
 def graph_runner(
@@ -457,13 +506,16 @@ def _time(run: Callable[[], object], config: MeasureConfig) -> RoundTiming:
 def measure_arch(space: Space, arch: Arch, config: MeasureConfig | None = None) -> Measurement:
     """Latency of the static network of ``arch`` (randomly initialised: weights do not change
     the latency of these dense networks) at the arch's resolution; with int8 stages, of its
-    mixed-precision graph (:func:`nas.measure.precision.arch_graph`), on an ONNX runtime."""
-    from nas.measure.precision import arch_graph, uses_int8
+    mixed-precision graph (:func:`nas.measure.precision.arch_graph`), on an ONNX runtime; with
+    bf16 stages, on OpenVINO."""
+    from nas.measure.precision import arch_graph, uses_bf16, uses_int8
     from nas.supernet.static import build_network
 
     config = config or MeasureConfig()
     shape = (space.in_channels, arch.resolution, arch.resolution)
-    if uses_int8(arch):
+    if uses_bf16(arch) and config.runtime not in OPENVINO_RUNTIMES:
+        raise UserError(f"runtime {config.runtime} cannot run bf16 stages; use --runtime openvino")
+    if uses_int8(arch) or uses_bf16(arch):
         if config.runtime not in ONNX_RUNTIMES:
             raise UserError(
                 f"runtime {config.runtime} cannot run int8 stages; use one of "

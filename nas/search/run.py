@@ -32,7 +32,7 @@ from nas.files import (
     check_writable_directory,
     exclusive_lock,
 )
-from nas.measure import MeasureConfig, measure_arch
+from nas.measure import OPENVINO_RUNTIMES, MeasureConfig, measure_arch
 from nas.measure.precision import float_arch, uses_int8
 from nas.search.loop import (
     Evaluator,
@@ -134,8 +134,16 @@ def _check_outputs(request: SearchRequest) -> None:
 
 
 def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
-    """Targets on measurable quantities that even the smallest subnet breaks."""
+    """Targets on measurable quantities that even the smallest subnet breaks, and bf16 stages
+    on a runtime that cannot run them."""
     space = request.space
+    if request.measure.runtime not in OPENVINO_RUNTIMES and any(
+        "bf16" in stage.precision.values for stage in space.stages
+    ):
+        raise UserError(
+            f"space {space.name} has bf16 stages, which only OpenVINO runs: pass --runtime "
+            f"openvino, or drop bf16 from the space (runtime now: {request.measure.runtime})"
+        )
     smallest = space.smallest()
     exact = {
         "params": float(space.params(smallest)),

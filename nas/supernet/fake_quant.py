@@ -7,6 +7,10 @@ folded into the convolution before it, weights are rounded per output channel to
 int8, and every convolution's input and the block's output are rounded to uint8 with a range
 (widened to hold 0) calibrated as the minimum and maximum over calibration images that the
 float network sees. Blocks of fp32 stages, the stem and the head stay as they are.
+
+Blocks of bf16 stages are simulated the way OpenVINO runs them in bfloat16
+(:func:`simulate_bf16`): batch norm folded, weights, biases, every convolution's input and the
+block's output rounded to bfloat16 (8 bits of mantissa), the sums kept in float.
 """
 
 from __future__ import annotations
@@ -21,7 +25,13 @@ from torch import nn
 
 from nas.supernet.static import InvertedResidual, StaticNetwork
 
-__all__ = ["ActivationRange", "fake_quantize_weight", "fold_batch_norm", "simulate_int8"]
+__all__ = [
+    "ActivationRange",
+    "fake_quantize_weight",
+    "fold_batch_norm",
+    "simulate_bf16",
+    "simulate_int8",
+]
 
 
 def fake_quantize_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -138,4 +148,37 @@ def simulate_int8(
         observer.observing = False
     for block in blocks:
         _round_weights(block)
+    return simulated
+
+
+def to_bf16(x: torch.Tensor) -> torch.Tensor:
+    """``x`` rounded to the nearest bfloat16 value, kept in its own dtype."""
+    return x.to(torch.bfloat16).to(x.dtype)
+
+
+def _bf16_input(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return (to_bf16(inputs[0]), *inputs[1:])
+
+
+def _bf16_output(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+    return to_bf16(output)
+
+
+@torch.no_grad()
+def simulate_bf16(network: StaticNetwork, bf16_blocks: Sequence[int]) -> StaticNetwork:
+    """A copy of ``network`` (in eval mode, batch norm already as it should be) whose blocks
+    ``bf16_blocks`` compute as in bfloat16; ``network`` itself is unchanged."""
+    simulated = copy.deepcopy(network).eval()
+    for index in bf16_blocks:
+        block = cast(InvertedResidual, simulated.blocks[index])
+        for part in (block.expand, block.depthwise, block.fused, block.project):
+            if part is not None:
+                _fold_sequence(part)
+        for module in block.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.copy_(to_bf16(module.weight))
+                if module.bias is not None:
+                    module.bias.copy_(to_bf16(module.bias))
+                module.register_forward_pre_hook(_bf16_input)
+        block.register_forward_hook(_bf16_output)
     return simulated

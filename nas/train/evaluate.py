@@ -16,8 +16,8 @@ from torch import nn
 from torch.nn import functional
 
 from nas.data import Dataset, resize_images
-from nas.supernet.fake_quant import simulate_int8
-from search_spaces import Arch, Space, int8_blocks
+from nas.supernet.fake_quant import simulate_bf16, simulate_int8
+from search_spaces import Arch, Space, int8_blocks, precision_blocks
 
 __all__ = [
     "accuracy",
@@ -148,13 +148,18 @@ def recalibrated(
     """``arch`` taken out of ``supernet`` (a :class:`nas.supernet.Supernet`) as a static network,
     its batch norm re-estimated on a seeded random subset of ``calibration_size`` training
     images resized to the arch's resolution; its int8 stages, if any, then simulated
-    (:func:`nas.supernet.fake_quant.simulate_int8`, ranges calibrated on the same images)."""
+    (:func:`nas.supernet.fake_quant.simulate_int8`, ranges calibrated on the same images), and
+    its bf16 stages (:func:`nas.supernet.fake_quant.simulate_bf16`)."""
     network: nn.Module = supernet.extract(arch)  # type: ignore[operator]
     calibration = calibration_images(dataset, arch.resolution, calibration_size, seed)
     recalibrate_batch_norm(network, calibration, device=device)
-    int8 = int8_blocks(arch_space(supernet), arch)
+    space = arch_space(supernet)
+    int8 = int8_blocks(space, arch)
     if int8:
         network = simulate_int8(network, int8, calibration, device=device)  # type: ignore[arg-type]
+    bf16 = precision_blocks(space, arch, "bf16")
+    if bf16:
+        network = simulate_bf16(network, bf16)  # type: ignore[arg-type]
     return network
 
 

@@ -69,7 +69,7 @@ def test_int8_arch_round_trips(precise: Space) -> None:
 @pytest.mark.parametrize(
     ("precision", "message"),
     [
-        ("fp16", r"stages\[0\]\.precision must be one of \['fp32', 'int8'\], got 'fp16'"),
+        ("fp16", r"stages\[0\]\.precision must be one of \['fp32', 'bf16', 'int8'\], got 'fp16'"),
         (8, r"stages\[0\]\.precision must be one of"),
         (None, r"stages\[0\]\.precision must be one of"),
         (["int8"], r"stages\[0\]\.precision must be one of"),
@@ -111,7 +111,7 @@ def test_validate_names_the_precision_field(micro: Space, precise: Space) -> Non
     [
         (
             Choice(("fp16",)),
-            r"stages\[0\]\.precision value 'fp16' must be one of \['fp32', 'int8'\]",
+            r"stages\[0\]\.precision value 'fp16' must be one of \['fp32', 'bf16', 'int8'\]",
         ),
         (Choice(("fp32", 8)), r"stages\[0\]\.precision value 8 must be one of"),
         (("fp32",), r"stages\[0\]\.precision must be a Choice"),
@@ -126,8 +126,8 @@ def test_space_rejects_bad_precision_choices(precision: object, message: str) ->
 
 def test_space_from_dict_names_the_precision_field() -> None:
     data = ss.space_to_dict(precision_space())
-    data["stages"][1]["precision"] = ["fp32", "bf16"]
-    with pytest.raises(SpaceError, match=r"stages\[1\]\.precision value 'bf16'"):
+    data["stages"][1]["precision"] = ["fp32", "fp16"]
+    with pytest.raises(SpaceError, match=r"stages\[1\]\.precision value 'fp16'"):
         ss.space_from_dict(data)
     data["stages"][1]["precision"] = ["int8", "int8"]
     with pytest.raises(SpaceError, match=r"stages\[1\]\.precision.*repeats"):
