@@ -33,8 +33,14 @@ from nas.measure.latency import (
     predictor_path,
     profile,
 )
-from nas.measure.profiling import sample_for_coverage, settings_of
-from nas.predictors import AccuracyPredictor, Predictor, load_predictor, save_predictor
+from nas.measure.profiling import profile_blocks, sample_for_coverage, settings_of
+from nas.predictors import (
+    AccuracyPredictor,
+    Predictor,
+    load_predictor,
+    save_predictor,
+    space_operators,
+)
 from nas.predictors.base import training_from_dict
 from nas.supernet import Supernet
 from nas.train import (
@@ -194,18 +200,24 @@ LATENCY_PREDICTORS = ("auto", "learned", "table")
 CHOICE_FILE = "latency-choice.json"
 
 
+# auto profiles every operator of a space for its lookup table only up to this many.
+MAX_AUTO_OPERATORS = 5000
+
+
 def latency_predictor_kind(space: Space, kind: str = "auto") -> str:
-    """What ``kind`` means for ``space``: ``auto`` is ``best`` (profile operators too and keep
-    the learned predictor or the lookup table, whichever predicts held-out subnets better)
-    where subnets may run stages in int8, where a table adds the quantize/dequantize
-    boundaries the learned predictor only sees as features; elsewhere ``learned`` (no
+    """What ``kind`` means for ``space``: ``auto`` is ``best`` (profile every operator of the
+    space too and keep the learned predictor or the lookup table, whichever predicts held-out
+    subnets better) where subnets may run stages in int8 or bf16, where a table adds the
+    boundaries between precisions that the learned predictor only sees as features, and the
+    space has at most :data:`MAX_AUTO_OPERATORS` operators; elsewhere ``learned`` (no
     operators to profile)."""
     if kind not in LATENCY_PREDICTORS:
         raise UserError(
             f"unknown latency predictor {kind!r}; choose one of {', '.join(LATENCY_PREDICTORS)}"
         )
     if kind == "auto":
-        return "best" if space.has_precision else "learned"
+        small = len(space_operators(space)) <= MAX_AUTO_OPERATORS
+        return "best" if space.has_precision and small else "learned"
     return kind
 
 
@@ -235,13 +247,14 @@ def ensure_latency_predictor(
         if cached is not None:  # built by the process this one waited for
             return load_predictor(predictor_path(directory, cached), space)
         start = time.perf_counter()
-        table = wanted != "learned"
         profile(
             space,
-            ProfileConfig(measure=measure, subnets=subnets, seed=seed, table=table),
+            ProfileConfig(measure=measure, subnets=subnets, seed=seed),
             directory,
             progress=progress,
         )
+        if wanted != "learned":  # a table must know every operator a search may meet
+            profile_blocks(space, measure, directory, progress=progress)
         chosen = wanted
         scores: dict[str, dict[str, float]] = {}
         if wanted == "best":

@@ -16,7 +16,7 @@ import search_spaces as ss
 from nas.errors import UserError
 from nas.measure import MeasureConfig
 from nas.measure.latency import best_kind
-from nas.predictors import Predictor
+from nas.predictors import Predictor, read_records, space_operators
 from nas.search.run import _latency_note
 from nas.search.workdir import (
     CHOICE_FILE,
@@ -25,6 +25,7 @@ from nas.search.workdir import (
     latency_choice,
     latency_predictor_kind,
 )
+from tests.search_spaces.conftest import precision_space
 
 FAST = MeasureConfig(warmup=1, repeats=3, rounds=1)
 
@@ -40,11 +41,15 @@ def _with_int8(space: ss.Space) -> ss.Space:
     return dataclasses.replace(space, name=f"{space.name}-int8", stages=stages)
 
 
-def test_auto_is_learned_for_float_spaces_and_best_where_int8_is_a_choice() -> None:
+def test_auto_is_learned_for_float_spaces_and_best_where_int8_is_a_choice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     tiny = ss.get_space("tiny")
     assert latency_predictor_kind(tiny) == "learned"
     assert latency_predictor_kind(_with_int8(tiny)) == "best"
     assert latency_predictor_kind(_with_int8(tiny), "table") == "table"
+    monkeypatch.setattr(workdir_module, "MAX_AUTO_OPERATORS", 100)  # too many to profile
+    assert latency_predictor_kind(_with_int8(tiny)) == "learned"
     assert latency_predictor_kind(tiny, "learned") == "learned"
     with pytest.raises(UserError, match="unknown latency predictor 'lookup'"):
         latency_predictor_kind(tiny, "lookup")
@@ -85,7 +90,7 @@ def test_best_kind_without_any_fittable_kind_is_refused(monkeypatch: pytest.Monk
 def test_an_int8_space_profiles_operators_chooses_once_and_reuses_the_choice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    space = _with_int8(ss.get_space("tiny"))
+    space = precision_space()  # a first stage in fp32 or int8; 109 operators in all
     workdir = Workdir(tmp_path, space.name)
     predictor = ensure_latency_predictor(space, FAST, workdir, subnets=10, seed=0)
     choice = latency_choice(workdir, FAST)
@@ -93,7 +98,10 @@ def test_an_int8_space_profiles_operators_chooses_once_and_reuses_the_choice(
     assert set(choice["scores"]) == {"learned", "table"}  # both were fitted and judged
     folder = workdir.latency / "onnxruntime-t1-b1"
     assert (folder / f"latency-{choice['kind']}.json").exists()
-    assert (folder / "blocks.jsonl").exists()  # the operators were profiled
+    # Every operator of the space was profiled: the table knows any subnet a search meets.
+    assert {r.key for r in read_records(folder / "blocks.jsonl")} >= {
+        op.key for op in space_operators(space)
+    }
     # What chose it is scored as best_kind scores it, on the same held-out quarter.
     again, scores = best_kind(space, folder, seed=0)
     assert again == choice["kind"] and scores == choice["scores"]
@@ -120,7 +128,7 @@ def test_a_float_space_keeps_the_learned_predictor_without_operators(tmp_path: P
 
 
 def test_a_damaged_choice_file_is_chosen_again(tmp_path: Path) -> None:
-    space = _with_int8(ss.get_space("tiny"))
+    space = precision_space()
     workdir = Workdir(tmp_path, space.name)
     ensure_latency_predictor(space, FAST, workdir, subnets=10)
     file = workdir.latency / "onnxruntime-t1-b1" / CHOICE_FILE
