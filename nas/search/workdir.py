@@ -276,13 +276,16 @@ def ensure_latency_predictor(
 def latency_choice(workdir: Workdir, measure: MeasureConfig) -> dict[str, Any] | None:
     """What :func:`ensure_latency_predictor` chose by held-out error for these settings (the
     kind and both kinds' scores), or None where it did not choose."""
+    return _read_choice(workdir.latency / _settings_name(measure), settings_of(measure))
+
+
+def _read_choice(directory: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The choice file of ``directory`` when it is readable and made with ``settings``."""
     try:
-        choice = json.loads(
-            (workdir.latency / _settings_name(measure) / CHOICE_FILE).read_text(encoding="utf-8")
-        )
+        choice = json.loads((directory / CHOICE_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(choice, dict) or choice.get("settings") != settings_of(measure):
+    if not isinstance(choice, dict) or choice.get("settings") != settings:
         return None
     return choice
 
@@ -292,13 +295,8 @@ def _fitted_kind(directory: Path, wanted: str, settings: dict[str, Any]) -> str 
     measurement settings, or None."""
     kind: Any = wanted
     if wanted == "best":
-        try:
-            choice = json.loads((directory / CHOICE_FILE).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return None
-        if not isinstance(choice, dict) or choice.get("settings") != settings:
-            return None
-        kind = choice.get("kind")
+        choice = _read_choice(directory, settings)
+        kind = choice.get("kind") if choice is not None else None
     if kind not in ("learned", "table"):
         return None
     return kind if fitted_settings(predictor_path(directory, kind)) == settings else None
