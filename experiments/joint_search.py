@@ -102,6 +102,13 @@ def _front(out: Path) -> dict[str, Any]:
     return front
 
 
+def _cell(point: dict[str, Any] | None, accuracy: str) -> str:
+    """A table cell: a point's measured latency and its ``accuracy`` field, or "none"."""
+    if point is None:
+        return "none"
+    return f"{point['measured_latency_ms']:.3f} ms, {point[accuracy]:.2%}"
+
+
 def _equal_alone(
     searches: dict[str, Any], targets: list[float], joint_targets: list[float]
 ) -> list[dict[str, Any]]:
@@ -323,12 +330,7 @@ def main() -> int:
     print("| accuracy level | joint: latency, accuracy | float-only: latency, accuracy | speed |")
     print("|---:|---|---|---:|")
     for row in rows:
-        cells = [
-            "none"
-            if row[n] is None
-            else f"{row[n]['measured_latency_ms']:.3f} ms, {row[n]['test_accuracy']:.2%}"
-            for n in ("joint", "float")
-        ]
+        cells = [_cell(row[n], "test_accuracy") for n in ("joint", "float")]
         speed = f"{row['speedup']:.2f}x" if "speedup" in row else "-"
         alone = [
             "/".join(f"{a:.2%}" for a in (row[n] or {}).get("standalone_test_accuracy", []))
@@ -341,7 +343,7 @@ def main() -> int:
     for target in targets:
         picks = [searches[f"{n}-{target}"]["chosen"] for n in ("joint", "float")]
         picks.append(quantized[str(target)])
-        cells = [f"{p['measured_latency_ms']:.3f} ms, {p['test_accuracy']:.2%}" for p in picks]
+        cells = [_cell(p, "test_accuracy") for p in picks]
         print(f"| {target} ms | " + " | ".join(cells) + " |")
     if args.rerank:
         print(
@@ -350,12 +352,7 @@ def main() -> int:
         )
         print("|---:|---|---|---:|")
         for row in report["equal_alone"]:
-            cells = [
-                "none"
-                if row[n] is None
-                else f"{row[n]['measured_latency_ms']:.3f} ms, {row[n]['alone_test_accuracy']:.2%}"
-                for n in ("float", "joint")
-            ]
+            cells = [_cell(row[n], "alone_test_accuracy") for n in ("float", "joint")]
             speed = f"{row['speedup']:.2f}x" if "speedup" in row else "-"
             print(f"| {row['target']} ms | {cells[0]} | {cells[1]} | {speed} |")
         print(
