@@ -22,8 +22,9 @@ def uniform_family(space: Space) -> list[Arch]:
     stages, smallest multiply-adds first: the first stage that may keep its size does when
     there is room for it (every other stage downsamples, as MobileNetV3 does after its stem);
     the smallest kernel in the first two stages and the largest after (MobileNetV3 uses 3 then
-    5), the expand ratio closest to 4 (MobileNetV3's typical 4-6). Members the space does not
-    allow (a stage that must not run in float32, say) are left out."""
+    5), the expand ratio closest to 4 (MobileNetV3's typical 4-6), and where a stage chooses its
+    squeeze-excitation and activation, the first of each (the space's reference form). Members
+    the space does not allow (a stage that must not run in float32, say) are left out."""
     family = []
     expand = min(space.stages[0].expand_ratio.values, key=lambda e: abs(e - 4))
     for count, resolution in itertools.product(space.num_stages.values, space.resolution.values):
@@ -44,6 +45,12 @@ def uniform_family(space: Space) -> list[Arch]:
                             stride=1 if index == keep else 2,
                             kernel_size=(kernel,) * depth,
                             expand_ratio=(expand,) * depth,
+                            # Where a stage chooses them, the reference squeeze-excitation
+                            # and activation (the first values, as search_spaces.float_view).
+                            se=spec.se.values[0] if spec.has_se_choice else None,
+                            activation=(
+                                spec.activation.values[0] if spec.has_activation_choice else None
+                            ),
                         )
                     )
                 arch = Arch(resolution=resolution, stages=tuple(stages))

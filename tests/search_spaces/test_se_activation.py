@@ -140,3 +140,22 @@ def test_the_float_view_of_the_builtin_joint_space_is_mbv3_28() -> None:
     )
     assert ss.subspace_problem(narrower, joint) is None
     assert "stages[2].se [True]" in (ss.subspace_problem(joint, narrower) or "")
+
+
+def test_uniform_networks_take_the_reference_form_where_a_stage_chooses() -> None:
+    """A space whose stages choose squeeze-excitation and activation still has its uniformly
+    scaled networks (the baselines a search measures and re-ranks): the reference form of
+    each choosing stage, the same networks as its float view's."""
+    space = form_space()
+    family = ss.uniform_family(space)
+    assert family  # none at all before: an unchosen se/activation does not validate
+    for arch in family:
+        space.validate(arch)
+        if len(arch.stages) > 1:
+            assert (arch.stages[1].se, arch.stages[1].activation) == (True, "hswish")
+    reference = ss.uniform_family(ss.float_view(space))
+    assert [a.resolution for a in family] == [a.resolution for a in reference]
+    assert [space.flops(a) for a in family] == [space.flops(a) for a in reference]
+    assert len(ss.uniform_family(ss.get_space("mbv3-28-joint"))) == len(
+        ss.uniform_family(ss.get_space("mbv3-28"))
+    )
