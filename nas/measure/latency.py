@@ -46,6 +46,7 @@ __all__ = [
     "best_kind",
     "fit",
     "fitted_settings",
+    "latency_kind",
     "predictor_path",
     "profile",
     "profiled_archs",
@@ -224,6 +225,12 @@ def report(
     if plot is not None:
         _scatter(predictions, latency[test], Path(plot), space, settings)
     return scores
+
+
+def latency_kind(predictor_kind: str) -> str:
+    """The name :data:`LATENCY_KINDS` gives a fitted predictor's ``kind`` (a lookup table's
+    files say ``latency_table``)."""
+    return "table" if predictor_kind == "latency_table" else predictor_kind
 
 
 def best_kind(

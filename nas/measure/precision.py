@@ -99,6 +99,8 @@ def bf16_prefixes(graph: bytes) -> list[str] | None:
 
     import onnx
 
+    if BF16_KEY.encode() not in graph:  # a byte scan, not a parse of the whole graph
+        return None
     for prop in onnx.load_model_from_string(graph).metadata_props:
         if prop.key == BF16_KEY:
             prefixes = json.loads(prop.value)

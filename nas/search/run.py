@@ -33,6 +33,7 @@ from nas.files import (
     exclusive_lock,
 )
 from nas.measure import OPENVINO_RUNTIMES, MeasureConfig, measure_arch
+from nas.measure.latency import latency_kind
 from nas.measure.precision import float_arch, uses_int8
 from nas.search.loop import (
     Evaluator,
@@ -175,7 +176,7 @@ def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
 def _latency_note(kind: str, choice: dict[str, Any] | None) -> str:
     """One line on the latency predictor in use, with the held-out scores it was chosen by."""
     names = {"learned": "learned regressor", "table": "operator lookup table"}
-    kind = {"latency_table": "table"}.get(kind, kind)  # the predictor's kind as files name it
+    kind = latency_kind(kind)
     line = f"latency predictor: {names.get(kind, kind)}"
     if choice is not None and choice.get("kind") == kind:
         scores = choice.get("scores") or {}

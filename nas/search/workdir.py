@@ -216,8 +216,9 @@ def latency_predictor_kind(space: Space, kind: str = "auto") -> str:
             f"unknown latency predictor {kind!r}; choose one of {', '.join(LATENCY_PREDICTORS)}"
         )
     if kind == "auto":
-        small = len(space_operators(space)) <= MAX_AUTO_OPERATORS
-        return "best" if space.has_precision and small else "learned"
+        if space.has_precision and len(space_operators(space)) <= MAX_AUTO_OPERATORS:
+            return "best"
+        return "learned"
     return kind
 
 

@@ -88,6 +88,13 @@ def _fold_sequence(sequence: nn.Module) -> None:
             layers[index + 1] = nn.Identity()
 
 
+def _fold_block(block: InvertedResidual) -> None:
+    """Fold every (Conv2d, BatchNorm2d) pair of one block in place."""
+    for part in (block.expand, block.depthwise, block.fused, block.project):
+        if part is not None:
+            _fold_sequence(part)
+
+
 def _input_hook(observer: ActivationRange) -> Any:
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         return (observer(inputs[0]), *inputs[1:])
@@ -104,9 +111,7 @@ def _output_hook(observer: ActivationRange) -> Any:
 
 def _prepare_block(block: InvertedResidual) -> list[ActivationRange]:
     """Fold the batch norms of one block and hook range observers into it; return them."""
-    for part in (block.expand, block.depthwise, block.fused, block.project):
-        if part is not None:
-            _fold_sequence(part)
+    _fold_block(block)
     observers = []
     for module in block.modules():
         if isinstance(module, nn.Conv2d):
@@ -171,9 +176,7 @@ def simulate_bf16(network: StaticNetwork, bf16_blocks: Sequence[int]) -> StaticN
     simulated = copy.deepcopy(network).eval()
     for index in bf16_blocks:
         block = cast(InvertedResidual, simulated.blocks[index])
-        for part in (block.expand, block.depthwise, block.fused, block.project):
-            if part is not None:
-                _fold_sequence(part)
+        _fold_block(block)
         for module in block.modules():
             if isinstance(module, nn.Conv2d):
                 module.weight.copy_(to_bf16(module.weight))

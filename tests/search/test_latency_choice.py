@@ -15,7 +15,7 @@ import nas.search.workdir as workdir_module
 import search_spaces as ss
 from nas.errors import UserError
 from nas.measure import MeasureConfig
-from nas.measure.latency import best_kind
+from nas.measure.latency import best_kind, latency_kind
 from nas.predictors import Predictor, read_records, space_operators
 from nas.search.run import _latency_note
 from nas.search.workdir import (
@@ -32,7 +32,7 @@ FAST = MeasureConfig(warmup=1, repeats=3, rounds=1)
 
 def _kind(predictor: Predictor) -> str:
     """The latency kind (as --latency-predictor names it) of a fitted predictor."""
-    return {"latency_table": "table"}.get(predictor.kind, predictor.kind)
+    return latency_kind(predictor.kind)
 
 
 def _with_int8(space: ss.Space) -> ss.Space:
