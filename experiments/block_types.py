@@ -1,13 +1,14 @@
 """Fused blocks and int8: what each block type and precision costs on this CPU, per runtime.
 
-Space ``mbv3-28-fused`` (the first two stages may be fused: one dense kxk convolution in place
-of the 1x1 expansion and the depthwise kxk; every stage fp32 or int8). For ``--subnets`` random
-subnets, five forms each, which differ only in block type and precision:
+Space ``--space``: ``mbv3-28-fused`` (the default: the first two stages may be fused, one dense
+kxk convolution in place of the 1x1 expansion and the depthwise kxk; every stage fp32 or int8)
+or ``quant-28`` (every stage may be fused; ReLU, no squeeze-excitation). For ``--subnets``
+random subnets, five forms each, which differ only in block type and precision:
 
 - ``mbconv-fp32``: inverted residuals everywhere, fp32 (what a float-only search deploys);
 - ``mbconv-int8``: the same, every stage int8;
-- ``fused-fp32``: the first two stages fused, fp32;
-- ``fused-int8``: the first two stages fused, every stage int8;
+- ``fused-fp32``: every stage that may be fused fused, fp32;
+- ``fused-int8``: the same, every stage int8;
 - ``fused-int8-early``: the first two stages fused and int8, the rest mbconv fp32.
 
 Per runtime and batch size, the five forms of a subnet are timed side by side, in rounds that
@@ -17,13 +18,16 @@ pass is the noise floor), and the latency table (operators timed alone,
 fused blocks and int8 blocks with their own keys, boundaries subtracted) is calibrated on the
 first half of the subnets and judged on the second half. Reported: each form's speed against
 ``mbconv-fp32`` and int8 against its own float form (median and range), weight bytes, the
-table's share within 10% beside the floor. With ``--supernet`` (an ``mbv3-28-fused``
-checkpoint), the test accuracy of each form (float batch-norm recalibrated; int8 forms
-deployed as ONNX Runtime QDQ graphs calibrated on 500 training images).
+table's share within 10% beside the floor. With ``--supernet`` (a checkpoint of the space),
+the test accuracy of each form (float batch-norm recalibrated; int8 forms deployed as ONNX
+Runtime QDQ graphs calibrated on 500 training images), and for each int8 form against its own
+float form: points lost, weight bytes, and the subnets that are at once >= 1.5x faster, at most
+1 point less accurate and >= 3.5x smaller (the issue's bar), per runtime and batch.
 
 Writes ``experiments/results/block_types-TAG.json`` and prints Markdown.
 
     python experiments/block_types.py --subnets 12 --supernet runs/supernet-mbv3-28-fused
+    python experiments/block_types.py --space quant-28 --subnets 12 --tag quant-28
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from nas.train import accuracy, load_supernet, recalibrated
 from nas.train.evaluate import calibration_images
 
 SPACE = "mbv3-28-fused"
+EARLY = 2  # the stages of the fused-int8-early form
 ROUNDS, REPEATS, WARMUP = 7, 30, 10  # per form of a subnet, the rounds alternating
 FORMS = ("mbconv-fp32", "mbconv-int8", "fused-fp32", "fused-int8", "fused-int8-early")
 
@@ -62,8 +67,9 @@ def _form(space: ss.Space, arch: ss.Arch, name: str) -> ss.Arch:
     block_type, precision = name.split("-")[:2]
     early = name.endswith("early")
     stages = []
-    for spec, stage in zip(space.stages, arch.stages, strict=False):
+    for index, (spec, stage) in enumerate(zip(space.stages, arch.stages, strict=False)):
         fused = block_type == "fused" and "fused" in spec.block_type.values
+        fused = fused and (index < EARLY or not early)
         int8 = precision == "int8" and (fused if early else True)
         stages.append(
             dataclasses.replace(
@@ -184,6 +190,37 @@ def accuracies(
     return rows
 
 
+PAIRS = {"mbconv": ("mbconv-fp32", "mbconv-int8"), "fused": ("fused-fp32", "fused-int8")}
+
+
+def against_own_float(report: dict[str, Any]) -> dict[str, Any]:
+    """Per runtime and batch and block type, each subnet's int8 form against its own float
+    form: speed, points lost and how many times smaller its weights are, and how many subnets
+    clear the issue's bar (>= 1.5x faster, <= 1 point lost, >= 3.5x smaller) at once."""
+    result: dict[str, Any] = {}
+    rows = report["accuracy"]
+    for tag, part in report["latency"].items():
+        for kind, (floats, ints) in PAIRS.items():
+            cases = [
+                {
+                    "speed": ms[floats] / ms[ints],
+                    "points_lost": 100 * (row[floats] - row[ints]),
+                    "smaller": row[f"{floats}_weight_bytes"] / row[f"{ints}_weight_bytes"],
+                }
+                for ms, row in zip(part["subnets_ms"], rows, strict=False)
+            ]
+            meets = [
+                c["speed"] >= 1.5 and c["points_lost"] <= 1.0 and c["smaller"] >= 3.5 for c in cases
+            ]
+            result[f"{tag}-{kind}"] = {
+                "median": {k: float(np.median([c[k] for c in cases])) for k in cases[0]},
+                "meets_bar": int(sum(meets)),
+                "subnets": len(cases),
+                "cases": cases,
+            }
+    return result
+
+
 def _print(report: dict[str, Any]) -> None:
     print(f"## Block types and int8 on {report['machine'].get('cpu')}\n")
     print("| runtime, batch | " + " | ".join(FORMS[1:]) + " | int8/own float, mbconv / fused |")
@@ -213,11 +250,23 @@ def _print(report: dict[str, Any]) -> None:
         print("|---|" + "---:|" * len(FORMS))
         for index, row in enumerate(rows):
             print(f"| {index} | " + " | ".join(f"{row[n]:.2%}" for n in FORMS) + " |")
+        print(
+            "\n| runtime, batch, blocks | int8 / own float: speed, points lost, smaller | "
+            "subnets >= 1.5x, <= 1 point, >= 3.5x |"
+        )
+        print("|---|---|---:|")
+        for tag, bar in report["against_own_float"].items():
+            m = bar["median"]
+            print(
+                f"| {tag} | {m['speed']:.2f}x, {m['points_lost']:.2f}, {m['smaller']:.2f}x | "
+                f"{bar['meets_bar']} of {bar['subnets']} |"
+            )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--supernet", help="an mbv3-28-fused supernet checkpoint (accuracy)")
+    parser.add_argument("--space", default=SPACE, help="a space with block-type choices")
+    parser.add_argument("--supernet", help="a supernet checkpoint of the space (accuracy)")
     parser.add_argument("--subnets", type=int, default=12)
     parser.add_argument("--runtimes", default="onnxruntime,openvino")
     parser.add_argument("--batches", default="1,8")
@@ -230,7 +279,9 @@ def main() -> int:
     if args.subnets < 2:
         parser.error("--subnets must be >= 2")
     torch.set_num_threads(args.threads)
-    space = ss.get_space(SPACE)
+    space = ss.get_space(args.space)
+    if not space.has_block_type or not space.has_precision:
+        parser.error(f"--space {args.space}: needs block-type and precision choices")
     forms = subnets(space, np.random.default_rng(args.seed), args.subnets)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -239,7 +290,7 @@ def main() -> int:
     report.update(
         {
             "command": " ".join(["python", *sys.argv]),
-            "space": SPACE,
+            "space": space.name,
             "forms": list(FORMS),
             "machine": machine_info(),
             "cpu_flags": cpu_flags(),
@@ -264,6 +315,8 @@ def main() -> int:
     if args.supernet and "accuracy" not in report:
         report["supernet"] = args.supernet
         report["accuracy"] = accuracies(space, forms, Path(args.supernet), args.images)
+    if "accuracy" in report:
+        report["against_own_float"] = against_own_float(report)
         atomic_write_json(out, report)
     _print(report)
     return 0

@@ -18,6 +18,10 @@ point measured whole and its test accuracy taken). Reported:
 - joint search vs search-then-quantize at each target: the joint search's choice against the
   float-only choice with every stage quantized to int8 (ONNX Runtime QDQ graph calibrated on
   500 training images), each measured and its test accuracy taken;
+- each joint choice that runs int8 somewhere against its own float form (the same arch in
+  fp32; both timed side by side on the search's runtime and batch, accuracies deployed, with
+  inherited weights): speed, points lost and how many times smaller its weights are, beside
+  the issue's bar (>= 1.5x faster, <= 1 point lost, >= 3.5x smaller);
 - which block types, precisions, squeeze-excitation and activations the joint fronts use;
 - with ``--standalone-seeds N``, the subnets of the accuracy-level rows trained from scratch
   (the supernet's recipe, ``--standalone-epochs`` epochs, N seeds; int8 stages deployed as
@@ -53,11 +57,14 @@ from nas.data import load_dataset, resize_images
 from nas.defaults import DEFAULT_DATA
 from nas.files import atomic_write_json
 from nas.measure import MeasureConfig, library_versions, machine_info, measure_arch
-from nas.measure.precision import arch_graph
+from nas.measure.precision import arch_graph, uses_int8
+from nas.measure.timing import graph_runner, time_side_by_side
 from nas.train import load_supernet, recalibrated
 from nas.train.checkpoint import load_checkpoint
 from nas.train.evaluate import calibration_images
 from nas.train.standalone import Recipe, train_from_scratch
+
+OWN_ROUNDS, OWN_REPEATS = 9, 30  # a joint choice and its float form, timed side by side
 
 
 def _search(
@@ -68,6 +75,7 @@ def _search(
     evaluations: int,
     rerank: int = 0,
     rerank_epochs: int = 12,
+    batch_size: int = 1,
 ) -> None:
     """``nas search`` for ``latency<target ms`` into ``out`` (resumed when it was cut short),
     with ``--rerank`` when ``rerank`` is positive."""
@@ -80,6 +88,7 @@ def _search(
         "--target", f"latency<{target}ms",
         "--evaluations", str(evaluations),
         "--out", str(out),
+        "--batch-size", str(batch_size),
     ]  # fmt: skip
     if rerank:
         command += ["--rerank", str(rerank), "--rerank-epochs", str(rerank_epochs)]
@@ -180,6 +189,44 @@ def _quantized(
     }
 
 
+def _own_float(
+    space: ss.Space, arch: ss.Arch, workdir: Path, config: MeasureConfig
+) -> dict[str, Any]:
+    """``arch`` (of the joint ``space``, int8 somewhere) against the same arch in fp32: both
+    timed side by side on ``config``'s runtime and batch, both deployed (the int8 stages as the
+    QDQ graph ``nas export`` writes) and scored on the test images with inherited weights."""
+    floats = _in_joint(space, arch, "fp32")
+    supernet, _ = load_supernet(workdir / f"supernet-{space.name}")
+    dataset = load_dataset(DEFAULT_DATA, resolution=28, seed=0)
+    network = recalibrated(supernet, floats, dataset).eval()
+    calibration = calibration_images(dataset, arch.resolution, 500)
+    graphs = {
+        "float": arch_graph(space, floats, network, calibration),
+        "int8": arch_graph(space, arch, network, calibration),
+    }
+    x = resize_images(dataset.x_test, arch.resolution)
+    shape = (config.batch_size, space.in_channels, arch.resolution, arch.resolution)
+    example = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    runners = {
+        k: graph_runner(config.runtime, g, example, config.threads) for k, g in graphs.items()
+    }
+    ms = time_side_by_side(runners, rounds=OWN_ROUNDS, repeats=OWN_REPEATS, warmup=10)
+    accuracy = {k: evaluate_onnx(g, x, dataset.y_test) for k, g in graphs.items()}
+    case = {
+        "arch": arch.to_dict(),
+        "float_ms": ms["float"],
+        "int8_ms": ms["int8"],
+        "float_test_accuracy": accuracy["float"],
+        "int8_test_accuracy": accuracy["int8"],
+        "speed": ms["float"] / ms["int8"],
+        "points_lost": 100 * (accuracy["float"] - accuracy["int8"]),
+        "smaller": space.weight_bytes(floats) / space.weight_bytes(arch),
+    }
+    case["meets_bar"] = case["speed"] >= 1.5 and case["points_lost"] <= 1.0
+    case["meets_bar"] = case["meets_bar"] and case["smaller"] >= 3.5
+    return case
+
+
 def _standalone(
     space: ss.Space, arch: ss.Arch, workdir: Path, epochs: int, seeds: int
 ) -> list[float]:
@@ -228,6 +275,9 @@ def main() -> int:
     )
     parser.add_argument("--rerank-epochs", type=int, default=12)
     parser.add_argument(
+        "--batch-size", type=int, default=1, help="the batch latency is measured at"
+    )
+    parser.add_argument(
         "--joint-extra-targets",
         default="",
         help="more latency targets (ms) for the joint space only, e.g. the targets / 1.5",
@@ -260,10 +310,21 @@ def main() -> int:
         if key in searches:
             continue
         run = workdir / f"search-{key}{f'-rerank{args.rerank}' if args.rerank else ''}"
+        if args.batch_size != 1:
+            run = run.with_name(f"{run.name}-b{args.batch_size}")
         link = workdir / f"supernet-{floats.name}"
         if name == "float" and not link.is_symlink():
             link.symlink_to(f"supernet-{joint.name}")  # the joint space's supernet, trained
-        _search(space_arg, workdir, target, run, args.evaluations, args.rerank, args.rerank_epochs)
+        _search(
+            space_arg,
+            workdir,
+            target,
+            run,
+            args.evaluations,
+            args.rerank,
+            args.rerank_epochs,
+            args.batch_size,
+        )
         searches[key] = _front(run)
         atomic_write_json(out, report)
 
@@ -299,6 +360,13 @@ def main() -> int:
         if best_joint and best_float:
             row["speedup"] = best_float["measured_latency_ms"] / best_joint["measured_latency_ms"]
         rows.append(row)
+    own = report.setdefault("against_own_float", {})
+    for target in joint_targets:
+        chosen = searches[f"joint-{target}"]["chosen"]
+        key = str(target)
+        if chosen and key not in own and uses_int8(arch := ss.Arch.from_dict(chosen["arch"])):
+            own[key] = _own_float(joint, arch, workdir, config)
+            atomic_write_json(out, report)
     report["uses"] = {
         name: _uses([p for t in targets for p in searches[f"{name}-{t}"]["front"]])
         for name in ("joint", "float")
@@ -363,6 +431,19 @@ def main() -> int:
                 if (c := searches[f"joint-{t}"]["chosen"])
             )
         )
+    if own:
+        print(
+            "\n| joint target | int8 choice: ms, deployed | its float form | "
+            "speed, points lost, smaller |"
+        )
+        print("|---:|---|---|---|")
+        for key, case in own.items():
+            print(
+                f"| {key} ms | {case['int8_ms']:.3f} ms, {case['int8_test_accuracy']:.2%} | "
+                f"{case['float_ms']:.3f} ms, {case['float_test_accuracy']:.2%} | "
+                f"{case['speed']:.2f}x, {case['points_lost']:.2f}, {case['smaller']:.2f}x"
+                f"{' (meets the bar)' if case['meets_bar'] else ''} |"
+            )
     print(f"\nfronts: {report['uses']}")
     return 0
 

@@ -112,7 +112,7 @@ def test_fused_blocks_cost_a_dense_convolution(fused: Space) -> None:
 
 
 def test_vectorised_costs_match_the_exact_ones() -> None:
-    for space in (block_type_space(), ss.get_space("mbv3-28-fused")):
+    for space in (block_type_space(), ss.get_space("mbv3-28-fused"), ss.get_space("quant-28")):
         genomes = ss.sample_genomes(space, np.random.default_rng(1), 150)
         archs = [ss.decode_genome(space, genome) for genome in genomes]
         costs = genome_costs(space, genomes)
@@ -136,4 +136,20 @@ def test_the_builtin_fused_space() -> None:
     space = ss.get_space("mbv3-28-fused")
     assert space.has_block_type and space.has_precision
     assert [s.has_block_type for s in space.stages] == [True, True, False, False, False]
+    check_space(space)
+
+
+def test_the_builtin_space_built_for_quantization() -> None:
+    space = ss.get_space("quant-28")
+    assert all(s.has_block_type and s.has_precision for s in space.stages)
+    assert not space.has_se_choice and not space.has_activation_choice
+    assert {s.activation.values for s in space.stages} == {("relu",)}
+    assert space.stem.activation == space.head.activation == "relu"
+    assert not any(True in s.se.values for s in space.stages)
+    largest = space.largest()
+    assert all(s.block_type == "fused" for s in largest.stages)
+    assert space.flops(largest) > ss.get_space("mbv3-28-fused").flops(
+        ss.get_space("mbv3-28-fused").largest()
+    )
+    assert ss.uniform_family(space)  # a uniform baseline for searches and re-ranking
     check_space(space)

@@ -139,7 +139,7 @@ def test_has_precision(micro: Space, precise: Space) -> None:
     assert precise.has_precision
     assert _all_stages(Choice(("int8",))).has_precision  # one value, but not the default
     with_precision = {name for name in ss.SPACE_NAMES if ss.get_space(name).has_precision}
-    assert with_precision == {"mbv3-28-int8", "mbv3-28-fused", "mbv3-28-joint"}
+    assert with_precision == {"mbv3-28-int8", "mbv3-28-fused", "mbv3-28-joint", "quant-28"}
 
 
 @pytest.mark.parametrize(
@@ -174,7 +174,7 @@ def test_extremes_order_precision_by_bits() -> None:
 
 def test_space_to_dict_of_builtin_spaces_has_no_precision() -> None:
     for name in ss.SPACE_NAMES:
-        if name in ("mbv3-28-int8", "mbv3-28-fused", "mbv3-28-joint"):
+        if name in ("mbv3-28-int8", "mbv3-28-fused", "mbv3-28-joint", "quant-28"):
             continue
         data = ss.space_to_dict(ss.get_space(name))
         assert "precision" not in _keys(data)
