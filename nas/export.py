@@ -1,9 +1,12 @@
-"""Deployable files of a subnet: ONNX, TorchScript or safetensors, each with a model card.
+"""Deployable files of a subnet: ONNX, OpenVINO IR, TorchScript or safetensors, each with a
+model card.
 
 The subnet is taken out of the supernet, its batch norm recalibrated on training images, and
 written atomically (a subnet with int8 stages as an ONNX graph whose int8 blocks are
 quantized, :func:`nas.measure.precision.arch_graph`, calibrated on the same training images,
-and whose bf16 stages are marked for OpenVINO;
+and whose bf16 stages are marked for OpenVINO; as OpenVINO IR, that graph converted, the
+operations outside its bf16 stages marked to keep float32, and the card naming the inference
+precision hint to compile it with;
 as safetensors, the float weights, the card's arch saying which stages ``nas compress``
 quantizes);
 ``path.json`` beside it records the space, the arch, the input shape and
@@ -25,6 +28,7 @@ from nas.errors import UserError
 from nas.files import atomic_write_bytes, atomic_write_text
 from nas.measure import export_onnx, library_versions, machine_info
 from nas.measure.precision import BF16_KEY, arch_graph, float_arch, uses_bf16, uses_int8
+from nas.measure.timing import openvino_ir
 from nas.train import recalibrated
 from nas.train.evaluate import calibration_images
 from search_spaces import Arch, Space
@@ -32,7 +36,12 @@ from search_spaces import Arch, Space
 __all__ = ["EXPORT_FORMATS", "EXPORT_SUFFIXES", "export_model"]
 
 # format -> file suffix
-EXPORT_SUFFIXES = {"onnx": "onnx", "torchscript": "pt", "safetensors": "safetensors"}
+EXPORT_SUFFIXES = {
+    "onnx": "onnx",
+    "openvino": "xml",  # and the weights beside it, .bin
+    "torchscript": "pt",
+    "safetensors": "safetensors",
+}
 EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
 # Images the activation ranges of int8 stages are calibrated on (as batch norm's are).
 CALIBRATION_IMAGES = 500
@@ -56,16 +65,17 @@ def export_model(
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     int8 = uses_int8(arch)
     bf16 = uses_bf16(arch)
-    if int8 and (fmt == "torchscript" or (fmt == "onnx" and dataset is None)):
+    graph_format = fmt in ("onnx", "openvino")
+    if int8 and (fmt == "torchscript" or (graph_format and dataset is None)):
         raise UserError(
-            "the subnet runs int8 stages, which deploy as an ONNX graph quantized on training "
-            "images (or as safetensors of the float weights for nas compress); use --format "
-            "onnx with the run's data, or safetensors"
+            "the subnet runs int8 stages, which deploy as an ONNX or OpenVINO graph quantized "
+            "on training images (or as safetensors of the float weights for nas compress); use "
+            "--format onnx or openvino with the run's data, or safetensors"
         )
     if bf16 and fmt == "torchscript":
         raise UserError(
-            "the subnet runs bf16 stages, which deploy as an ONNX graph that marks them for "
-            "OpenVINO (or as safetensors of the float weights); use --format onnx or safetensors"
+            "the subnet runs bf16 stages, which deploy as a graph that marks them for OpenVINO "
+            "(or as safetensors of the float weights); use --format openvino, onnx or safetensors"
         )
     # int8 stages are exported from the float network, then quantized for real (not simulated).
     floating = float_arch(arch)
@@ -77,21 +87,26 @@ def export_model(
         network = recalibrated(supernet, floating, dataset, seed=0).eval()
     example = torch.zeros(1, space.in_channels, arch.resolution, arch.resolution)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "onnx" and (int8 or bf16):
-        calibration = (
-            calibration_images(dataset, arch.resolution, CALIBRATION_IMAGES)
-            if int8 and dataset is not None
-            else None
-        )
-        atomic_write_bytes(path, arch_graph(space, arch, network, calibration))
-        if bf16:
-            card = {
-                **card,
-                "bf16": f"stages in bf16 are named in the ONNX metadata {BF16_KEY}; "
-                "OpenVINO runs them in bfloat16 (nas.measure.timing.graph_runner)",
-            }
-    elif fmt == "onnx":
-        atomic_write_bytes(path, export_onnx(network, example))
+    if graph_format:
+        if int8 or bf16:
+            calibration = (
+                calibration_images(dataset, arch.resolution, CALIBRATION_IMAGES)
+                if int8 and dataset is not None
+                else None
+            )
+            graph = arch_graph(space, arch, network, calibration)
+        else:
+            graph = export_onnx(network, example)
+        if fmt == "openvino":
+            card = {**card, **_write_ir(graph, path)}
+        else:
+            atomic_write_bytes(path, graph)
+            if bf16:
+                card = {
+                    **card,
+                    "bf16": f"stages in bf16 are named in the ONNX metadata {BF16_KEY}; "
+                    "OpenVINO runs them in bfloat16 (nas.measure.timing.graph_runner)",
+                }
     elif fmt == "torchscript":
         buffer = io.BytesIO()
         torch.jit.save(torch.jit.trace(network, example), buffer)
@@ -117,3 +132,22 @@ def export_model(
     }
     atomic_write_text(path.with_name(path.name + ".json"), json.dumps(full_card, indent=2) + "\n")
     return path
+
+
+def _write_ir(graph: bytes, path: Path) -> dict[str, Any]:
+    """The ONNX ``graph`` as OpenVINO IR at ``path`` (XML) and beside it (``.bin``), the
+    weights first; what the card says about compiling it."""
+    text, weights, hint = openvino_ir(graph)
+    atomic_write_bytes(path.with_suffix(".bin"), weights)
+    atomic_write_text(path, text)
+    return {
+        "weights_file": path.with_suffix(".bin").name,
+        "openvino_config": {"INFERENCE_PRECISION_HINT": hint},
+        "openvino": "compile with openvino_config (core.compile_model(path, 'CPU', config)): "
+        + (
+            "the bf16 stages run in bfloat16, every operation marked 'precise' in float32"
+            if hint == "bf16"
+            else "float32 where the graph is float (OpenVINO's default is bf16 on CPUs with "
+            "bfloat16 instructions), int8 where it is quantized"
+        ),
+    }

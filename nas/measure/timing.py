@@ -398,6 +398,15 @@ def keep_float32(core: Any, model: Any, prefixes: list[str]) -> Any:
     OpenVINO's CPU plugin keeps the precision of operations carrying the ``precise``
     run-time attribute (``ov::disable_fp16_compression``), which Python cannot set directly:
     the model goes through its IR form, where the attribute is written into each layer."""
+    import openvino as ov
+
+    text, weights = _ir_keeping_float32(model, prefixes)
+    return core.read_model(model=text, weights=ov.Tensor(np.frombuffer(weights, np.uint8)))
+
+
+def _ir_keeping_float32(model: Any, prefixes: list[str] | None) -> tuple[str, bytes]:
+    """The IR (XML text, weights) of the OpenVINO ``model``, every operation outside
+    ``prefixes`` carrying the ``precise`` attribute (:func:`keep_float32`); None: no marks."""
     import tempfile
     import xml.etree.ElementTree as ElementTree
 
@@ -409,17 +418,40 @@ def keep_float32(core: Any, model: Any, prefixes: list[str]) -> Any:
         tree = ElementTree.parse(path)
         for layer in tree.getroot().iter("layer"):
             name = layer.get("name", "")
-            if layer.get("type") in ("Parameter", "Result", "Const") or any(
-                name.startswith(prefix) for prefix in prefixes
+            if (
+                prefixes is None
+                or layer.get("type") in ("Parameter", "Result", "Const")
+                or any(name.startswith(prefix) for prefix in prefixes)
             ):
                 continue
             info = layer.find("rt_info")
             if info is None:
                 info = ElementTree.SubElement(layer, "rt_info")
             ElementTree.SubElement(info, "attribute", {"name": "precise", "version": "0"})
-        weights = np.fromfile(path.with_suffix(".bin"), dtype=np.uint8)
-        text = ElementTree.tostring(tree.getroot(), encoding="unicode")
-        return core.read_model(model=text, weights=ov.Tensor(weights))
+        weights = path.with_suffix(".bin").read_bytes()
+        return ElementTree.tostring(tree.getroot(), encoding="unicode"), weights
+
+
+def openvino_ir(graph: bytes) -> tuple[str, bytes, str]:
+    """The ONNX ``graph`` as OpenVINO IR: its XML text, its weights (the ``.bin`` file) and
+    the inference precision hint to compile it with, as the ``openvino`` runtime measures it.
+
+    A graph with bf16 stages (:func:`nas.measure.precision.mark_bf16`) comes with every
+    operation outside them marked ``precise`` (:func:`keep_float32`) and the hint ``bf16``;
+    any other graph as it is, with the hint ``f32`` (OpenVINO's default is ``bf16`` on CPUs
+    with bfloat16 instructions)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise UserError(
+            f"format openvino needs OpenVINO, which is not installed: {OPENVINO_EXTRA}"
+        ) from None
+    from nas.measure.precision import bf16_prefixes
+
+    model = ov.Core().read_model(model=graph, weights=b"")
+    prefixes = bf16_prefixes(graph)
+    text, weights = _ir_keeping_float32(model, prefixes)
+    return text, weights, "f32" if prefixes is None else "bf16"
 
 
 def graph_runner(
