@@ -23,6 +23,7 @@ from nas.measure.timing import graph_runner, keep_float32
 from nas.predictors import arch_operators
 from nas.supernet.fake_quant import simulate_bf16, to_bf16
 from nas.supernet.static import build_network
+from tests.search_spaces.conftest import bf16_space, with_precisions
 
 FAST = MeasureConfig(warmup=1, repeats=3, rounds=1)
 OPENVINO = dataclasses.replace(FAST, runtime="openvino")
@@ -43,19 +44,10 @@ needs_bf16 = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def space() -> ss.Space:
-    """``tiny`` with every stage free to run in fp32, bf16 or int8."""
-    tiny = ss.get_space("tiny")
-    choice = ss.Choice(("fp32", "bf16", "int8"))
-    stages = tuple(dataclasses.replace(s, precision=choice) for s in tiny.stages)
-    return dataclasses.replace(tiny, name="tiny-bf16", stages=stages)
+    return bf16_space()
 
 
-def _with(arch: ss.Arch, precisions: list[str]) -> ss.Arch:
-    stages = tuple(
-        dataclasses.replace(stage, precision=p)
-        for stage, p in zip(arch.stages, precisions, strict=True)
-    )
-    return dataclasses.replace(arch, stages=stages)
+_with = with_precisions
 
 
 def _first_bf16(space: ss.Space) -> ss.Arch:

@@ -4,7 +4,6 @@ compiled with the hint its card names, float, int8 and bf16 points alike."""
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -17,17 +16,14 @@ import search_spaces as ss
 from nas.errors import UserError
 from nas.export import export_model
 from nas.supernet import Supernet
+from tests.search_spaces.conftest import bf16_space, with_precisions
 
 ov = pytest.importorskip("openvino")
 
 
 @pytest.fixture(scope="module")
 def space() -> ss.Space:
-    """``tiny`` with every stage free to run in fp32, bf16 or int8."""
-    tiny = ss.get_space("tiny")
-    choice = ss.Choice(("fp32", "bf16", "int8"))
-    stages = tuple(dataclasses.replace(s, precision=choice) for s in tiny.stages)
-    return dataclasses.replace(tiny, name="tiny-bf16", stages=stages)
+    return bf16_space()
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +32,7 @@ def supernet(space: ss.Space) -> Supernet:
     return Supernet(space).eval()
 
 
-def _with(arch: ss.Arch, precisions: list[str]) -> ss.Arch:
-    stages = tuple(
-        dataclasses.replace(stage, precision=p)
-        for stage, p in zip(arch.stages, precisions, strict=True)
-    )
-    return dataclasses.replace(arch, stages=stages)
+_with = with_precisions
 
 
 def _compiled(path: Path) -> tuple[object, dict[str, object]]:

@@ -55,6 +55,23 @@ def precision_space(**overrides: object) -> Space:
     return micro_space(**fields)
 
 
+def bf16_space() -> Space:
+    """``tiny`` with every stage free to run in fp32, bf16 or int8."""
+    tiny = ss.get_space("tiny")
+    choice = ss.Choice(("fp32", "bf16", "int8"))
+    stages = tuple(dataclasses.replace(s, precision=choice) for s in tiny.stages)
+    return dataclasses.replace(tiny, name="tiny-bf16", stages=stages)
+
+
+def with_precisions(arch: Arch, precisions: list[str]) -> Arch:
+    """``arch`` with each stage at the given precision."""
+    stages = tuple(
+        dataclasses.replace(stage, precision=p)
+        for stage, p in zip(arch.stages, precisions, strict=True)
+    )
+    return dataclasses.replace(arch, stages=stages)
+
+
 def block_type_space(**overrides: object) -> Space:
     """:func:`precision_space` whose stages may also be fused (the first) or are fused only
     (the second)."""
