@@ -17,8 +17,9 @@ batch 1 every form is also measured whole as ``nas latency profile`` does, twice
 pass is the noise floor), and the latency table (operators timed alone,
 fused blocks and int8 blocks with their own keys, boundaries subtracted) is calibrated on the
 first half of the subnets and judged on the second half. Reported: each form's speed against
-``mbconv-fp32`` and int8 against its own float form (median and range), weight bytes, the
-table's share within 10% beside the floor. With ``--supernet`` (a checkpoint of the space),
+``mbconv-fp32`` (and, on OpenVINO, against ``mbconv-fp32`` on ONNX Runtime, today's path,
+timed in the same rounds) and int8 against its own float form (median and range), weight
+bytes, the table's share within 10% beside the floor. With ``--supernet`` (a checkpoint of the space),
 the test accuracy of each form (float batch-norm recalibrated; int8 forms deployed as ONNX
 Runtime QDQ graphs calibrated on 500 training images), and for each int8 form against its own
 float form: points lost, weight bytes, and the subnets that are at once >= 1.5x faster, at most
@@ -59,6 +60,7 @@ from nas.train.evaluate import calibration_images
 
 SPACE = "mbv3-28-fused"
 EARLY = 2  # the stages of the fused-int8-early form
+TODAY = "onnxruntime-mbconv-fp32"  # today's path, timed beside the forms on other runtimes
 ROUNDS, REPEATS, WARMUP = 7, 30, 10  # per form of a subnet, the rounds alternating
 FORMS = ("mbconv-fp32", "mbconv-int8", "fused-fp32", "fused-int8", "fused-int8-early")
 
@@ -103,12 +105,17 @@ def _paired(
     space: ss.Space, subnet: dict[str, ss.Arch], runtime: str, batch: int, threads: int
 ) -> dict[str, float]:
     """Median milliseconds of each form of one subnet, the rounds alternating between the
-    forms, so that a slower spell of this shared machine slows every form alike."""
+    forms, so that a slower spell of this shared machine slows every form alike. On another
+    runtime than ONNX Runtime, ``today`` too: ``mbconv-fp32`` on ONNX Runtime (today's path),
+    timed in the same rounds."""
     runners = {}
-    for name, arch in subnet.items():
+    cases = [(name, runtime, arch) for name, arch in subnet.items()]
+    if runtime != "onnxruntime":
+        cases.append((TODAY, "onnxruntime", subnet["mbconv-fp32"]))
+    for name, engine, arch in cases:
         shape = (space.in_channels, arch.resolution, arch.resolution)
         example = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
-        runners[name] = graph_runner(runtime, arch_graph(space, arch), example, threads)
+        runners[name] = graph_runner(engine, arch_graph(space, arch), example, threads)
         time_callable(runners[name], warmup=WARMUP, repeats=1)
     return time_side_by_side(runners, rounds=ROUNDS, repeats=REPEATS)
 
@@ -137,6 +144,11 @@ def latency(
     part["speed_vs_mbconv_fp32"] = {
         name: _ratios(base, measured[:, i]) for i, name in enumerate(FORMS)
     }
+    if all(TODAY in row for row in rows):
+        today = np.array([row[TODAY] for row in rows])
+        part["speed_vs_onnxruntime_mbconv_fp32"] = {
+            name: _ratios(today, measured[:, i]) for i, name in enumerate(FORMS)
+        }
     part["int8_vs_own_float"] = {
         "mbconv": _ratios(measured[:, 0], measured[:, 1]),
         "fused": _ratios(measured[:, 2], measured[:, 3]),
@@ -237,6 +249,16 @@ def _print(report: dict[str, Any]) -> None:
             + " | ".join(cells)
             + f" | {own['mbconv']['median']:.2f}x / {own['fused']['median']:.2f}x |"
         )
+    for tag, part in report["latency"].items():
+        if "speed_vs_onnxruntime_mbconv_fp32" in part:
+            speeds = part["speed_vs_onnxruntime_mbconv_fp32"]
+            print(
+                f"\n{tag} against ONNX Runtime, mbconv-fp32, timed beside: "
+                + ", ".join(
+                    f"{n} {v['median']:.2f}x ({v['min']:.2f}-{v['max']:.2f})"
+                    for n, v in speeds.items()
+                )
+            )
     for tag, part in report["latency"].items():
         if "table_held_out_within_10pct" in part:
             print(
