@@ -465,7 +465,9 @@ def _export_chosen(
     request: SearchRequest, supernet: Any, chosen: Verified, alone: dict[str, Any] | None
 ) -> Path:
     """``chosen.onnx`` in the run directory, with its model card: the supernet's weights, or
-    the weights it was trained alone with when it was re-ranked."""
+    the weights it was trained alone with when it was re-ranked. Measured on OpenVINO, the
+    same model as OpenVINO IR beside it too (``chosen.xml``, ``nas export --format openvino``).
+    Returns the ONNX file."""
     # search() writes the last round's front; the chosen subnet may come from any round
     arch = Arch.from_dict(chosen.arch)
     accuracies: dict[str, Any] = {
@@ -481,22 +483,31 @@ def _export_chosen(
             "inherited_test_accuracy": chosen.test_accuracy,
             "training_seconds": alone["seconds"],
         }
-    return export_model(
-        supernet,
-        request.space,
-        arch,
-        request.out / "chosen.onnx",
-        fmt="onnx",
-        dataset=request.dataset,
-        card={
-            "predicted": chosen.predicted,
-            "measured_latency_ms": chosen.measured_latency_ms,
-            "latency_settings": asdict(request.measure),
-            **accuracies,
-            "targets": [str(c) for c in request.constraints],
-        },
-        network=None if alone is None else load_trained(request.space, alone, request.out),
-    )
+    card = {
+        "predicted": chosen.predicted,
+        "measured_latency_ms": chosen.measured_latency_ms,
+        "latency_settings": asdict(request.measure),
+        **accuracies,
+        "targets": [str(c) for c in request.constraints],
+    }
+    network = None if alone is None else load_trained(request.space, alone, request.out)
+    formats = {"onnx": "chosen.onnx"}
+    if request.measure.runtime in OPENVINO_RUNTIMES:
+        formats["openvino"] = "chosen.xml"
+    written = {
+        fmt: export_model(
+            supernet,
+            request.space,
+            arch,
+            request.out / name,
+            fmt=fmt,
+            dataset=request.dataset,
+            card=card,
+            network=network,
+        )
+        for fmt, name in formats.items()
+    }
+    return written["onnx"]
 
 
 def _write_run_file(request: SearchRequest, settings: dict[str, Any]) -> None:
