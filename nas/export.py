@@ -57,10 +57,13 @@ def export_model(
     dataset: Dataset | None = None,
     card: dict[str, Any],
     network: torch.nn.Module | None = None,
+    openvino_precision: str = "f32",
 ) -> Path:
     """Write the subnet ``arch`` in ``fmt`` to ``path`` plus ``path.json`` (its model card).
     ``network``, when given, is written instead of the supernet's subnet: the float network of
-    ``arch`` with weights of its own (trained alone)."""
+    ``arch`` with weights of its own (trained alone). ``openvino_precision``: the inference
+    precision hint an OpenVINO IR without bf16 stages was measured with (its card names it;
+    :func:`nas.measure.timing.openvino_precision`)."""
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     int8 = uses_int8(arch)
@@ -98,7 +101,7 @@ def export_model(
         else:
             graph = export_onnx(network, example)
         if fmt == "openvino":
-            card = {**card, **_write_ir(graph, path)}
+            card = {**card, **_write_ir(graph, path, openvino_precision)}
         else:
             atomic_write_bytes(path, graph)
             if bf16:
@@ -134,20 +137,21 @@ def export_model(
     return path
 
 
-def _write_ir(graph: bytes, path: Path) -> dict[str, Any]:
+def _write_ir(graph: bytes, path: Path, precision: str) -> dict[str, Any]:
     """The ONNX ``graph`` as OpenVINO IR at ``path`` (XML) and beside it (``.bin``), the
     weights first; what the card says about compiling it."""
-    text, weights, hint = openvino_ir(graph)
+    text, weights, hint = openvino_ir(graph, precision)
     atomic_write_bytes(path.with_suffix(".bin"), weights)
     atomic_write_text(path, text)
+    floats = (
+        "bfloat16 where the graph is float, except operations marked 'precise' (float32)"
+        if hint == "bf16"
+        else "float32 where the graph is float (OpenVINO's default is bf16 on CPUs with "
+        "bfloat16 instructions)"
+    )
     return {
         "weights_file": path.with_suffix(".bin").name,
         "openvino_config": {"INFERENCE_PRECISION_HINT": hint},
         "openvino": "compile with openvino_config (core.compile_model(path, 'CPU', config)): "
-        + (
-            "the bf16 stages run in bfloat16, every operation marked 'precise' in float32"
-            if hint == "bf16"
-            else "float32 where the graph is float (OpenVINO's default is bf16 on CPUs with "
-            "bfloat16 instructions), int8 where it is quantized"
-        ),
+        f"{floats}, int8 where it is quantized, as the latency was measured",
     }

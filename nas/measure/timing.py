@@ -432,13 +432,19 @@ def _ir_keeping_float32(model: Any, prefixes: list[str] | None) -> tuple[str, by
         return ElementTree.tostring(tree.getroot(), encoding="unicode"), weights
 
 
-def openvino_ir(graph: bytes) -> tuple[str, bytes, str]:
+def openvino_precision(runtime: str) -> str:
+    """The inference precision hint ``runtime`` measures graphs without bf16 stages with."""
+    return "bf16" if runtime == "openvino-bf16" else "f32"
+
+
+def openvino_ir(graph: bytes, precision: str = "f32") -> tuple[str, bytes, str]:
     """The ONNX ``graph`` as OpenVINO IR: its XML text, its weights (the ``.bin`` file) and
-    the inference precision hint to compile it with, as the ``openvino`` runtime measures it.
+    the inference precision hint to compile it with, as the OpenVINO runner measures it.
 
     A graph with bf16 stages (:func:`nas.measure.precision.mark_bf16`) comes with every
     operation outside them marked ``precise`` (:func:`keep_float32`) and the hint ``bf16``;
-    any other graph as it is, with the hint ``f32`` (OpenVINO's default is ``bf16`` on CPUs
+    any other graph as it is, with the hint ``precision`` (:func:`openvino_precision`: ``f32``
+    unless it was measured with ``openvino-bf16``; OpenVINO's own default is ``bf16`` on CPUs
     with bfloat16 instructions)."""
     try:
         import openvino as ov
@@ -451,7 +457,7 @@ def openvino_ir(graph: bytes) -> tuple[str, bytes, str]:
     model = ov.Core().read_model(model=graph, weights=b"")
     prefixes = bf16_prefixes(graph)
     text, weights = _ir_keeping_float32(model, prefixes)
-    return text, weights, "f32" if prefixes is None else "bf16"
+    return text, weights, precision if prefixes is None else "bf16"
 
 
 def graph_runner(

@@ -35,6 +35,7 @@ from nas.files import (
 from nas.measure import OPENVINO_RUNTIMES, MeasureConfig, measure_arch
 from nas.measure.latency import latency_kind
 from nas.measure.precision import float_arch, uses_int8
+from nas.measure.timing import openvino_precision
 from nas.search.loop import (
     Evaluator,
     SearchConfig,
@@ -504,6 +505,7 @@ def _export_chosen(
             dataset=request.dataset,
             card=card,
             network=network,
+            openvino_precision=openvino_precision(request.measure.runtime),
         )
         for fmt, name in formats.items()
     }

@@ -24,6 +24,7 @@ from nas.errors import UserError, first_line
 from nas.export import EXPORT_SUFFIXES, export_model
 from nas.files import check_writable_directory
 from nas.measure.precision import float_arch
+from nas.measure.timing import openvino_precision
 from nas.search.workdir import Workdir
 from nas.train import load_supernet, recalibrated
 from search_spaces import Arch, ArchError, Space, SpaceError, get_space
@@ -202,6 +203,9 @@ def export_front(
         seed=settings.get("seed", 0),
     )
     suffix = EXPORT_SUFFIXES[fmt]
+    measure = settings.get("measure")
+    # what an OpenVINO IR without bf16 stages was measured with (a run on openvino-bf16: bf16)
+    precision = openvino_precision(str(measure.get("runtime")) if isinstance(measure, dict) else "")
     written = []
     for index, (row, arch) in enumerate(zip(rows, archs, strict=True)):
         card = {k: v for k, v in row.items() if k not in ("arch",)}
@@ -214,6 +218,7 @@ def export_front(
                 fmt=fmt,
                 dataset=dataset,
                 card=card,
+                openvino_precision=precision,
             )
         )
         if progress is not None:

@@ -15,6 +15,7 @@ import torch
 import search_spaces as ss
 from nas.errors import UserError
 from nas.export import export_model
+from nas.measure.timing import openvino_precision
 from nas.supernet import Supernet
 from tests.search_spaces.conftest import bf16_space, with_precisions
 
@@ -65,6 +66,18 @@ def test_a_float_point_runs_in_float32_as_torch_computes_it(
         expected = supernet.extract(arch).eval()(x).numpy()
     got = compiled(x.numpy())[0]  # type: ignore[operator]
     assert np.allclose(got, expected, atol=1e-4)
+    # Measured with openvino-bf16 (the whole model in bf16), the card says so.
+    again = export_model(
+        supernet,
+        space,
+        arch,
+        tmp_path / "h.xml",
+        fmt="openvino",
+        card={},
+        openvino_precision=openvino_precision("openvino-bf16"),
+    )
+    assert _compiled(again)[1]["openvino_config"] == {"INFERENCE_PRECISION_HINT": "bf16"}
+    assert openvino_precision("openvino") == openvino_precision("onnxruntime") == "f32"
 
 
 def test_an_int8_point_runs_its_int8_stages_quantized(
