@@ -19,8 +19,8 @@ fused blocks and int8 blocks with their own keys, boundaries subtracted) is cali
 first half of the subnets and judged on the second half. Reported: each form's speed against
 ``mbconv-fp32`` (and, on OpenVINO, against ``mbconv-fp32`` on ONNX Runtime, today's path,
 timed in the same rounds) and int8 against its own float form (median and range), weight
-bytes, the table's share within 10% beside the floor. With ``--supernet`` (a checkpoint of the space),
-the test accuracy of each form (float batch-norm recalibrated; int8 forms deployed as ONNX
+bytes, the table's share within 10% beside the floor. With ``--supernet`` (a checkpoint of
+the space), the test accuracy of each form (float batch-norm recalibrated; int8 forms deployed as ONNX
 Runtime QDQ graphs calibrated on 500 training images), and for each int8 form against its own
 float form: points lost, weight bytes, and the subnets that are at once >= 1.5x faster, at most
 1 point less accurate and >= 3.5x smaller (the issue's bar), per runtime and batch.
