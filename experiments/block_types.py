@@ -14,16 +14,16 @@ random subnets, five forms each, which differ only in block type and precision:
 Per runtime and batch size, the five forms of a subnet are timed side by side, in rounds that
 alternate between them (their ONNX graphs, int8 stages in QDQ form; resumable per subnet). At
 batch 1 every form is also measured whole as ``nas latency profile`` does, twice (the second
-pass is the noise floor), and the latency table (operators timed alone,
-fused blocks and int8 blocks with their own keys, boundaries subtracted) is calibrated on the
-first half of the subnets and judged on the second half. Reported: each form's speed against
-``mbconv-fp32`` (and, on OpenVINO, against ``mbconv-fp32`` on ONNX Runtime, today's path,
-timed in the same rounds) and int8 against its own float form (median and range), weight
-bytes, the table's share within 10% beside the floor. With ``--supernet`` (a checkpoint of
-the space), the test accuracy of each form (float batch-norm recalibrated; int8 forms deployed as ONNX
-Runtime QDQ graphs calibrated on 500 training images), and for each int8 form against its own
-float form: points lost, weight bytes, and the subnets that are at once >= 1.5x faster, at most
-1 point less accurate and >= 3.5x smaller (the issue's bar), per runtime and batch.
+pass is the noise floor), and the latency table (operators timed alone, fused blocks and int8
+blocks with their own keys, boundaries subtracted) is calibrated on the first half of the
+subnets and judged on the second half. Reported: each form's speed against ``mbconv-fp32``
+(and, on OpenVINO, against ``mbconv-fp32`` on ONNX Runtime, today's path, timed in the same
+rounds) and int8 against its own float form (median and range), weight bytes, the table's share
+within 10% beside the floor. With ``--supernet`` (a checkpoint of the space), the test accuracy
+of each form (float batch-norm recalibrated; int8 forms deployed as ONNX Runtime QDQ graphs
+calibrated on 500 training images), and for each int8 form against its own float form: points
+lost, weight bytes, and the subnets that are at once >= 1.5x faster, at most 1 point less
+accurate and >= 3.5x smaller (the issue's bar), per runtime and batch.
 
 Writes ``experiments/results/block_types-TAG.json`` and prints Markdown.
 
