@@ -24,6 +24,7 @@ from nas.defaults import (
     DEFAULT_THREADS,
     DEFAULT_WARMUP_RUNS,
 )
+from nas.measure.timing import ONNX_RUNTIMES
 
 __all__ = [
     "EVALUATIONS",
@@ -136,6 +137,13 @@ def _add_prune_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_measure_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--runtime",
+        default=ONNX_RUNTIMES[0],
+        choices=ONNX_RUNTIMES,
+        help="runtime latency is measured on (each stage's ONNX graph): %(choices)s "
+        f"(default: {ONNX_RUNTIMES[0]}; openvino needs the openvino extra)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=DEFAULT_THREADS,
@@ -247,7 +255,11 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--qat-lr", type=float, default=0.005, help="QAT learning rate (default: 0.005)"
     )
-    parser.add_argument("--out", help="output ONNX file (default: MODEL-int8.onnx)")
+    parser.add_argument(
+        "--out",
+        help="output file (default: MODEL-int8.onnx, or MODEL-int8.xml and .bin for "
+        "--format openvino-int8)",
+    )
 
 
 def add_distill_arguments(parser: argparse.ArgumentParser) -> None:

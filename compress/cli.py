@@ -126,7 +126,11 @@ def _measure(args: argparse.Namespace) -> Any:
     from nas.measure import MeasureConfig
 
     return MeasureConfig(
-        threads=args.threads, warmup=args.warmup, repeats=args.repeats, rounds=args.rounds
+        runtime=args.runtime,
+        threads=args.threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        rounds=args.rounds,
     )
 
 
@@ -258,6 +262,23 @@ def _quantization_aware(
     return (trained if kept == "QAT" else quantized), note
 
 
+def _check_openvino_output(out: Path) -> None:
+    """Refuse, before any work, an IR output not named .xml or OpenVINO not installed."""
+    import importlib.util
+
+    from nas.measure.timing import OPENVINO_EXTRA
+
+    if out.suffix != ".xml":
+        raise UserError(
+            f"--out {out}: --format openvino-int8 writes OpenVINO IR, an .xml file with its "
+            ".bin beside it; name the .xml file"
+        )
+    if importlib.util.find_spec("openvino") is None:
+        raise UserError(
+            f"--format openvino-int8 needs OpenVINO, which is not installed: {OPENVINO_EXTRA}"
+        )
+
+
 def run_quantize(args: argparse.Namespace) -> int:
     """``nas quantize``: int8 static quantization to a QDQ ONNX file, calibrated on data or
     data-free; QAT fine-tuning where post-training quantization loses too much."""
@@ -276,7 +297,11 @@ def run_quantize(args: argparse.Namespace) -> int:
         )
     loaded = load_model(args.model, factory=args.factory, trust_checkpoint=args.trust_checkpoint)
     dataset = _calibration_data(loaded, args)
-    out = output_path(args.out, loaded.path, "-int8.onnx", [loaded.path])
+    openvino = args.format == "openvino-int8"
+    suffix = "-int8.xml" if openvino else "-int8.onnx"
+    out = output_path(args.out, loaded.path, suffix, [loaded.path])
+    if openvino:
+        _check_openvino_output(out)
     if loaded.onnx is not None:
         graph = loaded.onnx
     else:
@@ -297,7 +322,12 @@ def run_quantize(args: argparse.Namespace) -> int:
     if args.qat_epochs > 0:
         quantized, qat_note = _quantization_aware(loaded, graph, quantized, dataset, args)
         qat_note = f"; {qat_note}"
-    atomic_write_bytes(out, quantized)
+    if openvino:
+        from nas.export import write_openvino_ir
+
+        write_openvino_ir(quantized, out)
+    else:
+        atomic_write_bytes(out, quantized)
     note = graph_accuracy_note(graph, dataset, evaluate=args.eval != "none")
     labelled = labels_of(dataset)
     if not note and labelled is not None:

@@ -173,6 +173,7 @@ def output_path(requested: str | None, source: Path, suffix: str, inputs: Sequen
         out,
         out.with_name(out.name + ".json"),
         out.with_suffix(".onnx"),
+        out.with_suffix(".bin"),  # an OpenVINO IR's weights
         out.with_suffix(".report.json"),
     )
     written = {p.resolve() for p in companions}

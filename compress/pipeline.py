@@ -30,10 +30,12 @@ from compress.metrics import count_flops, count_params
 from compress.pruning import PruneConfig, prune_on_data
 from compress.quantization import QuantizeConfig, evaluate_onnx, onnx_output_error, quantize_onnx
 from compress.serialization import save_pruned
+from nas.export import write_openvino_ir
 from nas.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
 from nas.measure.precision import int8_blocks, mark_bf16_stages, uses_bf16, uses_int8
 from nas.measure.qdq import block_nodes, quantize_graph
+from nas.measure.timing import OPENVINO_RUNTIMES, openvino_precision
 from nas.search.targets import Constraint
 from search_spaces import Arch, Space
 
@@ -337,6 +339,13 @@ def compress_model(
     quantized, int8_note = _quantize(graph, calibration, config, space, arch)
     atomic_write_bytes(directory / "int8.onnx", quantized)
     files["int8_onnx"] = str(directory / "int8.onnx")
+    openvino: dict[str, Any] = {}
+    if config.measure.runtime in OPENVINO_RUNTIMES:
+        # measured on OpenVINO: the model for it too, as nas export --format openvino writes it
+        openvino = write_openvino_ir(
+            quantized, directory / "int8.xml", openvino_precision(config.measure.runtime)
+        )
+        files["int8_openvino"] = str(directory / "int8.xml")
     stages.append(
         measure_stage(
             "int8",
@@ -359,6 +368,7 @@ def compress_model(
         "input_shape": list(shape),
         "teacher": teacher is not None,
         "accuracy_note": why_not,
+        **({"openvino_config": openvino["openvino_config"]} if openvino else {}),
     }
     report = CompressReport(stages=tuple(stages), files=files, settings=settings)
     write_report(report, directory)

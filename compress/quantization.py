@@ -63,7 +63,8 @@ __all__ = [
 
 
 # The file formats nas quantize writes: int8 QDQ ONNX for ONNX Runtime.
-QUANTIZED_FORMATS = ("onnx-int8",)
+# the QDQ ONNX graph, or the same as OpenVINO IR (.xml and .bin; the openvino extra)
+QUANTIZED_FORMATS = ("onnx-int8", "openvino-int8")
 
 
 def quantize_onnx(

@@ -33,7 +33,7 @@ from nas.train import recalibrated
 from nas.train.evaluate import calibration_images
 from search_spaces import Arch, Space
 
-__all__ = ["EXPORT_FORMATS", "EXPORT_SUFFIXES", "export_model"]
+__all__ = ["EXPORT_FORMATS", "EXPORT_SUFFIXES", "export_model", "write_openvino_ir"]
 
 # format -> file suffix
 EXPORT_SUFFIXES = {
@@ -101,7 +101,7 @@ def export_model(
         else:
             graph = export_onnx(network, example)
         if fmt == "openvino":
-            card = {**card, **_write_ir(graph, path, openvino_precision)}
+            card = {**card, **write_openvino_ir(graph, path, openvino_precision)}
         else:
             atomic_write_bytes(path, graph)
             if bf16:
@@ -137,9 +137,10 @@ def export_model(
     return path
 
 
-def _write_ir(graph: bytes, path: Path, precision: str) -> dict[str, Any]:
+def write_openvino_ir(graph: bytes, path: Path, precision: str = "f32") -> dict[str, Any]:
     """The ONNX ``graph`` as OpenVINO IR at ``path`` (XML) and beside it (``.bin``), the
-    weights first; what the card says about compiling it."""
+    weights first, each atomically; returns what a model card says about compiling it
+    (``precision``: see :func:`nas.measure.timing.openvino_ir`)."""
     text, weights, hint = openvino_ir(graph, precision)
     atomic_write_bytes(path.with_suffix(".bin"), weights)
     atomic_write_text(path, text)

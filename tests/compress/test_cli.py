@@ -131,6 +131,36 @@ def test_quantize_an_onnx_file(tmp_path: Path) -> None:
     )
 
 
+def _runs_int8_convolutions(xml: Path) -> bool:
+    """Whether OpenVINO, compiled in f32, runs some convolution of the IR ``xml`` in int8."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return any(
+        op.get_rt_info()["runtimePrecision"].astype(str) in ("u8", "i8")
+        for op in compiled.get_runtime_model().get_ordered_ops()
+        if op.get_rt_info()["layerType"].astype(str) == "Convolution"
+    )
+
+
+def test_quantize_to_openvino_ir(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    source = tmp_path / "model.onnx"
+    source.write_bytes(export_onnx(models.PlainCNN(width=32).eval(), torch.zeros(1, 1, 16, 16)))
+    argv = [str(source), "--calib-batches", "2", "--batch-size", "16"]
+    _fails(
+        run_quantize,
+        add_quantize_arguments,
+        [*argv, "--format", "openvino-int8", "--out", str(tmp_path / "m.onnx")],
+        "name the .xml file",
+    )
+    assert run_quantize(_args(add_quantize_arguments, [*argv, "--format", "openvino-int8"])) == 0
+    assert not (tmp_path / "model-int8.onnx").exists()
+    xml, weights = tmp_path / "model-int8.xml", tmp_path / "model-int8.bin"
+    assert weights.stat().st_size < source.stat().st_size / 3
+    assert _runs_int8_convolutions(xml)
+
+
 def test_quantize_a_state_dict(state_dict_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "q.onnx"
     argv = [str(state_dict_file), "--factory", FACTORY, "--resolution", "16", "--out", str(out)]
@@ -228,6 +258,24 @@ def test_compress_a_subnet_bundle(bundle: Path, tmp_path: Path) -> None:
     _fails(run_compress, add_compress_arguments, [str(bundle), "--out", str(bundle)], "overwrite")
     pruned_input = str(out / "pruned.safetensors")
     _fails(run_compress, add_compress_arguments, [pruned_input, "--out", str(out)], "overwrite")
+
+
+def test_compress_measured_on_openvino_writes_the_int8_model_as_openvino_ir_too(
+    bundle: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("openvino")
+    base = [str(bundle), "--finetune", "0", "--calib-batches", "2", *FAST]
+    out = tmp_path / "report"
+    argv = [*base, "--out", str(out), "--runtime", "openvino"]
+    assert run_compress(_args(add_compress_arguments, argv)) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["measure"]["runtime"] == "openvino"
+    assert report["files"]["int8_openvino"] == str(out / "int8.xml")
+    assert report["settings"]["openvino_config"] == {"INFERENCE_PRECISION_HINT": "f32"}
+    assert _runs_int8_convolutions(out / "int8.xml")  # the quantized graph, not the float one
+    plain = tmp_path / "plain"
+    assert run_compress(_args(add_compress_arguments, [*base, "--out", str(plain)])) == 0
+    assert not (plain / "int8.xml").exists()
 
 
 def test_compress_a_search_run(tmp_path: Path) -> None:
