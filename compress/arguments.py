@@ -260,6 +260,7 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
         help="output file (default: MODEL-int8.onnx, or MODEL-int8.xml and .bin for "
         "--format openvino-int8)",
     )
+    _add_measure_options(parser)
 
 
 def add_distill_arguments(parser: argparse.ArgumentParser) -> None:

@@ -262,32 +262,38 @@ def _quantization_aware(
     return (trained if kept == "QAT" else quantized), note
 
 
-def _check_openvino_output(out: Path) -> None:
-    """Refuse, before any work, an IR output not named .xml or OpenVINO not installed."""
+def _require_openvino(what: str) -> None:
+    """Refuse, before any work, ``what`` (an option) when OpenVINO is not installed."""
     import importlib.util
 
     from nas.measure.timing import OPENVINO_EXTRA
 
+    if importlib.util.find_spec("openvino") is None:
+        raise UserError(f"{what} needs OpenVINO, which is not installed: {OPENVINO_EXTRA}")
+
+
+def _check_openvino_output(out: Path) -> None:
+    """Refuse, before any work, an IR output not named .xml or OpenVINO not installed."""
     if out.suffix != ".xml":
         raise UserError(
             f"--out {out}: --format openvino-int8 writes OpenVINO IR, an .xml file with its "
             ".bin beside it; name the .xml file"
         )
-    if importlib.util.find_spec("openvino") is None:
-        raise UserError(
-            f"--format openvino-int8 needs OpenVINO, which is not installed: {OPENVINO_EXTRA}"
-        )
+    _require_openvino("--format openvino-int8")
 
 
 def run_quantize(args: argparse.Namespace) -> int:
-    """``nas quantize``: int8 static quantization to a QDQ ONNX file, calibrated on data or
-    data-free; QAT fine-tuning where post-training quantization loses too much."""
+    """``nas quantize``: int8 static quantization to a QDQ ONNX file (or OpenVINO IR),
+    calibrated on data or data-free; QAT fine-tuning where post-training quantization loses too
+    much; the float and int8 graphs timed on ``--runtime``."""
     from compress.evaluation import graph_accuracy_note
     from compress.quantization import evaluate_onnx, onnx_output_error, quantize_onnx
-    from nas.measure import export_onnx
+    from nas.measure import export_onnx, measure_latency
 
     if args.calib_batches < 1 or args.batch_size < 1:
         raise UserError("--calib-batches and --batch-size must be positive")
+    if args.runtime != "onnxruntime":
+        _require_openvino(f"--runtime {args.runtime}")
     if args.qat_epochs < 0 or args.qat_lr <= 0 or (args.max_loss or 0) < 0:
         raise UserError("--qat-epochs and --max-loss must be >= 0 and --qat-lr positive")
     if args.qat_epochs and args.calib in (BATCH_NORM_DATA, RANDOM_DATA):
@@ -337,11 +343,17 @@ def run_quantize(args: argparse.Namespace) -> int:
     else:
         quality = f"accuracy: {note}"
     error = onnx_output_error(graph, quantized, dataset.x_test)
+    measure = _measure(args)
+    before_ms, after_ms = (
+        measure_latency(g, dataset.image_shape, measure).median_ms for g in (graph, quantized)
+    )
     print(
         f"int8 model ({args.method} calibration on {len(calibration)} images of "
         f"{dataset.name}{qat_note}): {len(graph) / 1e3:.1f} KB -> {len(quantized) / 1e3:.1f} KB "
-        f"({len(graph) / len(quantized):.2f}x smaller); {quality}; int8 outputs differ from "
-        f"float by {error:.2%} (relative RMS); wrote {out}"
+        f"({len(graph) / len(quantized):.2f}x smaller); {before_ms:.3f} -> {after_ms:.3f} ms "
+        f"({before_ms / after_ms:.2f}x faster) on {measure.runtime}, {measure.threads} "
+        f"thread(s); {quality}; int8 outputs differ from float by {error:.2%} (relative RMS); "
+        f"wrote {out}"
     )
     return 0
 

@@ -143,7 +143,7 @@ def _runs_int8_convolutions(xml: Path) -> bool:
     )
 
 
-def test_quantize_to_openvino_ir(tmp_path: Path) -> None:
+def test_quantize_to_openvino_ir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("openvino")
     source = tmp_path / "model.onnx"
     source.write_bytes(export_onnx(models.PlainCNN(width=32).eval(), torch.zeros(1, 1, 16, 16)))
@@ -154,11 +154,32 @@ def test_quantize_to_openvino_ir(tmp_path: Path) -> None:
         [*argv, "--format", "openvino-int8", "--out", str(tmp_path / "m.onnx")],
         "name the .xml file",
     )
-    assert run_quantize(_args(add_quantize_arguments, [*argv, "--format", "openvino-int8"])) == 0
+    capsys.readouterr()
+    argv += ["--format", "openvino-int8", "--runtime", "openvino", *FAST]
+    assert run_quantize(_args(add_quantize_arguments, argv)) == 0
+    assert " ms (" in (printed := capsys.readouterr().out) and "faster) on openvino" in printed
     assert not (tmp_path / "model-int8.onnx").exists()
     xml, weights = tmp_path / "model-int8.xml", tmp_path / "model-int8.bin"
     assert weights.stat().st_size < source.stat().st_size / 3
     assert _runs_int8_convolutions(xml)
+
+
+def test_quantize_refuses_openvino_options_without_openvino_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "openvino" else find_spec(name, *a),
+    )
+    source = tmp_path / "model.onnx"
+    source.write_bytes(export_onnx(models.PlainCNN(width=8).eval(), torch.zeros(1, 1, 16, 16)))
+    for option in (["--runtime", "openvino"], ["--format", "openvino-int8"]):
+        _fails(run_quantize, add_quantize_arguments, [str(source), *option], "pip install")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
 
 
 def test_quantize_a_state_dict(state_dict_file: Path, tmp_path: Path) -> None:
