@@ -140,7 +140,7 @@ def _add_measure_options(parser: argparse.ArgumentParser) -> None:
         "--runtime",
         default=ONNX_RUNTIMES[0],
         choices=ONNX_RUNTIMES,
-        help="runtime latency is measured on (each stage's ONNX graph): %(choices)s "
+        help="runtime the ONNX graphs are timed on: %(choices)s "
         f"(default: {ONNX_RUNTIMES[0]}; openvino needs the openvino extra)",
     )
     parser.add_argument(
