@@ -282,6 +282,17 @@ def _check_openvino_output(out: Path) -> None:
     _require_openvino("--format openvino-int8")
 
 
+def _write_quantized(quantized: bytes, out: Path, *, openvino: bool) -> str:
+    """Write the int8 graph to ``out``, as OpenVINO IR with ``openvino``; what was written."""
+    if not openvino:
+        atomic_write_bytes(out, quantized)
+        return f"wrote {out}"
+    from nas.export import write_openvino_ir
+
+    config = write_openvino_ir(quantized, out)["openvino_config"]
+    return f"wrote {out} and its .bin (compile with {config})"
+
+
 def run_quantize(args: argparse.Namespace) -> int:
     """``nas quantize``: int8 static quantization to a QDQ ONNX file (or OpenVINO IR),
     calibrated on data or data-free; QAT fine-tuning where post-training quantization loses too
@@ -328,12 +339,7 @@ def run_quantize(args: argparse.Namespace) -> int:
     if args.qat_epochs > 0:
         quantized, qat_note = _quantization_aware(loaded, graph, quantized, dataset, args)
         qat_note = f"; {qat_note}"
-    if openvino:
-        from nas.export import write_openvino_ir
-
-        write_openvino_ir(quantized, out)
-    else:
-        atomic_write_bytes(out, quantized)
+    written = _write_quantized(quantized, out, openvino=openvino)
     note = graph_accuracy_note(graph, dataset, evaluate=args.eval != "none")
     labelled = labels_of(dataset)
     if not note and labelled is not None:
@@ -353,7 +359,7 @@ def run_quantize(args: argparse.Namespace) -> int:
         f"({len(graph) / len(quantized):.2f}x smaller); {before_ms:.3f} -> {after_ms:.3f} ms "
         f"({before_ms / after_ms:.2f}x faster) on {measure.runtime}, {measure.threads} "
         f"thread(s); {quality}; int8 outputs differ from float by {error:.2%} (relative RMS); "
-        f"wrote {out}"
+        f"{written}"
     )
     return 0
 
