@@ -262,16 +262,6 @@ def _quantization_aware(
     return (trained if kept == "QAT" else quantized), note
 
 
-def _require_openvino(what: str) -> None:
-    """Refuse, before any work, ``what`` (an option) when OpenVINO is not installed."""
-    import importlib.util
-
-    from nas.measure.timing import OPENVINO_EXTRA
-
-    if importlib.util.find_spec("openvino") is None:
-        raise UserError(f"{what} needs OpenVINO, which is not installed: {OPENVINO_EXTRA}")
-
-
 def _check_openvino_output(out: Path) -> None:
     """Refuse, before any work, an IR output not named .xml or OpenVINO not installed."""
     if out.suffix != ".xml":
@@ -279,7 +269,9 @@ def _check_openvino_output(out: Path) -> None:
             f"--out {out}: --format openvino-int8 writes OpenVINO IR, an .xml file with its "
             ".bin beside it; name the .xml file"
         )
-    _require_openvino("--format openvino-int8")
+    from nas.measure.timing import require_openvino
+
+    require_openvino("--format openvino-int8")
 
 
 def _write_quantized(quantized: bytes, out: Path, *, openvino: bool) -> str:
@@ -300,11 +292,12 @@ def run_quantize(args: argparse.Namespace) -> int:
     from compress.evaluation import graph_accuracy_note
     from compress.quantization import evaluate_onnx, onnx_output_error, quantize_onnx
     from nas.measure import export_onnx, measure_latency
+    from nas.measure.timing import OPENVINO_RUNTIMES, require_openvino
 
     if args.calib_batches < 1 or args.batch_size < 1:
         raise UserError("--calib-batches and --batch-size must be positive")
-    if args.runtime != "onnxruntime":
-        _require_openvino(f"--runtime {args.runtime}")
+    if args.runtime in OPENVINO_RUNTIMES:
+        require_openvino(f"--runtime {args.runtime}")  # before any work
     if args.qat_epochs < 0 or args.qat_lr <= 0 or (args.max_loss or 0) < 0:
         raise UserError("--qat-epochs and --max-loss must be >= 0 and --qat-lr positive")
     if args.qat_epochs and args.calib in (BATCH_NORM_DATA, RANDOM_DATA):

@@ -33,7 +33,13 @@ from nas.train import recalibrated
 from nas.train.evaluate import calibration_images
 from search_spaces import Arch, Space
 
-__all__ = ["EXPORT_FORMATS", "EXPORT_SUFFIXES", "export_model", "write_openvino_ir"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "EXPORT_SUFFIXES",
+    "export_model",
+    "openvino_copy",
+    "write_openvino_ir",
+]
 
 # format -> file suffix
 EXPORT_SUFFIXES = {
@@ -156,3 +162,15 @@ def write_openvino_ir(graph: bytes, path: Path, precision: str = "f32") -> dict[
         "openvino": "compile with openvino_config (core.compile_model(path, 'CPU', config)): "
         f"{floats}, int8 where it is quantized, as the latency was measured",
     }
+
+
+def openvino_copy(onnx_path: Path, path: Path, precision: str = "f32") -> Path:
+    """The ONNX model ``onnx_path`` that :func:`export_model` wrote, as OpenVINO IR at
+    ``path`` with its model card (the ONNX one, in format ``openvino``): the same graph
+    converted, without extracting, recalibrating or quantizing the subnet again."""
+    card = json.loads(onnx_path.with_name(onnx_path.name + ".json").read_text())
+    card.pop("bf16", None)  # where the ONNX graph keeps its marks; the IR carries them itself
+    ir = write_openvino_ir(onnx_path.read_bytes(), path, precision)
+    card = {**card, "format": "openvino", **ir}
+    atomic_write_text(path.with_name(path.name + ".json"), json.dumps(card, indent=2) + "\n")
+    return path

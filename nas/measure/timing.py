@@ -349,17 +349,23 @@ def _onnx_runner(graph: bytes, example: np.ndarray, threads: int) -> Callable[[]
     return lambda: session.run(None, {name: example})
 
 
+def require_openvino(what: str) -> Any:
+    """The ``openvino`` module, or a one-line :class:`UserError` saying that ``what`` (an
+    option, a runtime) needs it and how to install it."""
+    try:
+        import openvino
+    except ImportError:
+        message = f"{what} needs OpenVINO, which is not installed: {OPENVINO_EXTRA}"
+        raise UserError(message) from None
+    return openvino
+
+
 def _openvino_runner(
     graph: bytes, example: np.ndarray, threads: int, precision: str
 ) -> Callable[[], object]:
     """An OpenVINO CPU inference of the ONNX ``graph`` at ``precision`` (its inference
     precision hint: ``f32``, or ``bf16``, OpenVINO's default where the CPU has bfloat16)."""
-    try:
-        import openvino as ov
-    except ImportError:
-        raise UserError(
-            f"runtime openvino needs OpenVINO, which is not installed: {OPENVINO_EXTRA}"
-        ) from None
+    ov = require_openvino("runtime openvino")
     from nas.measure.precision import bf16_prefixes
 
     core = ov.Core()
@@ -446,12 +452,7 @@ def openvino_ir(graph: bytes, precision: str = "f32") -> tuple[str, bytes, str]:
     any other graph as it is, with the hint ``precision`` (:func:`openvino_precision`: ``f32``
     unless it was measured with ``openvino-bf16``; OpenVINO's own default is ``bf16`` on CPUs
     with bfloat16 instructions)."""
-    try:
-        import openvino as ov
-    except ImportError:
-        raise UserError(
-            f"format openvino needs OpenVINO, which is not installed: {OPENVINO_EXTRA}"
-        ) from None
+    ov = require_openvino("format openvino")
     from nas.measure.precision import bf16_prefixes
 
     model = ov.Core().read_model(model=graph, weights=b"")

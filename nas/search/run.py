@@ -24,7 +24,7 @@ import numpy as np
 from nas.data import Dataset
 from nas.distributed import Backend
 from nas.errors import UserError
-from nas.export import export_model
+from nas.export import export_model, openvino_copy
 from nas.files import (
     LOCK_FILE,
     atomic_write_json,
@@ -491,25 +491,20 @@ def _export_chosen(
         **accuracies,
         "targets": [str(c) for c in request.constraints],
     }
-    network = None if alone is None else load_trained(request.space, alone, request.out)
-    formats = {"onnx": "chosen.onnx"}
+    model = export_model(
+        supernet,
+        request.space,
+        arch,
+        request.out / "chosen.onnx",
+        fmt="onnx",
+        dataset=request.dataset,
+        card=card,
+        network=None if alone is None else load_trained(request.space, alone, request.out),
+    )
     if request.measure.runtime in OPENVINO_RUNTIMES:
-        formats["openvino"] = "chosen.xml"
-    written = {
-        fmt: export_model(
-            supernet,
-            request.space,
-            arch,
-            request.out / name,
-            fmt=fmt,
-            dataset=request.dataset,
-            card=card,
-            network=network,
-            openvino_precision=openvino_precision(request.measure.runtime),
-        )
-        for fmt, name in formats.items()
-    }
-    return written["onnx"]
+        precision = openvino_precision(request.measure.runtime)
+        openvino_copy(model, request.out / "chosen.xml", precision)
+    return model
 
 
 def _write_run_file(request: SearchRequest, settings: dict[str, Any]) -> None:
