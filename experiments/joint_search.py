@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import subprocess
 import sys
@@ -169,6 +170,14 @@ def _in_joint(space: ss.Space, arch: ss.Arch, precision: str | None) -> ss.Arch:
     return dataclasses.replace(arch, stages=tuple(stages))
 
 
+@functools.cache
+def _supernet_and_data(workdir: Path, space: str) -> tuple[Any, Any]:
+    """The trained supernet of ``space`` in ``workdir`` and Fashion-MNIST, loaded once for all
+    the checks that score subnets with inherited weights."""
+    supernet, _ = load_supernet(workdir / f"supernet-{space}")
+    return supernet, load_dataset(DEFAULT_DATA, resolution=28, seed=0)
+
+
 def _quantized(
     space: ss.Space, chosen: ss.Arch, workdir: Path, config: MeasureConfig
 ) -> dict[str, Any]:
@@ -176,8 +185,7 @@ def _quantized(
     deployed test accuracy."""
     arch = _in_joint(space, chosen, "fp32")
     int8 = _in_joint(space, chosen, "int8")
-    supernet, _ = load_supernet(workdir / f"supernet-{space.name}")
-    dataset = load_dataset(DEFAULT_DATA, resolution=28, seed=0)
+    supernet, dataset = _supernet_and_data(workdir, space.name)
     network = recalibrated(supernet, arch, dataset).eval()
     calibration = calibration_images(dataset, arch.resolution, 500)
     graph = arch_graph(space, int8, network, calibration)
@@ -196,8 +204,7 @@ def _own_float(
     timed side by side on ``config``'s runtime and batch, both deployed (the int8 stages as the
     QDQ graph ``nas export`` writes) and scored on the test images with inherited weights."""
     floats = _in_joint(space, arch, "fp32")
-    supernet, _ = load_supernet(workdir / f"supernet-{space.name}")
-    dataset = load_dataset(DEFAULT_DATA, resolution=28, seed=0)
+    supernet, dataset = _supernet_and_data(workdir, space.name)
     network = recalibrated(supernet, floats, dataset).eval()
     calibration = calibration_images(dataset, arch.resolution, 500)
     graphs = {
