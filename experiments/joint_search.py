@@ -23,6 +23,9 @@ point measured whole and its test accuracy taken). Reported:
   inherited weights): speed, points lost and how many times smaller its weights are, beside
   the issue's bar (>= 1.5x faster, <= 1 point lost, >= 3.5x smaller);
 - which block types, precisions, squeeze-excitation and activations the joint fronts use;
+- with ``--joint-runtime`` (``openvino``, say) the joint searches measure on that runtime and
+  the float-only ones on ONNX Runtime (today's path); the two points of each accuracy level
+  are also timed side by side, each on its own runtime;
 - with ``--standalone-seeds N``, the subnets of the accuracy-level rows trained from scratch
   (the supernet's recipe, ``--standalone-epochs`` epochs, N seeds; int8 stages deployed as
   above) and their test accuracies: whether the speed-up holds outside the supernet;
@@ -77,9 +80,10 @@ def _search(
     rerank: int = 0,
     rerank_epochs: int = 12,
     batch_size: int = 1,
+    runtime: str = "onnxruntime",
 ) -> None:
-    """``nas search`` for ``latency<target ms`` into ``out`` (resumed when it was cut short),
-    with ``--rerank`` when ``rerank`` is positive."""
+    """``nas search`` for ``latency<target ms`` on ``runtime`` into ``out`` (resumed when it
+    was cut short), with ``--rerank`` when ``rerank`` is positive."""
     if (out / "pareto.json").exists():
         return
     command = [
@@ -90,6 +94,7 @@ def _search(
         "--evaluations", str(evaluations),
         "--out", str(out),
         "--batch-size", str(batch_size),
+        "--runtime", runtime,
     ]  # fmt: skip
     if rerank:
         command += ["--rerank", str(rerank), "--rerank-epochs", str(rerank_epochs)]
@@ -234,6 +239,21 @@ def _own_float(
     return case
 
 
+def _level_side_by_side(
+    space: ss.Space, row: dict[str, Any], config: MeasureConfig, joint_runtime: str
+) -> dict[str, float]:
+    """The two points of an accuracy-level row timed side by side, each on its search's runtime
+    (the float-only point on ``config``'s, the joint one on ``joint_runtime``), same batch."""
+    runners = {}
+    for name, runtime in (("joint", joint_runtime), ("float", config.runtime)):
+        arch = _in_joint(space, ss.Arch.from_dict(row[name]["arch"]), None)
+        shape = (config.batch_size, space.in_channels, arch.resolution, arch.resolution)
+        example = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        runners[name] = graph_runner(runtime, arch_graph(space, arch), example, config.threads)
+    ms = time_side_by_side(runners, rounds=OWN_ROUNDS, repeats=OWN_REPEATS, warmup=10)
+    return {"joint_ms": ms["joint"], "float_ms": ms["float"], "speed": ms["float"] / ms["joint"]}
+
+
 def _standalone(
     space: ss.Space, arch: ss.Arch, workdir: Path, epochs: int, seeds: int
 ) -> list[float]:
@@ -289,6 +309,11 @@ def main() -> int:
         default="",
         help="more latency targets (ms) for the joint space only, e.g. the targets / 1.5",
     )
+    parser.add_argument(
+        "--joint-runtime",
+        default="onnxruntime",
+        help="the runtime the joint searches measure on (the float-only ones: onnxruntime)",
+    )
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -319,6 +344,9 @@ def main() -> int:
         run = workdir / f"search-{key}{f'-rerank{args.rerank}' if args.rerank else ''}"
         if args.batch_size != 1:
             run = run.with_name(f"{run.name}-b{args.batch_size}")
+        runtime = args.joint_runtime if name == "joint" else "onnxruntime"
+        if runtime != "onnxruntime":
+            run = run.with_name(f"{run.name}-{runtime}")
         link = workdir / f"supernet-{floats.name}"
         if name == "float" and not link.is_symlink():
             link.symlink_to(f"supernet-{joint.name}")  # the joint space's supernet, trained
@@ -331,6 +359,7 @@ def main() -> int:
             args.rerank,
             args.rerank_epochs,
             args.batch_size,
+            runtime,
         )
         searches[key] = _front(run)
         atomic_write_json(out, report)
@@ -366,13 +395,15 @@ def main() -> int:
             )
         if best_joint and best_float:
             row["speedup"] = best_float["measured_latency_ms"] / best_joint["measured_latency_ms"]
+            row["side_by_side"] = _level_side_by_side(joint, row, config, args.joint_runtime)
         rows.append(row)
     own = report.setdefault("against_own_float", {})
     for target in joint_targets:
         chosen = searches[f"joint-{target}"]["chosen"]
         key = str(target)
         if chosen and key not in own and uses_int8(arch := ss.Arch.from_dict(chosen["arch"])):
-            own[key] = _own_float(joint, arch, workdir, config)
+            joint_config = dataclasses.replace(config, runtime=args.joint_runtime)
+            own[key] = _own_float(joint, arch, workdir, joint_config)
             atomic_write_json(out, report)
     report["uses"] = {
         name: _uses([p for t in targets for p in searches[f"{name}-{t}"]["front"]])
@@ -407,6 +438,8 @@ def main() -> int:
     for row in rows:
         cells = [_cell(row[n], "test_accuracy") for n in ("joint", "float")]
         speed = f"{row['speedup']:.2f}x" if "speedup" in row else "-"
+        if "side_by_side" in row:
+            speed += f" (side by side {row['side_by_side']['speed']:.2f}x)"
         alone = [
             "/".join(f"{a:.2%}" for a in (row[n] or {}).get("standalone_test_accuracy", []))
             for n in ("joint", "float")
@@ -429,6 +462,8 @@ def main() -> int:
         for row in report["equal_alone"]:
             cells = [_cell(row[n], "alone_test_accuracy") for n in ("float", "joint")]
             speed = f"{row['speedup']:.2f}x" if "speedup" in row else "-"
+        if "side_by_side" in row:
+            speed += f" (side by side {row['side_by_side']['speed']:.2f}x)"
             print(f"| {row['target']} ms | {cells[0]} | {cells[1]} | {speed} |")
         print(
             "joint choices, alone: "
