@@ -292,6 +292,7 @@ def run_quantize(args: argparse.Namespace) -> int:
     from compress.evaluation import graph_accuracy_note
     from compress.quantization import evaluate_onnx, onnx_output_error, quantize_onnx
     from nas.measure import export_onnx, measure_latency
+    from nas.measure.qdq import float_operators, float_operators_note
     from nas.measure.timing import OPENVINO_RUNTIMES, require_openvino
 
     if args.calib_batches < 1 or args.batch_size < 1:
@@ -333,6 +334,7 @@ def run_quantize(args: argparse.Namespace) -> int:
         quantized, qat_note = _quantization_aware(loaded, graph, quantized, dataset, args)
         qat_note = f"; {qat_note}"
     written = _write_quantized(quantized, out, openvino=openvino)
+    in_float = float_operators_note(float_operators(quantized))
     note = graph_accuracy_note(graph, dataset, evaluate=args.eval != "none")
     labelled = labels_of(dataset)
     if not note and labelled is not None:
@@ -352,7 +354,7 @@ def run_quantize(args: argparse.Namespace) -> int:
         f"({len(graph) / len(quantized):.2f}x smaller); {before_ms:.3f} -> {after_ms:.3f} ms "
         f"({before_ms / after_ms:.2f}x faster) on {measure.runtime}, {measure.threads} "
         f"thread(s); {quality}; int8 outputs differ from float by {error:.2%} (relative RMS); "
-        f"{written}"
+        f"{in_float}; {written}"
     )
     return 0
 

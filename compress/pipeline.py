@@ -34,7 +34,7 @@ from nas.export import write_openvino_ir
 from nas.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
 from nas.measure.precision import int8_blocks, mark_bf16_stages, uses_bf16, uses_int8
-from nas.measure.qdq import block_nodes, quantize_graph
+from nas.measure.qdq import block_nodes, float_operators, float_operators_note, quantize_graph
 from nas.measure.timing import OPENVINO_RUNTIMES, openvino_precision
 from nas.search.targets import Constraint
 from search_spaces import Arch, Space
@@ -198,10 +198,22 @@ def _prune_stage(
 
 def _quantize(
     graph: bytes, calibration: Any, config: CompressConfig, space: Space | None, arch: Arch | None
+) -> tuple[bytes, str, dict[str, int] | None]:
+    """The int8 graph of the pruned model, how it was made and the operators ONNX Runtime runs
+    in float in it (None where nothing is int8). A searched subnet keeps its precision: only
+    its int8 stages are quantized and its bf16 stages are marked for OpenVINO; any other model
+    is quantized whole."""
+    graph, note = _quantized(graph, calibration, config, space, arch)
+    if b"QuantizeLinear" not in graph:
+        return graph, note, None
+    in_float = float_operators(graph)  # where ONNX Runtime has no int8 kernel, named
+    return graph, f"{note}; {float_operators_note(in_float)}", in_float
+
+
+def _quantized(
+    graph: bytes, calibration: Any, config: CompressConfig, space: Space | None, arch: Arch | None
 ) -> tuple[bytes, str]:
-    """The int8 graph of the pruned model and how it was made. A searched subnet keeps its
-    precision: only its int8 stages are quantized and its bf16 stages are marked for OpenVINO;
-    any other model is quantized whole."""
+    """The int8 graph of the pruned model and how it was made (:func:`_quantize`)."""
     note = f"{config.method} calibration on {len(calibration)} images"
     if space is None or arch is None or not (uses_int8(arch) or uses_bf16(arch)):
         quantized = quantize_onnx(
@@ -336,7 +348,7 @@ def compress_model(
 
     note("quantizing to int8")
     calibration = dataset.x_train[: config.calib_batches * 32]
-    quantized, int8_note = _quantize(graph, calibration, config, space, arch)
+    quantized, int8_note, in_float = _quantize(graph, calibration, config, space, arch)
     atomic_write_bytes(directory / "int8.onnx", quantized)
     files["int8_onnx"] = str(directory / "int8.onnx")
     openvino: dict[str, Any] = {}
@@ -368,6 +380,7 @@ def compress_model(
         "input_shape": list(shape),
         "teacher": teacher is not None,
         "accuracy_note": why_not,
+        "float_operators": in_float,
         **({"openvino_config": openvino["openvino_config"]} if openvino else {}),
     }
     report = CompressReport(stages=tuple(stages), files=files, settings=settings)

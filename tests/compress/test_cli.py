@@ -115,12 +115,14 @@ def test_prune_refuses_bad_input(state_dict_file: Path, tmp_path: Path) -> None:
     )
 
 
-def test_quantize_an_onnx_file(tmp_path: Path) -> None:
+def test_quantize_an_onnx_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "model.onnx"
     source.write_bytes(export_onnx(models.PlainCNN(width=32).eval(), torch.zeros(1, 1, 16, 16)))
     digest = file_digest(source)
     argv = [str(source), "--calib-batches", "2", "--batch-size", "16"]
     assert run_quantize(_args(add_quantize_arguments, argv)) == 0
+    # what ONNX Runtime runs in float is named: here nothing (test_quantization: hard-swish)
+    assert "every operator runs in int8 on ONNX Runtime;" in capsys.readouterr().out
     assert file_digest(source) == digest
     quantized = tmp_path / "model-int8.onnx"
     assert quantized.is_file() and quantized.stat().st_size < source.stat().st_size / 3
@@ -263,6 +265,7 @@ def test_compress_a_subnet_bundle(bundle: Path, tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert [s["stage"] for s in report["stages"]] == ["original", "pruned", "int8"]
     original, pruned, int8 = report["stages"]
+    assert "on ONNX Runtime" in int8["note"] and "Conv" not in report["settings"]["float_operators"]
     assert pruned["params"] < original["params"] and pruned["flops"] < original["flops"]
     assert int8["flops"] == pruned["flops"] and int8["size_bytes"] > 0  # (tiny: names outweigh)
     assert "| int8 |" in (out / "report.md").read_text()

@@ -121,3 +121,38 @@ def test_qat_refuses_untraceable_models(example: torch.Tensor) -> None:
     with pytest.raises(UserError, match="QAT") as info:
         prepare_qat(Branchy(), example)
     one_line(info.value)
+
+
+class _HardSwishCNN(torch.nn.Module):
+    """Convolutions with hard-swish between them: ONNX Runtime has int8 kernels for the
+    convolutions and the classifier, none for hard-swish's hard-sigmoid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.hardswish(self.conv1(x))
+        x = torch.nn.functional.hardswish(self.conv2(x))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def test_float_operators_names_what_onnx_runtime_leaves_in_float(digits16: Dataset) -> None:
+    from nas.measure.qdq import float_operators, float_operators_note
+
+    torch.manual_seed(0)
+    calibration = digits16.x_train[:64]
+    example = torch.as_tensor(calibration[:1])
+    relu = quantize_onnx(export_onnx(models.PlainCNN(width=8).eval(), example), calibration)
+    hardswish = quantize_onnx(export_onnx(_HardSwishCNN().eval(), example), calibration)
+    in_float = float_operators(hardswish)
+    assert {"HardSigmoid", "HardSwish"} & set(in_float)  # as the exporter writes hard-swish
+    assert "Conv" not in in_float and "Gemm" not in in_float
+    assert "Conv" not in float_operators(relu) and "Relu" not in float_operators(relu)
+    # the float graph itself: its convolutions are float operators (fused with their ReLU)
+    floats = float_operators(export_onnx(models.PlainCNN(width=8).eval(), example))
+    assert {"Conv", "FusedConv"} & set(floats)
+    assert float_operators_note({}) == "every operator runs in int8 on ONNX Runtime"
+    assert float_operators_note(in_float).startswith("in float on ONNX Runtime: Hard")
