@@ -4,7 +4,8 @@ The sandwich rule trains the largest and the smallest subnet at every step and a
 ones. This script takes a trained supernet and measures, after batch-norm recalibration, the
 largest and the smallest subnet and the subnets that differ from one of them in a single
 dimension applied to every stage (resolution, width, kernel size, expand ratio, depth, number of
-stages, where the network keeps its size), plus uniformly random subnets. A subnet one step
+stages, where the network keeps its size; block type and precision where the space chooses them),
+plus uniformly random subnets. A subnet one step
 from an extreme that scores far below both extremes shows which dimension the supernet does not
 share; stand-alone, every one of them trains to within a few points of the extremes
 (train_once_vs_each.py).
@@ -45,6 +46,13 @@ def _blocks(stage: StageArch, depth: int, kernel: int, expand: float) -> StageAr
     return dataclasses.replace(stage, kernel_size=(kernel,) * depth, expand_ratio=(expand,) * depth)
 
 
+def _other(stage: StageArch, spec: ss.StageSpec, name: str) -> StageArch:
+    """``stage`` with its ``name`` choice (block type, precision) at another value of
+    ``spec``'s, where it has one."""
+    others = [v for v in getattr(spec, name).values if v != getattr(stage, name)]
+    return dataclasses.replace(stage, **{name: others[0]}) if others else stage
+
+
 def neighbours(space: Space, largest: bool) -> dict[str, Arch]:
     """The extreme and, per dimension, the extreme with that dimension at the other end."""
     base = space.largest() if largest else space.smallest()
@@ -65,6 +73,12 @@ def neighbours(space: Space, largest: bool) -> dict[str, Arch]:
         base,
         lambda i, s: _blocks(s, pick(specs[i].depth.values), s.kernel_size[0], s.expand_ratio[0]),
     )
+    # Block type and precision, where the space chooses them: every stage to its other value
+    # (the largest is fused everywhere, so its block-type neighbour is the largest subnet with
+    # inverted residuals only, what a float-only search deploys at its top).
+    for name in ("block_type", "precision"):
+        if any(len(getattr(spec, name)) > 1 for spec in specs):
+            out[name] = _per_stage(base, lambda i, s, n=name: _other(s, specs[i], n))
     # The other number of stages, then every place the stride-1 stage can take.
     own = max if largest else min  # an added stage takes the base's end of every choice
     stages = list(base.stages[: other.num_stages])
