@@ -285,6 +285,23 @@ def _write_quantized(quantized: bytes, out: Path, *, openvino: bool) -> str:
     return f"wrote {out} and its .bin (compile with {config})"
 
 
+def _float_operators_note(quantized: bytes, runtime: str) -> str:
+    """What ONNX Runtime, and OpenVINO where ``runtime`` is one of its, run in float in the
+    int8 graph ``quantized`` (OpenVINO compiled with the precision hint it was timed with)."""
+    from nas.measure.fallbacks import (
+        float_operators,
+        float_operators_note,
+        openvino_float_operators,
+    )
+    from nas.measure.timing import OPENVINO_RUNTIMES, openvino_precision
+
+    note = float_operators_note(float_operators(quantized))
+    if runtime in OPENVINO_RUNTIMES:
+        layers = openvino_float_operators(quantized, openvino_precision(runtime))
+        note += f"; {float_operators_note(layers, 'OpenVINO')}"
+    return note
+
+
 def run_quantize(args: argparse.Namespace) -> int:
     """``nas quantize``: int8 static quantization to a QDQ ONNX file (or OpenVINO IR),
     calibrated on data or data-free; QAT fine-tuning where post-training quantization loses too
@@ -292,7 +309,6 @@ def run_quantize(args: argparse.Namespace) -> int:
     from compress.evaluation import graph_accuracy_note
     from compress.quantization import evaluate_onnx, onnx_output_error, quantize_onnx
     from nas.measure import export_onnx, measure_latency
-    from nas.measure.qdq import float_operators, float_operators_note
     from nas.measure.timing import OPENVINO_RUNTIMES, require_openvino
 
     if args.calib_batches < 1 or args.batch_size < 1:
@@ -334,7 +350,7 @@ def run_quantize(args: argparse.Namespace) -> int:
         quantized, qat_note = _quantization_aware(loaded, graph, quantized, dataset, args)
         qat_note = f"; {qat_note}"
     written = _write_quantized(quantized, out, openvino=openvino)
-    in_float = float_operators_note(float_operators(quantized))
+    in_float = _float_operators_note(quantized, args.runtime)
     note = graph_accuracy_note(graph, dataset, evaluate=args.eval != "none")
     labelled = labels_of(dataset)
     if not note and labelled is not None:

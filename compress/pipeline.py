@@ -33,8 +33,9 @@ from compress.serialization import save_pruned
 from nas.export import write_openvino_ir
 from nas.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from nas.measure import MeasureConfig, export_onnx, library_versions, machine_info, measure_latency
+from nas.measure.fallbacks import float_operators, float_operators_note
 from nas.measure.precision import int8_blocks, mark_bf16_stages, uses_bf16, uses_int8
-from nas.measure.qdq import block_nodes, float_operators, float_operators_note, quantize_graph
+from nas.measure.qdq import block_nodes, quantize_graph
 from nas.measure.timing import OPENVINO_RUNTIMES, openvino_precision
 from nas.search.targets import Constraint
 from search_spaces import Arch, Space

@@ -12,11 +12,6 @@ float, with quantize/dequantize at every boundary between the two: a mixed-preci
 from :class:`nas.supernet.static.StaticNetwork` (whose node names carry the module path,
 ``/blocks/blocks.3/...``), so a subnet whose stages differ in precision can be built, timed
 and deployed from the arch alone.
-
-:func:`float_operators` names what ONNX Runtime still runs in float in a QDQ graph: the
-quantizer wraps operators it has no int8 kernel for (hard-sigmoid, say) in quantize/dequantize
-pairs all the same, so only the graph ONNX Runtime builds from it tells the int8 operators from
-the float fallbacks.
 """
 
 from __future__ import annotations
@@ -33,15 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from nas.errors import UserError, first_line
+from nas.errors import UserError
 
 __all__ = [
     "METHODS",
     "QuantizeConfig",
     "block_nodes",
     "check_calibration",
-    "float_operators",
-    "float_operators_note",
     "graph_bytes",
     "graph_input_shape",
     "quantize_graph",
@@ -284,75 +277,3 @@ def quantize_graph(
         len(quantized),
     )
     return quantized
-
-
-# Operators that only move or reshape data: not counted as float fallbacks.
-_DATA_MOVEMENT = frozenset(
-    {"Cast", "Concat", "Flatten", "Gather", "Identity", "Reshape", "Shape", "Slice", "Split"}
-    | {"Squeeze", "Transpose", "Unsqueeze", "QuantizeLinear", "DequantizeLinear"}
-)
-
-
-def _cleaned(proto: Any) -> None:
-    """Drop from ``proto`` the nodes whose outputs an earlier node already defines (where a
-    tensor has two readers the quantizer can write its quantize/dequantize pair twice, the
-    second reading the first) and give every node its own name: ONNX Runtime refuses both when
-    it writes an optimized graph."""
-    names: set[str] = set()
-    defined: set[str] = set()
-    kept = []
-    for index, node in enumerate(proto.graph.node):
-        if node.output and all(output in defined for output in node.output):
-            continue
-        defined.update(node.output)
-        if not node.name or node.name in names:
-            node.name = f"{node.name or node.op_type}_{index}"
-        names.add(node.name)
-        kept.append(node)
-    del proto.graph.node[:]
-    proto.graph.node.extend(kept)
-
-
-def float_operators(graph: bytes) -> dict[str, int] | None:
-    """The operators ONNX Runtime runs in float in the QDQ ``graph``, by type (data movement
-    not counted), after the graph optimizations that fuse each quantize/dequantize-wrapped
-    operator it has an int8 kernel for into that kernel (``QLinearConv``, ``QGemm``, ...).
-    Empty: every compute operator runs in int8. None, with a warning logged, where ONNX Runtime
-    cannot build that graph: a report's detail, never a reason to fail."""
-    import onnxruntime as ort
-
-    try:
-        proto = _load(graph)
-    except UserError as exc:
-        logger.warning("cannot list the int8 graph's float operators: %s", exc)
-        return None
-    _cleaned(proto)
-    with tempfile.TemporaryDirectory(prefix="nas-ops-") as folder:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
-        options.log_severity_level = 3
-        try:
-            ort.InferenceSession(
-                proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # ONNX Runtime's own refusal: reported, not raised
-            logger.warning("cannot list the int8 graph's float operators: %s", first_line(exc))
-            return None
-        optimized = _load(Path(options.optimized_model_filepath).read_bytes())
-    counts: dict[str, int] = {}
-    for node in optimized.graph.node:
-        quantized = node.op_type.startswith(("QLinear", "QGemm")) or "Integer" in node.op_type
-        if not quantized and node.op_type not in _DATA_MOVEMENT:
-            counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-
-
-def float_operators_note(operators: dict[str, int] | None) -> str:
-    """``operators`` (:func:`float_operators`) in words, for a report."""
-    if operators is None:
-        return "the operators ONNX Runtime runs in float could not be listed"
-    if not operators:
-        return "every operator runs in int8 on ONNX Runtime"
-    listed = ", ".join(f"{name} x{count}" for name, count in operators.items())
-    return f"in float on ONNX Runtime: {listed}"

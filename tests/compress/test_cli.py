@@ -162,6 +162,7 @@ def test_quantize_to_openvino_ir(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert run_quantize(_args(add_quantize_arguments, argv)) == 0
     assert " ms (" in (printed := capsys.readouterr().out) and "faster) on openvino" in printed
     assert "compile with {'INFERENCE_PRECISION_HINT': 'f32'}" in printed
+    assert "int8 on ONNX Runtime" in printed and " on OpenVINO" in printed  # float layers named
     assert not (tmp_path / "model-int8.onnx").exists()
     xml, weights = tmp_path / "model-int8.xml", tmp_path / "model-int8.bin"
     assert weights.stat().st_size < source.stat().st_size / 3

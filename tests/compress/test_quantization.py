@@ -140,7 +140,7 @@ class _HardSwishCNN(torch.nn.Module):
 
 
 def test_float_operators_names_what_onnx_runtime_leaves_in_float(digits16: Dataset) -> None:
-    from nas.measure.qdq import float_operators, float_operators_note
+    from nas.measure.fallbacks import float_operators, float_operators_note
 
     torch.manual_seed(0)
     calibration = digits16.x_train[:64]
@@ -161,3 +161,20 @@ def test_float_operators_names_what_onnx_runtime_leaves_in_float(digits16: Datas
     assert "could not be listed" in float_operators_note(None)
     assert float_operators_note({}) == "every operator runs in int8 on ONNX Runtime"
     assert float_operators_note(in_float).startswith("in float on ONNX Runtime: Hard")
+
+
+def test_openvino_float_operators_names_its_float_layers(digits16: Dataset) -> None:
+    pytest.importorskip("openvino")
+    from nas.measure.fallbacks import float_operators_note, openvino_float_operators
+
+    torch.manual_seed(0)
+    calibration = digits16.x_train[:64]
+    example = torch.as_tensor(calibration[:1])
+    hardswish = quantize_onnx(export_onnx(_HardSwishCNN().eval(), example), calibration)
+    layers = openvino_float_operators(hardswish)
+    assert layers is not None and "Convolution" not in layers and "FullyConnected" not in layers
+    assert layers  # hard-swish's hard-sigmoid runs in float on OpenVINO too
+    floats = openvino_float_operators(export_onnx(_HardSwishCNN().eval(), example))
+    assert floats is not None and "Convolution" in floats  # a float graph: all of it
+    assert openvino_float_operators(b"not a graph") is None
+    assert float_operators_note({}, "OpenVINO") == "every operator runs in int8 on OpenVINO"
