@@ -462,8 +462,6 @@ def main() -> int:
         for row in report["equal_alone"]:
             cells = [_cell(row[n], "alone_test_accuracy") for n in ("float", "joint")]
             speed = f"{row['speedup']:.2f}x" if "speedup" in row else "-"
-        if "side_by_side" in row:
-            speed += f" (side by side {row['side_by_side']['speed']:.2f}x)"
             print(f"| {row['target']} ms | {cells[0]} | {cells[1]} | {speed} |")
         print(
             "joint choices, alone: "
