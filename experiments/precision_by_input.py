@@ -33,7 +33,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,9 +92,7 @@ def _space_with(resolutions: list[int]) -> ss.Space:
     data = yaml.safe_load(builtin.read_text())
     data["resolution"] = sorted(set(data["resolution"]) | set(resolutions))
     data["name"] = f"{SPACE}-wide"
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as file:
-        yaml.safe_dump(data, file)
-    return ss.get_space(file.name)
+    return ss.space_from_dict(data)
 
 
 CASES = (
