@@ -59,7 +59,7 @@ from search_spaces.spec import (
     make_divisible,
 )
 from search_spaces.subspace import float_view, subspace_problem
-from search_spaces.uniform import uniform_family
+from search_spaces.uniform import corner_family, uniform_family
 from search_spaces.validate import downsamples, size, validate
 
 __all__ = [
@@ -88,6 +88,7 @@ __all__ = [
     "breed_genomes",
     "canonicalize",
     "conv_output_size",
+    "corner_family",
     "crossover",
     "crossover_genomes",
     "decode_genome",

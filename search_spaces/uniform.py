@@ -8,13 +8,14 @@ supernet's own ratings."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 from search_spaces.arch import Arch, StageArch
 from search_spaces.errors import ArchError
-from search_spaces.spec import Space
+from search_spaces.spec import BLOCK_TYPES, PRECISIONS, Space
 
-__all__ = ["uniform_family"]
+__all__ = ["corner_family", "uniform_family"]
 
 
 def uniform_family(space: Space) -> list[Arch]:
@@ -58,5 +59,39 @@ def uniform_family(space: Space) -> list[Arch]:
                     space.validate(arch)
                 except ArchError:
                     continue
+                family.append(arch)
+    return sorted(family, key=space.flops)
+
+
+def corner_family(space: Space) -> list[Arch]:
+    """The largest subnet and, where stages choose a block type, the largest with each block
+    type in every stage that allows it; each also in every precision that all its stages allow
+    (int8, bf16): smallest multiply-adds first. The supernet trains the largest at every step,
+    and the largest of each block type with ``nas train --corners block_type``, so its ratings
+    are surest there; the obvious networks to try beside a search whose predictors may not
+    reach them (a joint search that rates the quantized top of the inverted residuals by its
+    neighbours, say)."""
+    largest = space.largest()
+    tops = [largest]
+    for block_type in BLOCK_TYPES:
+        stages = tuple(
+            dataclasses.replace(stage, block_type=block_type)
+            if block_type in spec.block_type
+            else stage
+            for spec, stage in zip(space.stages, largest.stages, strict=False)
+        )
+        tops.append(dataclasses.replace(largest, stages=stages))
+    family: list[Arch] = []
+    for top in tops:
+        for precision in PRECISIONS:
+            if not all(precision in spec.precision for spec in space.stages[: top.num_stages]):
+                continue
+            stages = tuple(dataclasses.replace(s, precision=precision) for s in top.stages)
+            arch = dataclasses.replace(top, stages=stages)
+            try:
+                space.validate(arch)
+            except ArchError:
+                continue
+            if arch not in family:
                 family.append(arch)
     return sorted(family, key=space.flops)

@@ -166,8 +166,11 @@ def run(args: argparse.Namespace) -> int:
         + (f"{'alone val':>9} " if alone else "")
         + " targets"
     )
+    from nas.search.verify import CORNER_INDEX, UNIFORM_INDEX
+
     measured = sorted(outcome.verified, key=lambda v: v.measured_latency_ms)
-    named = [("front" if v.index >= 0 else "uniform", v) for v in measured]
+    kinds = {UNIFORM_INDEX: "uniform", CORNER_INDEX: "corner"}
+    named = [(kinds.get(v.index, "front"), v) for v in measured]
     named += list(outcome.references.items())
     for name, verified in named:
         if verified is chosen:

@@ -31,7 +31,7 @@ from nas.data import Dataset
 from nas.distributed import Backend
 from nas.distributed.standalone import StandaloneJob, train_subnets
 from nas.files import atomic_write_bytes, atomic_write_json
-from nas.search.verify import Verified
+from nas.search.verify import UNIFORM_INDEX, Verified
 from nas.supernet.static import build_network
 from nas.train import Recipe, load_checkpoint
 from search_spaces import Arch, Space
@@ -81,7 +81,7 @@ def rerank_candidates(space: Space, verified: Sequence[Verified], count: int) ->
         if len(picked) == count:
             break
         picked.setdefault(arch_key(item), item)
-    uniform = [v for v in passing if v.index < 0]
+    uniform = [v for v in passing if v.index == UNIFORM_INDEX]
     if uniform:
         widest = max(uniform, key=flops)
         picked.setdefault(arch_key(widest), widest)

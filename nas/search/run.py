@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,7 +48,14 @@ from nas.search.measured import MeasuredCache
 from nas.search.rerank import RerankConfig, arch_key, load_trained, rerank
 from nas.search.rundir import RUN_FILE
 from nas.search.targets import Constraint, uses_metric
-from nas.search.verify import Verified, choose, measure_cached, verify, write_front
+from nas.search.verify import (
+    CORNER_INDEX,
+    Verified,
+    choose,
+    measure_cached,
+    verify,
+    write_front,
+)
 from nas.search.workdir import (
     Workdir,
     ensure_accuracy_predictor,
@@ -58,7 +65,7 @@ from nas.search.workdir import (
     refine_accuracy_predictor,
 )
 from nas.train import EpochResult, StepResult
-from search_spaces import Arch, Space, decode_genome, to_genome, uniform_family
+from search_spaces import Arch, Space, corner_family, decode_genome, to_genome, uniform_family
 
 __all__ = ["Reporter", "SearchOutcome", "SearchRequest", "search"]
 
@@ -325,7 +332,7 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
                 f"no measured subnet met the latency target; tightening the predicted latency "
                 f"bound by {margin:.0%} and searching again"
             )
-    verified.extend(_verify_uniform(request, supernet, evaluator, verified, cache, margin=margin))
+    verified.extend(_alternatives(request, supernet, evaluator, verified, cache, margin=margin))
     alone = rerank(
         space,
         request.dataset,
@@ -377,6 +384,22 @@ def _choose(
     )
 
 
+def _alternatives(
+    request: SearchRequest,
+    supernet: Any,
+    evaluator: Evaluator,
+    known: list[Verified],
+    cache: MeasuredCache | None,
+    *,
+    margin: float,
+) -> list[Verified]:
+    """The obvious alternatives measured beside the front: uniformly scaled networks
+    (:func:`_verify_uniform`), then the space's corners (:func:`_verify_corners`)."""
+    uniform = _verify_uniform(request, supernet, evaluator, known, cache, margin=margin)
+    corners = _verify_corners(request, supernet, evaluator, known + uniform, cache, margin=margin)
+    return uniform + corners
+
+
 def _verify_uniform(
     request: SearchRequest,
     supernet: Any,
@@ -423,6 +446,56 @@ def _verify_uniform(
             break
         checked.append(measured(index))
     return checked
+
+
+def _verify_corners(
+    request: SearchRequest,
+    supernet: Any,
+    evaluator: Evaluator,
+    known: list[Verified],
+    cache: MeasuredCache | None,
+    *,
+    margin: float,
+) -> list[Verified]:
+    """The space's corners (:func:`search_spaces.corner_family`: the largest subnet of each
+    block type, in each precision all its stages allow) that the predictors say meet the
+    targets, measured like the front: where the supernet was trained most, and where a
+    search over precision may not reach on its own. bf16 corners only on OpenVINO, which runs
+    them; none when ``request.uniform`` is 0; those in ``known`` are passed over."""
+    from nas.measure.timing import OPENVINO_RUNTIMES
+
+    space = request.space
+    corners = [
+        arch
+        for arch in corner_family(space)
+        if request.measure.runtime in OPENVINO_RUNTIMES
+        or all(stage.precision != "bf16" for stage in arch.stages)
+    ]
+    seen = {to_genome(space, Arch.from_dict(v.arch)).tobytes() for v in known}
+    genomes = [to_genome(space, arch) for arch in corners]
+    fresh = [i for i, genome in enumerate(genomes) if genome.tobytes() not in seen]
+    if request.uniform < 1 or not fresh:
+        return []
+    metrics = evaluator(np.stack([genomes[i] for i in fresh]))
+    fits = violations(metrics, request.constraints, margin=margin) == 0
+    return [
+        replace(
+            measure_cached(
+                space,
+                supernet,
+                request.dataset,
+                corners[index],
+                request.constraints,
+                request.measure,
+                seed=request.search.seed,
+                predicted={k: float(v[row]) for k, v in metrics.items()},
+                cache=cache,
+            ),
+            index=CORNER_INDEX,
+        )
+        for row, index in enumerate(fresh)
+        if fits[row]
+    ]
 
 
 def _tightened_margin(fresh: list[Verified], margin: float) -> float:

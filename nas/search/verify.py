@@ -45,12 +45,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+UNIFORM_INDEX = -1  # a uniformly scaled network measured beside the front
+CORNER_INDEX = -2  # a corner of the space (search_spaces.corner_family) measured beside it
+
 
 @dataclass(frozen=True)
 class Verified:
     """A front subnet measured for real."""
 
-    index: int  # into the search result; -1: measured beside it (a uniformly scaled network)
+    index: int  # into the search result; measured beside it: UNIFORM_INDEX, CORNER_INDEX
     arch: dict[str, Any]
     predicted: dict[str, float]
     measured_latency_ms: float

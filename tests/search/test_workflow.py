@@ -17,8 +17,9 @@ from nas.measure.latency import ProfileConfig, fit, profile
 from nas.predictors import AccuracyPredictor, load_predictor, save_predictor
 from nas.search import SearchConfig
 from nas.search.loop import Evaluator
-from nas.search.run import SearchRequest, _verify_uniform
+from nas.search.run import SearchRequest, _verify_corners, _verify_uniform
 from nas.search.targets import parse_constraints
+from nas.search.verify import CORNER_INDEX
 from nas.search.workdir import Workdir
 from nas.train import TrainConfig, evaluate, load_supernet, make_schedule, train_supernet
 
@@ -231,6 +232,25 @@ def test_the_largest_uniform_networks_predicted_to_fit_are_measured(
     assert _verify_uniform(tight, supernet, evaluator, [], None, margin=0.0) == []
     none = dataclasses.replace(request, uniform=0)
     assert _verify_uniform(none, supernet, evaluator, [], None, margin=0.0) == []
+
+
+def test_the_corners_predicted_to_fit_are_measured(workdir: Path, tmp_path: Path) -> None:
+    paths = Workdir(workdir, SPACE.name)
+    supernet, _ = load_supernet(paths.supernet)
+    evaluator = Evaluator(
+        SPACE,
+        accuracy=load_predictor(paths.accuracy, SPACE),
+        latency=load_predictor(paths.latency / "onnxruntime-t1-b1" / "latency-learned.json", SPACE),
+    )
+    request = _uniform_request(workdir, tmp_path)
+    checked = _verify_corners(request, supernet, evaluator, [], None, margin=0.0)
+    assert [ss.Arch.from_dict(v.arch) for v in checked] == ss.corner_family(SPACE)
+    assert all(v.index == CORNER_INDEX and v.meets_targets for v in checked)
+    assert _verify_corners(request, supernet, evaluator, checked, None, margin=0.0) == []
+    tight = dataclasses.replace(request, constraints=parse_constraints(["latency<0.000001ms"]))
+    assert _verify_corners(tight, supernet, evaluator, [], None, margin=0.0) == []
+    none = dataclasses.replace(request, uniform=0)
+    assert _verify_corners(none, supernet, evaluator, [], None, margin=0.0) == []
 
 
 def test_uniform_networks_above_a_pessimistic_prediction_are_measured_too(

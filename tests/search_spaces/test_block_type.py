@@ -153,3 +153,25 @@ def test_the_builtin_space_built_for_quantization() -> None:
     )
     assert ss.uniform_family(space)  # a uniform baseline for searches and re-ranking
     check_space(space)
+
+
+def test_corner_family_is_the_largest_of_each_block_type_in_each_precision() -> None:
+    space = ss.get_space("quant-28")
+    corners = ss.corner_family(space)
+    forms = [({s.block_type for s in a.stages}, {s.precision for s in a.stages}) for a in corners]
+    assert forms == [
+        ({"mbconv"}, {"fp32"}),
+        ({"mbconv"}, {"int8"}),
+        ({"fused"}, {"fp32"}),
+        ({"fused"}, {"int8"}),
+    ]
+    assert corners[2] == space.largest()  # fused everywhere: the largest
+    top = dataclasses.replace(
+        space.largest(),
+        stages=tuple(dataclasses.replace(s, block_type="mbconv") for s in space.largest().stages),
+    )
+    assert corners[0] == top and space.flops(corners[0]) < space.flops(corners[2])
+    for arch in corners:
+        space.validate(arch)
+    # a space without block-type or precision choices: the largest alone
+    assert ss.corner_family(ss.get_space("mbv3-28")) == [ss.get_space("mbv3-28").largest()]
