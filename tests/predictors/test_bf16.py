@@ -178,9 +178,12 @@ def test_compress_keeps_bf16_stages_marked_and_int8_stages_quantized(space: ss.S
     shape = (space.in_channels, arch.resolution, arch.resolution)
     graph = export_onnx(network, torch.zeros(1, *shape))
     calibration = np.random.default_rng(0).standard_normal((8, *shape)).astype(np.float32)
-    result, note = _quantize(graph, calibration, CompressConfig(), space, arch)
+    result, note, in_float = _quantize(graph, calibration, CompressConfig(), space, arch)
     assert "only the searched int8 stages [1] quantized" in note
     assert "the searched bf16 stages [0] marked for OpenVINO" in note
+    # the float stages' convolutions are named among what ONNX Runtime runs in float
+    assert in_float is not None and "in float on ONNX Runtime" in note
+    assert {"Conv", "FusedConv"} & set(in_float)
     assert bf16_prefixes(result) == bf16_prefixes(arch_graph(space, arch))
     proto = onnx.load_model_from_string(result)
     quantized = {n.name for n in proto.graph.node if n.op_type == "QuantizeLinear"}
