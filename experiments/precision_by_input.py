@@ -25,6 +25,7 @@ subnet) and prints Markdown.
 
     OMP_NUM_THREADS=1 python experiments/precision_by_input.py --subnets 12 --batch 8
     OMP_NUM_THREADS=1 python experiments/precision_by_input.py --cases ort-f32,ov-f32-ftz
+    OMP_NUM_THREADS=1 python experiments/precision_by_input.py --corner --resolutions 28
 """
 
 from __future__ import annotations
@@ -156,6 +157,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cases", default="ort-f32,ort-int8,ov-f32,ov-int8,ov-fused-int8,ov-bf16")
+    parser.add_argument(
+        "--corner",
+        action="store_true",
+        help="time the space's corners (its largest subnet of each block type) instead",
+    )
     parser.add_argument("--tag", default="default")
     args = parser.parse_args()
     resolutions = [int(r) for r in args.resolutions.split(",")]
@@ -163,7 +169,19 @@ def main() -> int:
     if BASE not in cases or not set(cases) <= set(CASES):
         parser.error(f"--cases: a comma list of {', '.join(CASES)}, {BASE} among them")
     space = _space_with(resolutions)
-    forms = subnets(ss.get_space(SPACE), np.random.default_rng(args.seed), args.subnets)
+    base = ss.get_space(SPACE)
+    forms = subnets(base, np.random.default_rng(args.seed), args.subnets)
+    if args.corner:  # the space's corners in place of random subnets (nas search measures them)
+        corners = {
+            ({s.block_type for s in a.stages}.pop(), {s.precision for s in a.stages}.pop()): a
+            for a in ss.corner_family(base)
+        }
+        top = {
+            "mbconv-fp32": corners["mbconv", "fp32"],
+            "mbconv-int8": corners["mbconv", "int8"],
+            "fused-int8": corners["fused", "int8"],
+        }
+        forms, args.subnets = [top], 1
     out = Path(__file__).with_name("results") / f"precision_by_input-{args.tag}.json"
     report: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     report |= {
