@@ -23,7 +23,14 @@ import numpy as np
 
 from nas.data import Dataset, resize_images
 from nas.files import atomic_write_text
-from nas.measure import MeasureConfig, library_versions, machine_info, measure_latency
+from nas.measure import (
+    MeasureConfig,
+    library_versions,
+    machine_info,
+    measure_arch,
+    measure_latency,
+)
+from nas.measure.precision import uses_bf16, uses_int8
 from nas.search.loop import SearchResult
 from nas.search.targets import Constraint
 from nas.train import accuracy, recalibrated
@@ -253,12 +260,18 @@ def measure_subnet(
     predicted: dict[str, float] | None = None,
     index: int = -1,
 ) -> Verified:
-    """One subnet measured for real: latency on this machine, validation accuracy (for
-    choosing) and test accuracy (for reporting), both after batch-norm recalibration."""
+    """One subnet measured for real: latency on this machine (of the graph deployed: with int8
+    or bf16 stages, the mixed-precision one, :func:`nas.measure.measure_arch`), validation
+    accuracy (for choosing) and test accuracy (for reporting), both after batch-norm
+    recalibration (int8 and bf16 stages simulated)."""
     predicted = dict(predicted or {})
-    network = supernet.extract(arch).eval()
-    shape = (space.in_channels, arch.resolution, arch.resolution)
-    measurement = measure_latency(network, shape, measure)
+    if uses_int8(arch) or uses_bf16(arch):
+        # its deployed graph: int8 stages quantized, bf16 stages marked (not the float form)
+        measurement = measure_arch(space, arch, measure)
+    else:
+        network = supernet.extract(arch).eval()
+        shape = (space.in_channels, arch.resolution, arch.resolution)
+        measurement = measure_latency(network, shape, measure)
     recalibrated_network = recalibrated(supernet, arch, dataset, seed=seed)  # once for both splits
     val_accuracy, test_accuracy = (
         accuracy(recalibrated_network, resize_images(x, arch.resolution), y)
