@@ -32,9 +32,9 @@ from nas.files import (
     check_writable_directory,
     exclusive_lock,
 )
-from nas.measure import OPENVINO_RUNTIMES, MeasureConfig, measure_arch
+from nas.measure import ONNX_RUNTIMES, OPENVINO_RUNTIMES, MeasureConfig, measure_arch
 from nas.measure.latency import latency_kind
-from nas.measure.precision import float_arch, uses_int8
+from nas.measure.precision import float_arch, uses_bf16, uses_int8
 from nas.measure.timing import openvino_precision
 from nas.search.loop import (
     Evaluator,
@@ -461,15 +461,15 @@ def _verify_corners(
     block type, in each precision all its stages allow) that the predictors say meet the
     targets, measured like the front: where the supernet was trained most, and where a
     search over precision may not reach on its own. bf16 corners only on OpenVINO, which runs
-    them; none when ``request.uniform`` is 0; those in ``known`` are passed over."""
-    from nas.measure.timing import OPENVINO_RUNTIMES
-
+    them, int8 ones only on the ONNX runtimes; none when ``request.uniform`` is 0; those in
+    ``known`` are passed over."""
+    runtime = request.measure.runtime
     space = request.space
     corners = [
         arch
         for arch in corner_family(space)
-        if request.measure.runtime in OPENVINO_RUNTIMES
-        or all(stage.precision != "bf16" for stage in arch.stages)
+        if (runtime in OPENVINO_RUNTIMES or not uses_bf16(arch))
+        and (runtime in ONNX_RUNTIMES or not uses_int8(arch))
     ]
     seen = {to_genome(space, Arch.from_dict(v.arch)).tobytes() for v in known}
     genomes = [to_genome(space, arch) for arch in corners]

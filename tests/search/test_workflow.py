@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -211,9 +212,8 @@ def _uniform_request(workdir: Path, out: Path) -> SearchRequest:
     )
 
 
-def test_the_largest_uniform_networks_predicted_to_fit_are_measured(
-    workdir: Path, tmp_path: Path
-) -> None:
+def _supernet_and_evaluator(workdir: Path) -> tuple[Any, Evaluator]:
+    """The trained tiny supernet of ``workdir`` and its predictors, as nas search loads them."""
     paths = Workdir(workdir, SPACE.name)
     supernet, _ = load_supernet(paths.supernet)
     evaluator = Evaluator(
@@ -221,6 +221,13 @@ def test_the_largest_uniform_networks_predicted_to_fit_are_measured(
         accuracy=load_predictor(paths.accuracy, SPACE),
         latency=load_predictor(paths.latency / "onnxruntime-t1-b1" / "latency-learned.json", SPACE),
     )
+    return supernet, evaluator
+
+
+def test_the_largest_uniform_networks_predicted_to_fit_are_measured(
+    workdir: Path, tmp_path: Path
+) -> None:
+    supernet, evaluator = _supernet_and_evaluator(workdir)
     request = _uniform_request(workdir, tmp_path)
     family = ss.uniform_family(SPACE)
     checked = _verify_uniform(request, supernet, evaluator, [], None, margin=0.0)
@@ -235,13 +242,7 @@ def test_the_largest_uniform_networks_predicted_to_fit_are_measured(
 
 
 def test_the_corners_predicted_to_fit_are_measured(workdir: Path, tmp_path: Path) -> None:
-    paths = Workdir(workdir, SPACE.name)
-    supernet, _ = load_supernet(paths.supernet)
-    evaluator = Evaluator(
-        SPACE,
-        accuracy=load_predictor(paths.accuracy, SPACE),
-        latency=load_predictor(paths.latency / "onnxruntime-t1-b1" / "latency-learned.json", SPACE),
-    )
+    supernet, evaluator = _supernet_and_evaluator(workdir)
     request = _uniform_request(workdir, tmp_path)
     checked = _verify_corners(request, supernet, evaluator, [], None, margin=0.0)
     assert [ss.Arch.from_dict(v.arch) for v in checked] == ss.corner_family(SPACE)
