@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,6 +50,7 @@ from nas.search.rundir import RUN_FILE
 from nas.search.targets import Constraint, uses_metric
 from nas.search.verify import (
     CORNER_INDEX,
+    UNIFORM_INDEX,
     Verified,
     choose,
     measure_cached,
@@ -421,24 +422,15 @@ def _verify_uniform(
     genomes = np.stack([to_genome(space, arch) for arch in family])
     metrics = evaluator(genomes)
     fits = violations(metrics, request.constraints, margin=margin) == 0
-    seen = {to_genome(space, Arch.from_dict(v.arch)).tobytes() for v in known}
+    seen = _genome_keys(space, known)
     fresh = [i for i in range(len(family)) if genomes[i].tobytes() not in seen]
     picked = [i for i in fresh if fits[i]][-request.uniform :]
     if not picked:
         return []
 
     def measured(index: int) -> Verified:
-        return measure_cached(
-            space,
-            supernet,
-            request.dataset,
-            family[index],
-            request.constraints,
-            request.measure,
-            seed=request.search.seed,
-            predicted={k: float(v[index]) for k, v in metrics.items()},
-            cache=cache,
-        )
+        predicted = {k: float(v[index]) for k, v in metrics.items()}
+        return _beside(request, supernet, family[index], predicted, cache, UNIFORM_INDEX)
 
     checked = [measured(i) for i in picked]
     for index in [i for i in fresh if i > picked[-1]][: request.uniform]:
@@ -471,31 +463,52 @@ def _verify_corners(
         if (runtime in OPENVINO_RUNTIMES or not uses_bf16(arch))
         and (runtime in ONNX_RUNTIMES or not uses_int8(arch))
     ]
-    seen = {to_genome(space, Arch.from_dict(v.arch)).tobytes() for v in known}
-    genomes = [to_genome(space, arch) for arch in corners]
-    fresh = [i for i, genome in enumerate(genomes) if genome.tobytes() not in seen]
+    seen = _genome_keys(space, known)
+    fresh = [arch for arch in corners if to_genome(space, arch).tobytes() not in seen]
     if request.uniform < 1 or not fresh:
         return []
-    metrics = evaluator(np.stack([genomes[i] for i in fresh]))
+    metrics = evaluator(np.stack([to_genome(space, arch) for arch in fresh]))
     fits = violations(metrics, request.constraints, margin=margin) == 0
     return [
-        replace(
-            measure_cached(
-                space,
-                supernet,
-                request.dataset,
-                corners[index],
-                request.constraints,
-                request.measure,
-                seed=request.search.seed,
-                predicted={k: float(v[row]) for k, v in metrics.items()},
-                cache=cache,
-            ),
-            index=CORNER_INDEX,
+        _beside(
+            request,
+            supernet,
+            arch,
+            {k: float(v[row]) for k, v in metrics.items()},
+            cache,
+            CORNER_INDEX,
         )
-        for row, index in enumerate(fresh)
+        for row, arch in enumerate(fresh)
         if fits[row]
     ]
+
+
+def _genome_keys(space: Space, verified: list[Verified]) -> set[bytes]:
+    """The genomes of ``verified``, as bytes: what is already measured."""
+    return {to_genome(space, Arch.from_dict(v.arch)).tobytes() for v in verified}
+
+
+def _beside(
+    request: SearchRequest,
+    supernet: Any,
+    arch: Arch,
+    predicted: dict[str, float],
+    cache: MeasuredCache | None,
+    index: int,
+) -> Verified:
+    """``arch`` measured like the front, beside it (``index``: UNIFORM_INDEX, CORNER_INDEX)."""
+    return measure_cached(
+        request.space,
+        supernet,
+        request.dataset,
+        arch,
+        request.constraints,
+        request.measure,
+        seed=request.search.seed,
+        predicted=predicted,
+        cache=cache,
+        index=index,
+    )
 
 
 def _tightened_margin(fresh: list[Verified], margin: float) -> float:
