@@ -12,9 +12,9 @@ supernet, each its own latency predictor and accuracy predictor, verified fronts
 point measured whole and its test accuracy taken). Reported:
 
 - what the user gets: at three accuracy levels (quartiles of the float-only searches' verified
-  test accuracies), the fastest verified point (front points measured whole, and each search's
-  choice) of the joint searches within 0.5 points of the level (or above it) against the
-  fastest of the float-only searches: the speed ratio;
+  test accuracies, each distinct subnet counted once), the fastest verified point (front
+  points measured whole, and each search's choice) of the joint searches within 0.5 points of
+  the level (or above it) against the fastest of the float-only searches: the speed ratio;
 - joint search vs search-then-quantize at each target: the joint search's choice against the
   float-only choice with every stage quantized to int8 (ONNX Runtime QDQ graph calibrated on
   500 training images), each measured and its test accuracy taken;
@@ -25,7 +25,9 @@ point measured whole and its test accuracy taken). Reported:
 - which block types, precisions, squeeze-excitation and activations the joint fronts use;
 - with ``--joint-runtime`` (``openvino``, say) the joint searches measure on that runtime and
   the float-only ones on ONNX Runtime (today's path); the two points of each accuracy level
-  are also timed side by side, each on its own runtime;
+  are also timed side by side, each on its own runtime; a comma-separated list
+  (``openvino,onnxruntime``) runs the joint searches on each runtime and pools their points:
+  what the user gets who lets the search choose the runtime too;
 - with ``--standalone-seeds N``, the subnets of the accuracy-level rows trained from scratch
   (the supernet's recipe, ``--standalone-epochs`` epochs, N seeds; int8 stages deployed as
   above) and their test accuracies: whether the speed-up holds outside the supernet;
@@ -145,6 +147,21 @@ def _equal_alone(
     return rows
 
 
+def _key(name: str, target: float, runtime: str, runtimes: list[str]) -> str:
+    """A search's key in the report: ``joint-0.3`` on the first joint runtime (as reports of
+    one runtime have it), ``joint-onnxruntime-0.3`` on another."""
+    return f"{name}-{target}" if runtime == runtimes[0] else f"{name}-{runtime}-{target}"
+
+
+def _distinct(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``points`` with each subnet (arch and runtime) once: a subnet on several targets'
+    fronts is one subnet."""
+    seen: dict[str, dict[str, Any]] = {}
+    for point in points:
+        seen.setdefault(json.dumps([point["arch"], point.get("runtime")], sort_keys=True), point)
+    return list(seen.values())
+
+
 def _fastest_at(front: list[dict[str, Any]], level: float) -> dict[str, Any] | None:
     """The front point with the lowest measured latency whose test accuracy is at least
     ``level`` minus half a point."""
@@ -240,12 +257,13 @@ def _own_float(
 
 
 def _level_side_by_side(
-    space: ss.Space, row: dict[str, Any], config: MeasureConfig, joint_runtime: str
+    space: ss.Space, row: dict[str, Any], config: MeasureConfig
 ) -> dict[str, float]:
     """The two points of an accuracy-level row timed side by side, each on its search's runtime
-    (the float-only point on ``config``'s, the joint one on ``joint_runtime``), same batch."""
+    (the float-only point on ``config``'s, the joint one on the runtime it was found on), same
+    batch."""
     runners = {}
-    for name, runtime in (("joint", joint_runtime), ("float", config.runtime)):
+    for name, runtime in (("joint", row["joint"]["runtime"]), ("float", config.runtime)):
         arch = _in_joint(space, ss.Arch.from_dict(row[name]["arch"]), None)
         shape = (config.batch_size, space.in_channels, arch.resolution, arch.resolution)
         example = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
@@ -312,7 +330,8 @@ def main() -> int:
     parser.add_argument(
         "--joint-runtime",
         default="onnxruntime",
-        help="the runtime the joint searches measure on (the float-only ones: onnxruntime)",
+        help="the runtime the joint searches measure on, or several, comma-separated, whose "
+        "points are pooled (the float-only ones: onnxruntime)",
     )
     args = parser.parse_args()
     workdir = Path(args.workdir)
@@ -335,16 +354,18 @@ def main() -> int:
     targets = [float(t) for t in args.targets.split(",")]
     extra = [float(t) for t in args.joint_extra_targets.split(",") if t]
     joint_targets = sorted({*targets, *extra})
-    runs = [("joint", args.space, t) for t in joint_targets]
-    runs += [("float", str(float_file), t) for t in targets]
-    for name, space_arg, target in runs:
-        key = f"{name}-{target}"
+    runtimes = args.joint_runtime.split(",")
+    runs = [("joint", args.space, t, runtimes[0]) for t in joint_targets]
+    runs += [("float", str(float_file), t, "onnxruntime") for t in targets]
+    runs += [("joint", args.space, t, r) for r in runtimes[1:] for t in joint_targets]
+    on = {"joint": runtimes, "float": ["onnxruntime"]}  # the runtimes each kind searches on
+    for name, space_arg, target, runtime in runs:
+        key = _key(name, target, runtime, on[name])
         if key in searches:
             continue
         run = workdir / f"search-{key}{f'-rerank{args.rerank}' if args.rerank else ''}"
         if args.batch_size != 1:
             run = run.with_name(f"{run.name}-b{args.batch_size}")
-        runtime = args.joint_runtime if name == "joint" else "onnxruntime"
         if runtime != "onnxruntime":
             run = run.with_name(f"{run.name}-{runtime}")
         link = workdir / f"supernet-{floats.name}"
@@ -374,11 +395,17 @@ def main() -> int:
             atomic_write_json(out, report)
 
     def verified(name: str) -> list[dict[str, Any]]:
-        """The front points of every target that were measured for real, and the choices."""
+        """The front points of every target that were measured for real, and the choices, each
+        subnet once, with the runtime it was measured on."""
         which = joint_targets if name == "joint" else targets
-        points = [p for t in which for p in searches[f"{name}-{t}"]["front"]]
-        points += [searches[f"{name}-{t}"]["chosen"] or {} for t in which]
-        return [p for p in points if p.get("test_accuracy") is not None]
+        points = []
+        for runtime in on[name]:
+            for target in which:
+                search = searches[_key(name, target, runtime, on[name])]
+                for point in [*search["front"], search["chosen"] or {}]:
+                    if point.get("test_accuracy") is not None:
+                        points.append(point | {"runtime": runtime})
+        return _distinct(points)
 
     joint_front, float_front = verified("joint"), verified("float")
     levels = np.quantile([p["test_accuracy"] for p in float_front], [0.25, 0.5, 0.75])
@@ -391,22 +418,33 @@ def main() -> int:
             row[name] = (
                 None
                 if point is None
-                else {k: point[k] for k in ("arch", "measured_latency_ms", "test_accuracy")}
+                else {
+                    k: point[k] for k in ("arch", "measured_latency_ms", "test_accuracy", "runtime")
+                }
             )
         if best_joint and best_float:
             row["speedup"] = best_float["measured_latency_ms"] / best_joint["measured_latency_ms"]
-            row["side_by_side"] = _level_side_by_side(joint, row, config, args.joint_runtime)
+            row["side_by_side"] = _level_side_by_side(joint, row, config)
         rows.append(row)
     own = report.setdefault("against_own_float", {})
-    for target in joint_targets:
-        chosen = searches[f"joint-{target}"]["chosen"]
-        key = str(target)
-        if chosen and key not in own and uses_int8(arch := ss.Arch.from_dict(chosen["arch"])):
-            joint_config = dataclasses.replace(config, runtime=args.joint_runtime)
-            own[key] = _own_float(joint, arch, workdir, joint_config)
-            atomic_write_json(out, report)
+    for runtime in runtimes:
+        for target in joint_targets:
+            chosen = searches[_key("joint", target, runtime, runtimes)]["chosen"]
+            key = _key("", target, runtime, runtimes)[1:]  # "0.3", "onnxruntime-0.3"
+            arch = ss.Arch.from_dict(chosen["arch"]) if chosen else None
+            if arch and key not in own and uses_int8(arch):
+                joint_config = dataclasses.replace(config, runtime=runtime)
+                own[key] = _own_float(joint, arch, workdir, joint_config)
+                atomic_write_json(out, report)
     report["uses"] = {
-        name: _uses([p for t in targets for p in searches[f"{name}-{t}"]["front"]])
+        name: _uses(
+            [
+                p
+                for r in on[name]
+                for t in targets
+                for p in searches[_key(name, t, r, on[name])]["front"]
+            ]
+        )
         for name in ("joint", "float")
     }
     if args.rerank:
@@ -437,6 +475,8 @@ def main() -> int:
     print("|---:|---|---|---:|")
     for row in rows:
         cells = [_cell(row[n], "test_accuracy") for n in ("joint", "float")]
+        if row["joint"] and len(runtimes) > 1:
+            cells[0] += f" ({row['joint']['runtime']})"
         speed = f"{row['speedup']:.2f}x" if "speedup" in row else "-"
         if "side_by_side" in row:
             speed += f" (side by side {row['side_by_side']['speed']:.2f}x)"
@@ -446,11 +486,15 @@ def main() -> int:
         ]
         trained_alone = f" (alone: {alone[0]} vs {alone[1]})" if any(alone) else ""
         print(f"| {row['accuracy_level']:.2%} | {cells[0]} | {cells[1]} | {speed}{trained_alone} |")
-    print("\n| target | joint choice | float choice | float choice quantized |")
-    print("|---:|---|---|---|")
+    print(
+        "\n| target | "
+        + " | ".join(f"joint choice ({r})" for r in runtimes)
+        + " | float choice | float choice quantized |"
+    )
+    print("|---:|" + "---|" * (len(runtimes) + 2))
     for target in targets:
-        picks = [searches[f"{n}-{target}"]["chosen"] for n in ("joint", "float")]
-        picks.append(quantized[str(target)])
+        picks = [searches[_key("joint", target, r, runtimes)]["chosen"] for r in runtimes]
+        picks += [searches[f"float-{target}"]["chosen"], quantized[str(target)]]
         cells = [_cell(p, "test_accuracy") for p in picks]
         print(f"| {target} ms | " + " | ".join(cells) + " |")
     if args.rerank:
