@@ -162,6 +162,21 @@ def _distinct(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+def _predictor_share(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """How well the search's latency predictor foresaw its verified points (each timed as
+    deployed): the share within 10% of measured, the median error and how many points."""
+    errors = []
+    for point in points:
+        predicted = point.get("predicted_latency", point.get("predicted", {}).get("latency"))
+        if predicted and point.get("measured_latency_ms"):
+            errors.append(abs(predicted / point["measured_latency_ms"] - 1.0))
+    return {
+        "points": len(errors),
+        "within_10pct": float(np.mean(np.array(errors) <= 0.1)) if errors else None,
+        "median_error": float(np.median(errors)) if errors else None,
+    }
+
+
 def _fastest_at(front: list[dict[str, Any]], level: float) -> dict[str, Any] | None:
     """The front point with the lowest measured latency whose test accuracy is at least
     ``level`` minus half a point."""
@@ -407,6 +422,15 @@ def main() -> int:
                         points.append(point | {"runtime": runtime})
         return _distinct(points)
 
+    def verified_on(name: str, runtime: str) -> list[dict[str, Any]]:
+        return [p for p in verified(name) if p["runtime"] == runtime]
+
+    report["latency_predictor"] = {
+        f"{name}-{runtime}": _predictor_share(verified_on(name, runtime))
+        for name in ("joint", "float")
+        for runtime in on[name]
+    }
+
     joint_front, float_front = verified("joint"), verified("float")
     levels = np.quantile([p["test_accuracy"] for p in float_front], [0.25, 0.5, 0.75])
     report["levels"] = rows = []
@@ -529,6 +553,14 @@ def main() -> int:
                 f"{' (meets the bar)' if case['meets_bar'] else ''} |"
             )
     print(f"\nfronts: {report['uses']}")
+    print(
+        "latency predictor on the verified points (within 10%, median error): "
+        + ", ".join(
+            f"{k}: {v['within_10pct']:.0%}, {v['median_error']:.1%} ({v['points']} points)"
+            for k, v in report["latency_predictor"].items()
+            if v["points"]
+        )
+    )
     return 0
 
 
