@@ -17,7 +17,9 @@ point measured whole and its test accuracy taken). Reported:
   the level (or above it) against the fastest of the float-only searches: the speed ratio;
 - joint search vs search-then-quantize at each target: the joint search's choice against the
   float-only choice with every stage quantized to int8 (ONNX Runtime QDQ graph calibrated on
-  500 training images), each measured and its test accuracy taken;
+  500 training images), each measured; both deployed the same way (ONNX graphs, int8 stages
+  quantized, inherited weights) and compared image by image on the test split (McNemar's exact
+  test: a difference with p >= 0.05 is a tie);
 - each joint choice that runs int8 somewhere against its own float form (the same arch in
   fp32; both timed side by side on the search's runtime and batch, accuracies deployed, with
   inherited weights): speed, points lost and how many times smaller its weights are, beside
@@ -56,9 +58,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import binomtest
 
 import search_spaces as ss
-from compress.quantization import evaluate_onnx
+from compress.quantization import evaluate_onnx, onnx_outputs
 from nas.data import load_dataset, resize_images
 from nas.defaults import DEFAULT_DATA
 from nas.files import atomic_write_json
@@ -215,22 +218,53 @@ def _supernet_and_data(workdir: Path, space: str) -> tuple[Any, Any]:
     return supernet, load_dataset(DEFAULT_DATA, resolution=28, seed=0)
 
 
+def _deployed_correct(space: ss.Space, arch: ss.Arch, workdir: Path) -> np.ndarray:
+    """Which test images ``arch`` (of the joint ``space``) classifies right as deployed: the
+    ONNX graph ``nas export`` writes (int8 stages quantized with 500 training images), weights
+    inherited from the supernet, batch norm recalibrated on its float form."""
+    supernet, dataset = _supernet_and_data(workdir, space.name)
+    network = recalibrated(supernet, _in_joint(space, arch, "fp32"), dataset).eval()
+    calibration = calibration_images(dataset, arch.resolution, 500)
+    graph = arch_graph(space, arch, network, calibration)
+    x = resize_images(dataset.x_test, arch.resolution)
+    logits = next(iter(onnx_outputs(graph, x).values()))
+    return np.asarray(logits.argmax(axis=1) == dataset.y_test)
+
+
+def _paired(ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
+    """Two classifiers' right/wrong on the same test images: the difference in points and
+    McNemar's exact test (a two-sided binomial test on the images only one gets right); a
+    difference with p >= 0.05 is a tie."""
+    only_ours = int(np.sum(ours & ~theirs))
+    only_theirs = int(np.sum(~ours & theirs))
+    discordant = only_ours + only_theirs
+    p = binomtest(only_ours, discordant).pvalue if discordant else 1.0
+    points = 100 * (float(ours.mean()) - float(theirs.mean()))
+    verdict = "tie" if p >= 0.05 else ("win" if points > 0 else "loss")
+    return {"points": points, "p_value": float(p), "verdict": verdict}
+
+
 def _quantized(
-    space: ss.Space, chosen: ss.Arch, workdir: Path, config: MeasureConfig
+    space: ss.Space,
+    chosen: ss.Arch,
+    joint_choices: dict[str, ss.Arch],
+    workdir: Path,
+    config: MeasureConfig,
 ) -> dict[str, Any]:
     """``chosen`` (an arch of the float view) with every stage int8: measured latency and
-    deployed test accuracy."""
-    arch = _in_joint(space, chosen, "fp32")
+    deployed test accuracy; and the joint searches' choices at the same target (by runtime)
+    deployed the same way, each compared with it image by image."""
     int8 = _in_joint(space, chosen, "int8")
-    supernet, dataset = _supernet_and_data(workdir, space.name)
-    network = recalibrated(supernet, arch, dataset).eval()
-    calibration = calibration_images(dataset, arch.resolution, 500)
-    graph = arch_graph(space, int8, network, calibration)
-    x = resize_images(dataset.x_test, arch.resolution)
+    correct = _deployed_correct(space, int8, workdir)
+    joint = {}
+    for runtime, arch in joint_choices.items():
+        ours = _deployed_correct(space, _in_joint(space, arch, None), workdir)
+        joint[runtime] = {"deployed_test_accuracy": float(ours.mean())} | _paired(ours, correct)
     return {
         "arch": int8.to_dict(),
         "measured_latency_ms": measure_arch(space, int8, config).median_ms,
-        "test_accuracy": evaluate_onnx(graph, x, dataset.y_test),
+        "test_accuracy": float(correct.mean()),
+        "joint": joint,
     }
 
 
@@ -404,9 +438,13 @@ def main() -> int:
     quantized = report.setdefault("search_then_quantize", {})
     for target in targets:
         key = str(target)
-        if key not in quantized:
-            chosen = searches[f"float-{target}"]["chosen"]
-            quantized[key] = _quantized(joint, ss.Arch.from_dict(chosen["arch"]), workdir, config)
+        if set(quantized.get(key, {}).get("joint", {})) != set(runtimes):
+            chosen = ss.Arch.from_dict(searches[f"float-{target}"]["chosen"]["arch"])
+            ours = {
+                r: ss.Arch.from_dict(searches[_key("joint", target, r, runtimes)]["chosen"]["arch"])
+                for r in runtimes
+            }
+            quantized[key] = _quantized(joint, chosen, ours, workdir, config)
             atomic_write_json(out, report)
 
     def verified(name: str) -> list[dict[str, Any]]:
@@ -520,6 +558,12 @@ def main() -> int:
         picks = [searches[_key("joint", target, r, runtimes)]["chosen"] for r in runtimes]
         picks += [searches[f"float-{target}"]["chosen"], quantized[str(target)]]
         cells = [_cell(p, "test_accuracy") for p in picks]
+        for i, runtime in enumerate(runtimes):  # deployed, against the quantized float choice
+            paired = quantized[str(target)]["joint"][runtime]
+            cells[i] += (
+                f" (deployed {paired['deployed_test_accuracy']:.2%}: {paired['verdict']}, "
+                f"p {paired['p_value']:.2f})"
+            )
         print(f"| {target} ms | " + " | ".join(cells) + " |")
     if args.rerank:
         print(
