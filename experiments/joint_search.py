@@ -283,14 +283,11 @@ def _own_float(
         "int8": arch_graph(space, arch, network, calibration),
     }
     x = resize_images(dataset.x_test, arch.resolution)
-    shape = (config.batch_size, space.in_channels, arch.resolution, arch.resolution)
-    example = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    runners = {
-        k: graph_runner(config.runtime, g, example, config.threads) for k, g in graphs.items()
-    }
-    ms = time_side_by_side(runners, rounds=OWN_ROUNDS, repeats=OWN_REPEATS, warmup=10)
+    ms = _side_by_side(
+        space, {k: (config.runtime, g, arch.resolution) for k, g in graphs.items()}, config
+    )
     accuracy = {k: evaluate_onnx(g, x, dataset.y_test) for k, g in graphs.items()}
-    case = {
+    case: dict[str, Any] = {
         "arch": arch.to_dict(),
         "float_ms": ms["float"],
         "int8_ms": ms["int8"],
@@ -305,19 +302,30 @@ def _own_float(
     return case
 
 
+def _side_by_side(
+    space: ss.Space, graphs: dict[str, tuple[str, bytes, int]], config: MeasureConfig
+) -> dict[str, float]:
+    """Median milliseconds of each ``(runtime, ONNX graph, resolution)``, timed side by side
+    (alternating rounds) at ``config``'s batch and threads on a fixed random batch."""
+    runners = {}
+    for name, (runtime, graph, resolution) in graphs.items():
+        shape = (config.batch_size, space.in_channels, resolution, resolution)
+        example = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        runners[name] = graph_runner(runtime, graph, example, config.threads)
+    return time_side_by_side(runners, rounds=OWN_ROUNDS, repeats=OWN_REPEATS, warmup=10)
+
+
 def _level_side_by_side(
     space: ss.Space, row: dict[str, Any], config: MeasureConfig
 ) -> dict[str, float]:
     """The two points of an accuracy-level row timed side by side, each on its search's runtime
     (the float-only point on ``config``'s, the joint one on the runtime it was found on), same
     batch."""
-    runners = {}
+    graphs = {}
     for name, runtime in (("joint", row["joint"]["runtime"]), ("float", config.runtime)):
         arch = _in_joint(space, ss.Arch.from_dict(row[name]["arch"]), None)
-        shape = (config.batch_size, space.in_channels, arch.resolution, arch.resolution)
-        example = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        runners[name] = graph_runner(runtime, arch_graph(space, arch), example, config.threads)
-    ms = time_side_by_side(runners, rounds=OWN_ROUNDS, repeats=OWN_REPEATS, warmup=10)
+        graphs[name] = (runtime, arch_graph(space, arch), arch.resolution)
+    ms = _side_by_side(space, graphs, config)
     return {"joint_ms": ms["joint"], "float_ms": ms["float"], "speed": ms["float"] / ms["joint"]}
 
 
