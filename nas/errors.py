@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from search_spaces.errors import first_line
 
-__all__ = ["DataError", "UserError", "first_line"]
+__all__ = ["DataError", "NoSubnetMeets", "UserError", "first_line"]
 
 
 class UserError(Exception):
@@ -17,3 +17,8 @@ class UserError(Exception):
 
 class DataError(UserError):
     """A data set is missing, empty, corrupt or of the wrong shape."""
+
+
+class NoSubnetMeets(UserError):
+    """No subnet of the space meets the targets with these measurement settings (runtime,
+    threads, batch): predicted, or when measured."""

@@ -100,14 +100,28 @@ def format_count(value: float) -> str:
     return f"{value:.0f}"
 
 
-def add_measure_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--runtime",
-        default=DEFAULT_RUNTIME,
-        choices=RegistryChoices("nas.measure.timing", "RUNTIMES"),
-        metavar="RUNTIME",
-        help="runtime that latency is measured on: %(choices)s (default: %(default)s)",
-    )
+def add_measure_options(parser: argparse.ArgumentParser, *, several: bool = False) -> None:
+    """``--runtime``, ``--threads`` and ``--batch-size``; with ``several``, ``--runtime`` takes
+    a comma-separated list (a tuple of names)."""
+    runtimes = RegistryChoices("nas.measure.timing", "RUNTIMES")
+    if several:
+        parser.add_argument(
+            "--runtime",
+            default=DEFAULT_RUNTIME,
+            type=lambda text: _runtime_list(text, runtimes),
+            metavar="RUNTIME[,RUNTIME...]",
+            help="runtime that latency is measured on: onnxruntime, openvino...; several, "
+            "comma-separated, search on each and choose among their choices (default: "
+            "%(default)s)",
+        )
+    else:
+        parser.add_argument(
+            "--runtime",
+            default=DEFAULT_RUNTIME,
+            choices=runtimes,
+            metavar="RUNTIME",
+            help="runtime that latency is measured on: %(choices)s (default: %(default)s)",
+        )
     parser.add_argument(
         "--threads",
         type=int,
@@ -115,6 +129,17 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
         help=f"intra-op threads (default: {DEFAULT_THREADS})",
     )
     parser.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1)")
+
+
+def _runtime_list(text: str, runtimes: RegistryChoices) -> tuple[str, ...]:
+    """``--runtime a,b`` as a tuple of known runtime names, each once."""
+    names = tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in runtimes]
+    if unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: name runtimes among {', '.join(runtimes)}, each once, separated by commas"
+        )
+    return names
 
 
 def add_search_options(

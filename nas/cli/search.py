@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from nas.measure import MeasureConfig
+    from nas.search.run import SearchOutcome
     from nas.search.verify import Verified
+    from search_spaces import Space
 
 __all__ = ["add_parser"]
 
@@ -70,7 +72,7 @@ def add_parser(commands: Any) -> None:
         "or auto: the learned one, and where stages may run in int8 whichever of the two "
         "predicts held-out profiled subnets better (default: auto)",
     )
-    add_measure_options(search)
+    add_measure_options(search, several=True)
     add_backend_options(
         search,
         workers="with --backend ray: most accuracy evaluations at once, one CPU each "
@@ -81,20 +83,22 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import time
+    from dataclasses import replace
     from pathlib import Path
 
     import search_spaces as ss
     from nas.data import load_dataset
     from nas.measure import MeasureConfig
     from nas.search import SearchConfig
-    from nas.search.rerank import RerankConfig, arch_key
+    from nas.search.rerank import RerankConfig
     from nas.search.run import SearchRequest, search
     from nas.search.targets import parse_constraints
 
     backend = backend_from_args(args)
     constraints = parse_constraints(args.target)
     space = ss.get_space(args.space)
-    measure = MeasureConfig(runtime=args.runtime, threads=args.threads, batch_size=args.batch_size)
+    runtimes = args.runtime  # one or more, comma-separated
+    measure = MeasureConfig(runtime=runtimes[0], threads=args.threads, batch_size=args.batch_size)
     config = SearchConfig(
         strategy=args.strategy,
         evaluations=args.evaluations,
@@ -136,7 +140,32 @@ def run(args: argparse.Namespace) -> int:
         rerank=RerankConfig(count=args.rerank, epochs=args.rerank_epochs, seed=args.seed),
         latency_predictor=args.latency_predictor,
     )
-    outcome = search(request, TerminalReporter())
+    if len(runtimes) == 1:
+        outcome = search(request, TerminalReporter())
+        _print_outcome(outcome, space, measure, out)
+        return 0
+    from nas.search.runtimes import CHOICE_FILE, runtime_requests, search_runtimes
+
+    pooled = search_runtimes(runtime_requests(request, runtimes, out), out, TerminalReporter())
+    for runtime, outcome in pooled.outcomes.items():
+        print(f"\n{runtime} (run directory {out / runtime}):")
+        _print_outcome(outcome, space, replace(measure, runtime=runtime), out / runtime)
+    for runtime, why in pooled.skipped.items():
+        print(f"\n{runtime}: skipped: {why}")
+    outcome = pooled.outcomes[pooled.runtime]
+    print(
+        f"\nchosen among the runtimes' choices: {pooled.runtime}, measured latency "
+        f"{pooled.chosen.measured_latency_ms:.3f} ms; model {outcome.model}; "
+        f"{out / CHOICE_FILE} compares them"
+    )
+    return 0
+
+
+def _print_outcome(outcome: SearchOutcome, space: Space, measure: MeasureConfig, out: Path) -> None:
+    """The front, the subnets measured for real and the choice of one search."""
+    import search_spaces as ss
+    from nas.search.rerank import arch_key
+
     result, chosen = outcome.result, outcome.chosen
     print(
         f"{len(result.genomes)} subnets scored by the predictors, {int(result.feasible.sum())} "
@@ -186,7 +215,6 @@ def run(args: argparse.Namespace) -> int:
         )
     assert chosen is not None
     print(_final_line(chosen, alone.get(arch_key(chosen)), len(alone), measure, outcome.model))
-    return 0
 
 
 def _final_line(

@@ -23,7 +23,7 @@ import numpy as np
 
 from nas.data import Dataset
 from nas.distributed import Backend
-from nas.errors import UserError
+from nas.errors import NoSubnetMeets, UserError
 from nas.export import export_model, openvino_copy
 from nas.files import (
     LOCK_FILE,
@@ -35,7 +35,7 @@ from nas.files import (
 from nas.measure import ONNX_RUNTIMES, OPENVINO_RUNTIMES, MeasureConfig, measure_arch
 from nas.measure.latency import latency_kind
 from nas.measure.precision import float_arch, uses_bf16, uses_int8
-from nas.measure.timing import openvino_precision
+from nas.measure.timing import openvino_precision, require_openvino
 from nas.search.loop import (
     Evaluator,
     SearchConfig,
@@ -129,9 +129,10 @@ class SearchOutcome:
     alone: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _check_outputs(request: SearchRequest) -> None:
-    """Refuse, before any work, a run directory holding another search (unless resuming) and
-    output directories that cannot be written."""
+def check_request(request: SearchRequest) -> None:
+    """Refuse, before any work, a run directory holding another search (unless resuming),
+    output directories that cannot be written, a runtime that is not installed and bf16 stages
+    on a runtime that cannot run them."""
     if not request.resume and (
         (request.out / RUN_FILE).exists() or (request.out / "round-0").exists()
     ):
@@ -141,19 +142,19 @@ def _check_outputs(request: SearchRequest) -> None:
         )
     check_writable_directory(request.out)
     check_writable_directory(request.workdir, option="--workdir")
-
-
-def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
-    """Targets on measurable quantities that even the smallest subnet breaks, and bf16 stages
-    on a runtime that cannot run them."""
     space = request.space
-    if request.measure.runtime not in OPENVINO_RUNTIMES and any(
-        "bf16" in stage.precision.values for stage in space.stages
-    ):
+    if request.measure.runtime in OPENVINO_RUNTIMES:
+        require_openvino(f"--runtime {request.measure.runtime}")
+    elif any("bf16" in stage.precision.values for stage in space.stages):
         raise UserError(
             f"space {space.name} has bf16 stages, which only OpenVINO runs: pass --runtime "
             f"openvino, or drop bf16 from the space (runtime now: {request.measure.runtime})"
         )
+
+
+def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
+    """Targets on measurable quantities that even the smallest subnet breaks."""
+    space = request.space
     smallest = space.smallest()
     exact = {
         "params": float(space.params(smallest)),
@@ -163,7 +164,7 @@ def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
     for constraint in request.constraints:
         if constraint.metric in exact and constraint.is_upper_bound:
             if not constraint.satisfied(exact[constraint.metric]):
-                raise UserError(
+                raise NoSubnetMeets(
                     f"no subnet of {space.name} meets {constraint}: the closest, the smallest, "
                     f"has {constraint.metric} {exact[constraint.metric]:.4g}"
                 )
@@ -175,7 +176,7 @@ def _refuse_impossible(request: SearchRequest, reporter: Reporter) -> None:
         measured = min(measure_arch(space, arch, request.measure).median_ms for arch in forms)
         for constraint in latency_bounds:
             if not constraint.satisfied(measured):
-                raise UserError(
+                raise NoSubnetMeets(
                     f"no subnet of {space.name} meets {constraint} on this machine: the "
                     f"closest, the smallest, measures {measured:.3f} ms "
                     f"({request.measure.runtime}, {request.measure.threads} thread(s))"
@@ -208,7 +209,7 @@ def search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
 def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
     space = request.space
     workdir = Workdir(request.workdir, space.name)
-    _check_outputs(request)
+    check_request(request)
     _refuse_impossible(request, reporter)
     request.out.mkdir(parents=True, exist_ok=True)
 
@@ -285,7 +286,7 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             closest = result.closest(request.constraints)
             arch = decode_genome(space, result.genomes[closest])
             values = {k: round(float(v[closest]), 4) for k, v in result.metrics.items()}
-            raise UserError(
+            raise NoSubnetMeets(
                 f"no subnet found that meets {', '.join(str(c) for c in request.constraints)}; "
                 f"the closest predicted is {values} ({arch.to_json()})"
             )
@@ -362,7 +363,7 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
         settings={**settings, "margin": margin},
     )
     if chosen is None:
-        raise UserError(
+        raise NoSubnetMeets(
             f"after {request.rounds} rounds no subnet met the targets when measured; the front "
             f"is in {request.out}; loosen the target or measure with more repeats"
         )

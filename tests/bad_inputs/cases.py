@@ -221,6 +221,30 @@ SPACES = [
         both(space_file("space.yaml", _set("stages.0.precision", ["fp32", "bf16"])), npz()),
         message="only OpenVINO runs",
     ),
+    Case(  # refused before the search on the first runtime starts
+        "search-bf16-stages-on-a-second-runtime",
+        (
+            "search",
+            "--target",
+            "latency<1ms",
+            "--space",
+            "{d}/space.yaml",
+            *DATA,
+            "--workdir",
+            "{d}/work",
+            "--out",
+            "{d}/out",
+            "--runtime",
+            "openvino,onnxruntime",
+        ),
+        both(space_file("space.yaml", _set("stages.0.precision", ["fp32", "bf16"])), npz()),
+        message="only OpenVINO runs",
+    ),
+    Case(
+        "search-unknown-runtime-in-a-list",
+        ("search", "--target", "latency<1ms", "--runtime", "onnxruntime,tflite"),
+        message="--runtime",
+    ),
     Case(
         "profile-bf16-stages-on-onnxruntime",
         (

@@ -307,3 +307,31 @@ def test_rerank_chooses_among_subnets_trained_alone(
     assert abs(float((logits.argmax(1) == data.y_val).mean()) - chosen["val_accuracy"]) < 0.01
     code, _, err = _run([*args, "--out", str(tmp_path / "bad"), "--rerank", "-1"], capsys)
     assert code == 2 and "--rerank must be >= 0" in err
+
+
+def test_a_search_on_two_runtimes_chooses_among_their_choices(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = Workdir(workdir, SPACE.name).latency / "openvino-t1-b1"
+    if not folder.exists():  # a small profile, as the fixture has for ONNX Runtime
+        profile(SPACE, ProfileConfig(measure=MeasureConfig(runtime="openvino"), subnets=12), folder)
+        fit(SPACE, folder, kind="learned")
+    out = tmp_path / "pooled"
+    args = ["search", "--space", "tiny", "--workdir", str(workdir), "--target", "latency<1s"]
+    args += ["--evaluations", "300", "--threads", "1", "--out", str(out)]
+    code, stdout, err = _run([*args, "--runtime", "onnxruntime,openvino"], capsys)
+    assert code == 0, err
+    choice = json.loads((out / "choice.json").read_text())
+    assert set(choice["choices"]) == {"onnxruntime", "openvino"} and not choice["skipped"]
+    assert choice["runtime"] in choice["choices"]
+    for runtime, chosen in choice["choices"].items():
+        front = json.loads((out / runtime / "pareto.json").read_text())
+        assert front["settings"]["measure"]["runtime"] == runtime
+        assert chosen["measured_latency_ms"] == front["chosen"]["measured_latency_ms"]
+        assert Path(chosen["model"]).exists()
+    assert (out / "openvino" / "chosen.xml").exists()  # exported for the runtime it runs on
+    assert f"chosen among the runtimes' choices: {choice['runtime']}" in stdout
+
+    for bad in ("onnxruntime,nope", "onnxruntime,onnxruntime"):
+        code, _, err = _run([*args[:-1], str(tmp_path / "bad"), "--runtime", bad], capsys)
+        assert code == 2 and "--runtime" in err and len(err.strip().splitlines()) == 1
