@@ -109,8 +109,16 @@ def _search(
     subprocess.run(command, check=True)
 
 
+def _kept(front: dict[str, Any]) -> dict[str, Any]:
+    """A search's ``pareto.json`` as the report keeps it: what its whole front uses
+    (:func:`_uses`), and of the front only the points measured for real."""
+    front["uses"] = _uses(front["front"])
+    front["front"] = [p for p in front["front"] if p.get("test_accuracy") is not None]
+    return front
+
+
 def _front(out: Path) -> dict[str, Any]:
-    front = json.loads((out / "pareto.json").read_text())
+    front = _kept(json.loads((out / "pareto.json").read_text()))
     rerank = out / "rerank.json"
     if rerank.exists() and front.get("chosen"):
         # What the deployed choice scores trained alone (nas search --rerank), by its arch.
@@ -257,8 +265,12 @@ def _quantized(
     int8 = _in_joint(space, chosen, "int8")
     correct = _deployed_correct(space, int8, workdir)
     joint = {}
+    scored: dict[str, np.ndarray] = {}  # by arch: runtimes often choose the same subnet
     for runtime, arch in joint_choices.items():
-        ours = _deployed_correct(space, _in_joint(space, arch, None), workdir)
+        key = arch.to_json()
+        if key not in scored:
+            scored[key] = _deployed_correct(space, _in_joint(space, arch, None), workdir)
+        ours = scored[key]
         joint[runtime] = {"deployed_test_accuracy": float(ours.mean())} | _paired(ours, correct)
     return {
         "arch": int8.to_dict(),
@@ -408,6 +420,9 @@ def main() -> int:
         }
     )
     searches = report.setdefault("searches", {})
+    for search in searches.values():  # a report written before fronts were trimmed
+        if "uses" not in search:
+            _kept(search)
     targets = [float(t) for t in args.targets.split(",")]
     extra = [float(t) for t in args.joint_extra_targets.split(",") if t]
     joint_targets = sorted({*targets, *extra})
@@ -507,14 +522,12 @@ def main() -> int:
                 own[key] = _own_float(joint, arch, workdir, joint_config)
                 atomic_write_json(out, report)
     report["uses"] = {
-        name: _uses(
-            [
-                p
-                for r in on[name]
-                for t in targets
-                for p in searches[_key(name, t, r, on[name])]["front"]
-            ]
-        )
+        name: {
+            k: sum(
+                searches[_key(name, t, r, on[name])]["uses"][k] for r in on[name] for t in targets
+            )
+            for k in _uses([])
+        }
         for name in ("joint", "float")
     }
     if args.rerank:
