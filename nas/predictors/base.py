@@ -21,6 +21,7 @@ __all__ = [
     "TARGETS",
     "Predictor",
     "as_targets",
+    "as_weights",
     "fit_line",
     "training_data",
     "training_from_dict",
@@ -73,27 +74,51 @@ def as_targets(archs: Sequence[Arch], y: Sequence[float] | np.ndarray) -> np.nda
     return values
 
 
-def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def fit_line(
+    x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> tuple[float, float]:
     """Intercept and slope of ``y ~ intercept + slope * x``.
 
     When every ``y`` is positive the squared *relative* errors are minimised (weights
     ``1 / y**2``), which is what "within 10%" rewards and keeps the largest values and timing
-    outliers among them from dominating; otherwise plain least squares. With a single distinct
-    ``x``, the line goes through the origin and the mean.
+    outliers among them from dominating; otherwise plain least squares. ``sample_weight``
+    multiplies each point's squared error. With a single distinct ``x``, the line goes through
+    the origin and the (weighted) mean.
     """
     if len(y) == 1 or np.ptp(x) == 0:
-        return 0.0, float(y.mean() / x.mean())
+        return 0.0, float(np.average(y, weights=sample_weight) / x.mean())
     weights = 1.0 / y if (y > 0).all() else np.ones_like(y)
+    if sample_weight is not None:
+        weights = weights * np.sqrt(sample_weight)
     design = np.column_stack([np.ones_like(x), x]) * weights[:, None]
     (intercept, slope), *_ = np.linalg.lstsq(design, y * weights, rcond=None)
     return float(intercept), float(slope)
 
 
-def training_data(archs: Sequence[Arch], y: np.ndarray | None) -> dict[str, Any]:
-    """The training set as JSON-ready lists (empty when not fitted)."""
+def training_data(
+    archs: Sequence[Arch], y: np.ndarray | None, weight: np.ndarray | None = None
+) -> dict[str, Any]:
+    """The training set as JSON-ready lists (empty when not fitted); each point's weight too
+    when ``weight`` is given."""
     if y is None:
         return {"archs": [], "y": []}
-    return {"archs": [arch.to_dict() for arch in archs], "y": [float(v) for v in y]}
+    data: dict[str, Any] = {"archs": [arch.to_dict() for arch in archs], "y": [float(v) for v in y]}
+    if weight is not None:
+        data["weight"] = [float(v) for v in weight]
+    return data
+
+
+def as_weights(sample_weight: Sequence[float] | np.ndarray | None, count: int) -> np.ndarray | None:
+    """``sample_weight`` as a vector of ``count`` finite non-negative floats with a positive
+    sum (None stays None)."""
+    if sample_weight is None:
+        return None
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.shape != (count,):
+        raise UserError(f"need one sample weight per arch: got {weights.shape} for {count} archs")
+    if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+        raise UserError("sample weights must be finite, non-negative and not all zero")
+    return weights
 
 
 def training_from_dict(data: Mapping[str, Any]) -> tuple[list[Arch], np.ndarray | None]:

@@ -6,8 +6,10 @@ and the accuracy predictor are taken from the work directory or built (see
 strategy searches with the predictors; the best front subnets are extracted and measured for
 real, then more of them where the targets start to bind (:func:`nas.search.verify.refine`),
 and if none meets the latency target on measurement, the latency bound is tightened by
-the prediction error seen and the search runs again (at most ``rounds`` times). Nothing is
-reported as feasible on prediction alone.
+the prediction error seen and the search runs again (at most ``rounds`` times). Where the
+predictors were off on the measured subnets (accuracy by more than
+:data:`ACCURACY_TOLERANCE`, latency by more than :data:`LATENCY_TOLERANCE` at the median), they
+are refit with those subnets first. Nothing is reported as feasible on prediction alone.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from nas.measure import ONNX_RUNTIMES, OPENVINO_RUNTIMES, MeasureConfig, measure
 from nas.measure.latency import latency_kind
 from nas.measure.precision import float_arch, uses_bf16, uses_int8
 from nas.measure.timing import openvino_precision, require_openvino
+from nas.predictors import Predictor
 from nas.search.loop import (
     Evaluator,
     SearchConfig,
@@ -64,6 +67,7 @@ from nas.search.workdir import (
     ensure_supernet,
     latency_choice,
     refine_accuracy_predictor,
+    refine_latency_predictor,
 )
 from nas.train import EpochResult, StepResult
 from search_spaces import Arch, Space, corner_family, decode_genome, to_genome, uniform_family
@@ -76,6 +80,9 @@ logger = logging.getLogger(__name__)
 # was tried: on the worst-up mbv3-28-s2 supernet the refit moved the front to smaller subnets no
 # better when trained alone, and the demo's search took 2.5 minutes longer.)
 ACCURACY_TOLERANCE = 0.03
+# The median relative latency error on the verified subnets beyond which the latency predictor
+# is refit with them (the median: one subnet timed in a slow spell should not decide).
+LATENCY_TOLERANCE = 0.10
 
 
 class Reporter(Protocol):
@@ -304,36 +311,24 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
             cache=cache,
         )
         verified.extend(fresh)
-        errors = [abs(v.predicted["accuracy"] - v.val_accuracy) for v in fresh]
+        errors = [0.0, *(abs(v.predicted["accuracy"] - v.val_accuracy) for v in fresh)]
         latency_ok = any(v.meets_targets for v in fresh)
-        off = max(errors, default=0.0) > ACCURACY_TOLERANCE
-        if off:  # refit even after the last round, so later searches know these subnets
-            accuracy = refine_accuracy_predictor(
-                space,
-                accuracy,
-                [Arch.from_dict(v.arch) for v in fresh],
-                [v.val_accuracy for v in fresh],
-                workdir,
-            )
+        off = max(errors) > ACCURACY_TOLERANCE
+        latency_error = _latency_error(fresh)
+        latency_off = latency_error > LATENCY_TOLERANCE
+        accuracy, latency = _learn_from(
+            request, workdir, fresh, accuracy, latency, accuracy_off=off, latency_off=latency_off
+        )
+        if off or latency_off:
             evaluator = Evaluator(
                 space,
                 accuracy=accuracy,
                 latency=latency,
                 measured_accuracy=measured_accuracies(space, accuracy),
             )
-        if (latency_ok and not off) or round_index + 1 == request.rounds:
+        if (latency_ok and not off and not latency_off) or round_index + 1 == request.rounds:
             break
-        if off:
-            reporter.note(
-                f"predicted accuracy was off by up to {max(errors):.1%} on the measured "
-                "subnets; refitted the accuracy predictor with them; searching again"
-            )
-        if not latency_ok:
-            margin = _tightened_margin(fresh, margin)
-            reporter.note(
-                f"no measured subnet met the latency target; tightening the predicted latency "
-                f"bound by {margin:.0%} and searching again"
-            )
+        margin = _next_round(reporter, fresh, margin, max(errors), latency_error, latency_ok)
     verified.extend(_alternatives(request, supernet, evaluator, verified, cache, margin=margin))
     alone = rerank(
         space,
@@ -510,6 +505,84 @@ def _beside(
         cache=cache,
         index=index,
     )
+
+
+def _learn_from(
+    request: SearchRequest,
+    workdir: Workdir,
+    fresh: list[Verified],
+    accuracy: Predictor,
+    latency: Predictor | None,
+    *,
+    accuracy_off: bool,
+    latency_off: bool,
+) -> tuple[Predictor, Predictor | None]:
+    """The predictors after the subnets ``fresh`` were measured: each refit with them where it
+    was off (even after the last round, so later searches know these subnets); the measured
+    latencies are kept beside the latency profile either way."""
+    space = request.space
+    archs = [Arch.from_dict(v.arch) for v in fresh]
+    if accuracy_off:
+        scores = [v.val_accuracy for v in fresh]
+        accuracy = refine_accuracy_predictor(space, accuracy, archs, scores, workdir)
+    if latency is not None:
+        latency = refine_latency_predictor(
+            space,
+            latency,
+            request.measure,
+            workdir,
+            archs,
+            [(v.measured_latency_ms, v.latency_iqr_ms) for v in fresh],
+            refit=latency_off,
+            seed=request.search.seed,
+        )
+    return accuracy, latency
+
+
+def _next_round(
+    reporter: Reporter,
+    fresh: list[Verified],
+    margin: float,
+    accuracy_error: float,
+    latency_error: float,
+    latency_ok: bool,
+) -> float:
+    """Say why the search runs again; the latency margin of the next round (tightened by the
+    error seen where no measured subnet met the target, unless the latency predictor was refit
+    to take that error in)."""
+    if accuracy_error > ACCURACY_TOLERANCE:
+        reporter.note(
+            f"predicted accuracy was off by up to {accuracy_error:.1%} on the measured "
+            "subnets; refitted the accuracy predictor with them; searching again"
+        )
+    refit = latency_error > LATENCY_TOLERANCE
+    if refit:
+        reporter.note(
+            f"predicted latency was off by {latency_error:.0%} (median) on the measured "
+            "subnets; refitted the latency predictor with them; searching again"
+        )
+    if latency_ok:
+        return margin
+    if refit:
+        reporter.note("no measured subnet met the latency target; searching with the refit")
+        return 0.0
+    margin = _tightened_margin(fresh, margin)
+    reporter.note(
+        f"no measured subnet met the latency target; tightening the predicted latency bound "
+        f"by {margin:.0%} and searching again"
+    )
+    return margin
+
+
+def _latency_error(fresh: list[Verified]) -> float:
+    """The median relative error of the predicted latency of ``fresh`` (0 when none had a
+    prediction)."""
+    errors = [
+        abs(v.measured_latency_ms / v.predicted["latency"] - 1)
+        for v in fresh
+        if v.predicted.get("latency", 0.0) > 0
+    ]
+    return float(np.median(errors)) if errors else 0.0
 
 
 def _tightened_margin(fresh: list[Verified], margin: float) -> float:

@@ -27,9 +27,11 @@ from nas.files import LOCK_FILE, atomic_write_json, exclusive_lock
 from nas.measure import MeasureConfig
 from nas.measure.latency import (
     ProfileConfig,
+    add_verified,
     best_kind,
     fit,
     fitted_settings,
+    latency_kind,
     predictor_path,
     profile,
 )
@@ -272,6 +274,30 @@ def ensure_latency_predictor(
             )
         workdir.add_cost("latency", time.perf_counter() - start)
         return load_predictor(fitted, space)
+
+
+def refine_latency_predictor(
+    space: Space,
+    predictor: Predictor,
+    measure: MeasureConfig,
+    workdir: Workdir,
+    archs: Sequence[Arch],
+    latencies: Sequence[tuple[float, float]],
+    *,
+    refit: bool,
+    seed: int = 0,
+) -> Predictor:
+    """Keep the subnets a search measured (``latencies``: median and interquartile range, ms)
+    beside the latency profile for these settings and, with ``refit``, fit the predictor again
+    with them (:func:`nas.measure.latency.fit`) in place of the old one, so the next search
+    starts from it too; ``predictor`` itself when nothing new was measured or not ``refit``."""
+    directory = workdir.latency / _settings_name(measure)
+    settings = settings_of(measure)
+    added = add_verified(space, directory, archs, latencies, settings)
+    if not refit or not added:
+        return predictor
+    kind = latency_kind(predictor.kind)
+    return load_predictor(fit(space, directory, kind=kind, seed=seed, settings=settings), space)
 
 
 def latency_choice(workdir: Workdir, measure: MeasureConfig) -> dict[str, Any] | None:
