@@ -413,6 +413,12 @@ def describe(path: str | Path) -> list[str]:
         lines.append(f"CV error    {scores}")
     if isinstance(state.get("table"), list):
         lines.append(f"operators   {len(state['table'])}")
+    if isinstance(predictor, LatencyTable):
+        if predictor.group_scales:
+            scales = ", ".join(f"{k} {v:.2f}" for k, v in sorted(predictor.group_scales.items()))
+            lines.append(f"scales      {scales} (+{predictor.group_constant:.4f} ms)")
+        else:
+            lines.append(f"scale       {predictor.scale:.3f} (+{predictor.intercept:.4f} ms)")
     if isinstance(train, dict) and isinstance(train.get("archs"), list):
         lines.append(f"trained on  {len(train['archs'])} measured subnets")
     return lines

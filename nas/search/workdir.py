@@ -290,11 +290,11 @@ def refine_latency_predictor(
     """Keep the subnets a search measured (``latencies``: median and interquartile range, ms)
     beside the latency profile for these settings and, with ``refit``, fit the predictor again
     with them (:func:`nas.measure.latency.fit`) in place of the old one, so the next search
-    starts from it too; ``predictor`` itself when nothing new was measured or not ``refit``."""
+    starts from it too (with every subnet kept so far); else ``predictor`` itself."""
     directory = workdir.latency / _settings_name(measure)
     settings = settings_of(measure)
-    added = add_verified(space, directory, archs, latencies, settings)
-    if not refit or not added:
+    add_verified(space, directory, archs, latencies, settings)
+    if not refit:
         return predictor
     kind = latency_kind(predictor.kind)
     return load_predictor(fit(space, directory, kind=kind, seed=seed, settings=settings), space)

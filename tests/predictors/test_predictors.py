@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import search_spaces as ss
 from nas.errors import UserError
 from nas.measure import library_versions, machine_info
+from nas.measure.latency import describe
 from nas.measure.profiling import sample_for_coverage
 from nas.predictors import (
     OVERHEAD_KEY,
@@ -22,12 +25,15 @@ from nas.predictors import (
     genome_costs,
     kendall_tau,
     rmse,
+    save_predictor,
     space_digest,
     space_operators,
     summarize,
     within_tolerance,
 )
+from nas.predictors.table import GROUPED_MIN_SUBNETS
 from nas.testing.predictors import check_predict_genomes
+from tests.search_spaces.conftest import precision_space
 
 from .conftest import FAST, Measured
 
@@ -205,3 +211,90 @@ def test_metrics() -> None:
     assert summary["within_tolerance"] == 0.75 and summary["tolerance"] == 0.10
     with pytest.raises(ValueError):
         rmse([1.0], [1.0, 2.0])
+
+
+def _group_truth(table: LatencyTable, archs: list[ss.Arch], scales: dict[str, float]) -> np.ndarray:
+    """Latencies made of ``0.02 ms`` plus each operator group's time times its scale."""
+    return np.array(
+        [0.02 + sum(scales[g] * t for g, t in groups.items()) for groups in table.by_group(archs)]
+    )
+
+
+def test_latency_table_scales_each_group_of_operators() -> None:
+    space = precision_space()  # blocks in fp32 and int8, boundaries between int8 ones
+    archs = sample_for_coverage(space, np.random.default_rng(0), 60)
+    table = LatencyTable(space, _synthetic_table(space, archs))
+    scales = {"stem": 1.0, "block-fp32-mbconv": 2.0, "block-int8-mbconv": 0.7, "boundary": 0.5}
+    scales["head"] = 1.0
+    assert {g for groups in table.by_group(archs) for g in groups} == set(scales)
+    truth = _group_truth(table, archs, scales)
+    table.fit(archs, truth)
+    assert table.predict(archs) == pytest.approx(truth, rel=1e-6)
+    for group in ("block-fp32-mbconv", "block-int8-mbconv"):
+        assert table.group_scales[group] == pytest.approx(scales[group], rel=1e-6)
+    line = LatencyTable(space, _synthetic_table(space, archs), groups=False).fit(archs, truth)
+    assert line.group_scales == {}
+    assert np.abs(line.predict(archs) / truth - 1).max() > 0.01  # one scale cannot fit it
+    few = archs[: GROUPED_MIN_SUBNETS - 1]
+    table.fit(few, truth[: len(few)])  # too few subnets for a scale per group: the line
+    assert table.group_scales == {}
+    assert table.predict(few) == pytest.approx(table.intercept + table.scale * table.raw(few))
+
+
+def test_a_group_few_subnets_use_keeps_the_common_scale() -> None:
+    space = precision_space()
+    rng = np.random.default_rng(1)
+    fp32 = [a for a in (space.sample(rng) for _ in range(200)) if a.stages[0].precision == "fp32"]
+    int8 = [a for a in (space.sample(rng) for _ in range(200)) if a.stages[0].precision == "int8"]
+    archs = [*fp32[:30], *int8[:2]]
+    table = LatencyTable(space, _synthetic_table(space, archs))
+    truth = _group_truth(
+        table,
+        archs,
+        {"stem": 1, "block-fp32-mbconv": 1.5, "block-int8-mbconv": 9, "boundary": 1, "head": 1},
+    )
+    table.fit(archs, truth)
+    assert table.group_scales["block-int8-mbconv"] == table.scale  # two subnets: not its own
+    assert table.group_scales["block-fp32-mbconv"] != table.scale
+
+
+def test_sample_weights_decide_where_the_table_fits(tiny: ss.Space) -> None:
+    archs = sample_for_coverage(tiny, np.random.default_rng(2), 30)
+    raw = LatencyTable(tiny, _synthetic_table(tiny, archs)).raw(archs)
+    truth = np.where(np.arange(30) < 20, 1.0 * raw, 0.01 + 1.5 * raw)  # the last 10 differ
+    weight = np.where(np.arange(30) < 20, 1.0, 1e6)
+    for groups in (False, True):
+        plain = LatencyTable(tiny, _synthetic_table(tiny, archs), groups=groups)
+        weighted = LatencyTable(tiny, _synthetic_table(tiny, archs), groups=groups)
+        plain.fit(archs, truth)
+        weighted.fit(archs, truth, sample_weight=weight)
+        errors = np.abs(weighted.predict(archs[20:]) / truth[20:] - 1)
+        assert errors.max() < 0.01 < np.abs(plain.predict(archs[20:]) / truth[20:] - 1).max()
+        again = LatencyTable.from_dict(weighted.to_dict(), tiny)  # the weights are kept
+        assert again.predict(archs) == pytest.approx(weighted.predict(archs))
+    with pytest.raises(UserError, match="one sample weight per arch"):
+        weighted.fit(archs, truth, sample_weight=weight[:5])
+    with pytest.raises(UserError, match="non-negative"):
+        weighted.fit(archs, truth, sample_weight=-weight)
+
+
+def test_a_saved_table_without_groups_keeps_the_line(tiny: ss.Space) -> None:
+    archs = sample_for_coverage(tiny, np.random.default_rng(3), 30)
+    table = LatencyTable(tiny, _synthetic_table(tiny, archs))
+    truth = _group_truth(table, archs, {"stem": 0.5, "block-fp32-mbconv": 2.0, "head": 3.0})
+    data = table.fit(archs, truth).to_dict()
+    assert data["hyper"]["groups"] is True
+    del data["hyper"]["groups"]  # a file written before per-group scales
+    old = LatencyTable.from_dict(data, tiny)
+    assert old.group_scales == {}
+    assert old.predict(archs) == pytest.approx(old.intercept + old.scale * old.raw(archs))
+
+
+def test_a_saved_table_describes_its_group_scales(tiny: ss.Space, tmp_path: Path) -> None:
+    archs = sample_for_coverage(tiny, np.random.default_rng(4), 30)
+    table = LatencyTable(tiny, _synthetic_table(tiny, archs))
+    table.fit(archs, _group_truth(table, archs, {"stem": 1, "block-fp32-mbconv": 2, "head": 1}))
+    path = save_predictor(table, tmp_path / "latency-table.json", settings=SETTINGS)
+    lines = describe(path)
+    assert any(line.startswith("scales      block-fp32-mbconv 2.00") for line in lines)
+    assert "trained on  30 measured subnets" in lines

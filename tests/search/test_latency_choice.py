@@ -1,13 +1,16 @@
 """Which latency predictor a search uses: the learned one for float spaces, and for spaces whose
 stages may run in int8 the learned one or the operator table, whichever predicts held-out
-profiled subnets better, chosen once per work directory and measurement settings."""
+profiled subnets better, chosen once per work directory and measurement settings; and how the
+subnets a search measured refit it."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 import nas.measure.latency as latency_module
@@ -15,15 +18,24 @@ import nas.search.workdir as workdir_module
 import search_spaces as ss
 from nas.errors import UserError
 from nas.measure import MeasureConfig
-from nas.measure.latency import best_kind, latency_kind
+from nas.measure.latency import (
+    VERIFIED_FILE,
+    add_verified,
+    best_kind,
+    describe,
+    latency_kind,
+)
+from nas.measure.profiling import settings_of
 from nas.predictors import Predictor, read_records, space_operators
-from nas.search.run import _latency_note
+from nas.search.run import _latency_error, _latency_note, _next_round
+from nas.search.verify import Verified
 from nas.search.workdir import (
     CHOICE_FILE,
     Workdir,
     ensure_latency_predictor,
     latency_choice,
     latency_predictor_kind,
+    refine_latency_predictor,
 )
 from tests.search_spaces.conftest import precision_space
 
@@ -146,3 +158,74 @@ def test_the_search_names_the_predictor_and_what_it_was_chosen_by() -> None:
         "(within 10%: learned regressor 60%, operator lookup table 80%)"
     )
     assert _latency_note("learned", None) == "latency predictor: learned regressor"
+
+
+def test_subnets_a_search_measured_are_kept_and_refit_the_predictor(tmp_path: Path) -> None:
+    space = precision_space()
+    workdir = Workdir(tmp_path, space.name)
+    predictor = ensure_latency_predictor(space, FAST, workdir, subnets=10, seed=0)
+    folder = workdir.latency / "onnxruntime-t1-b1"
+    profiled = {r.key for r in read_records(folder / "measurements.jsonl")}
+    rng = np.random.default_rng(5)
+    archs = [a for a in (space.sample(rng) for _ in range(60)) if a.to_json() not in profiled][:4]
+    before = predictor.predict(archs)
+    slow = [(3.0 * ms, 0.01) for ms in before]  # three times slower than predicted
+    kept = refine_latency_predictor(space, predictor, FAST, workdir, archs, slow, refit=False)
+    assert kept is predictor  # kept beside the profile, not refit
+    records = read_records(folder / VERIFIED_FILE)
+    assert [r.key for r in records] == [a.to_json() for a in archs]
+    assert records[0].median_ms == slow[0][0] and records[0].settings == settings_of(FAST)
+    refit = refine_latency_predictor(space, predictor, FAST, workdir, archs, slow, refit=True)
+    assert len(read_records(folder / VERIFIED_FILE)) == len(archs)  # each subnet kept once
+    assert (refit.predict(archs) > 1.15 * before).all()  # pulled towards what was measured
+    # The next search starts from the refit predictor.
+    again = ensure_latency_predictor(space, FAST, workdir, subnets=10, seed=0)
+    assert again.predict(archs) == pytest.approx(refit.predict(archs))
+    if _kind(refit) == "table":  # the four weigh as much as the ten profiled subnets
+        assert refit.to_dict()["train"]["weight"][-4:] == [2.5] * 4
+        lines = describe(folder / "latency-table.json")
+        assert any(line.startswith("scale       ") for line in lines)  # 14 subnets: a line
+
+
+def test_a_verified_subnet_of_other_settings_is_not_used(tmp_path: Path) -> None:
+    space = precision_space()
+    folder = tmp_path / "profile"
+    arch = space.largest()
+    add_verified(space, folder, [arch], [(1.0, 0.1)], settings_of(FAST))
+    other = settings_of(dataclasses.replace(FAST, batch_size=8))
+    assert add_verified(space, folder, [arch], [(2.0, 0.1)], other) == 1  # other settings
+    assert add_verified(space, folder, [arch], [(3.0, 0.1)], other) == 0  # already there
+    kept = read_records(folder / VERIFIED_FILE)
+    assert [(r.median_ms, r.settings["batch_size"]) for r in kept] == [(1.0, 1), (2.0, 8)]
+
+
+def test_the_search_refits_the_latency_predictor_when_the_median_error_passes_10pct() -> None:
+    def point(predicted: float, measured: float) -> Verified:
+        return Verified(
+            index=0,
+            arch={},
+            predicted={"latency": predicted},
+            measured_latency_ms=measured,
+            latency_iqr_ms=0.0,
+            val_accuracy=0.5,
+            meets_targets=False,
+        )
+
+    fresh = [point(1.0, 1.0), point(1.0, 1.05), point(1.0, 2.0)]  # one slow outlier
+    assert _latency_error(fresh) == pytest.approx(0.05)
+    off = [point(1.0, 1.2), point(1.0, 1.3), point(1.0, 1.0)]
+    assert _latency_error(off) == pytest.approx(0.2) and _latency_error([]) == 0.0
+    notes: list[str] = []
+
+    class Notes:
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    reporter: Any = Notes()
+    # Off and none met: refit, and the margin starts again (the refit took the error in).
+    assert _next_round(reporter, off, 0.3, 0.0, 0.2, latency_ok=False) == 0.0
+    assert "refitted the latency predictor" in notes[0] and "with the refit" in notes[1]
+    notes.clear()
+    # Within 10% and none met: the bound is tightened by the error seen.
+    assert _next_round(reporter, fresh, 0.0, 0.0, 0.05, latency_ok=False) > 0.0
+    assert len(notes) == 1 and "tightening" in notes[0]
