@@ -12,15 +12,18 @@ squares of the relative error (so the few slowest subnets, and timing outliers a
 not dominate), which absorbs what standalone timing misses (caches warm across layers, fused
 graphs, memory traffic).
 
-What standalone timing misses differs by operator group, though: on OpenVINO a stem timed
-alone costs about three times its share of a whole network, and two int8 blocks that meet save
-only half the quantize-dequantize pair timed alone (``groups``, the default). With at least
-:data:`GROUPED_MIN_SUBNETS` measured subnets the fit gives each group (stem, head, boundary,
-and blocks by precision and type) its own non-negative scale, by the same least squares; a
-group that few or none of the measured subnets use keeps the common line's scale. On the four
-profiles of ``quant-28`` (ONNX Runtime and OpenVINO, batch 8 and 32, 120 subnets each) this
-kept held-out subnets within 10% at 96-99% on ONNX Runtime and 76% on OpenVINO at batch 8, and
-lifted OpenVINO at batch 32 from 80% to 94% (30 of 120 held out, 20 draws).
+What standalone timing misses differs by operator group, though: fitted on 120 subnets of
+``quant-28`` on OpenVINO at batch 32, the stem counts 0.35 of its time alone, the head 2.8,
+the boundaries between int8 blocks 0.46 (two int8 blocks that meet save half the
+quantize-dequantize pair timed alone) and the blocks 0.85-1.06. So (``groups``, the default)
+with at least :data:`GROUPED_MIN_SUBNETS` measured subnets the fit gives each group (stem,
+head, boundary, and blocks by precision and type) its own non-negative scale, by the same
+least squares; a group that few or none of the measured subnets use keeps the common line's
+scale. On the four
+profiles of ``quant-28`` (ONNX Runtime and OpenVINO, batch 8 and 32, 120 subnets each, 30 held
+out, 20 draws; ``experiments/latency_calibration.py``) held-out subnets within 10% went from
+81% to 94% on OpenVINO at batch 32, stayed at 96-99% on ONNX Runtime and moved from 78% to 76%
+on OpenVINO at batch 8.
 """
 
 from __future__ import annotations

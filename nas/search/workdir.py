@@ -284,17 +284,15 @@ def refine_latency_predictor(
     archs: Sequence[Arch],
     latencies: Sequence[tuple[float, float]],
     *,
-    refit: bool,
     seed: int = 0,
 ) -> Predictor:
     """Keep the subnets a search measured (``latencies``: median and interquartile range, ms)
-    beside the latency profile for these settings and, with ``refit``, fit the predictor again
-    with them (:func:`nas.measure.latency.fit`) in place of the old one, so the next search
-    starts from it too (with every subnet kept so far); else ``predictor`` itself."""
+    beside the latency profile for these settings and fit the predictor again with every
+    subnet kept so far (:func:`nas.measure.latency.fit`), in place of the old one, so that the
+    next round and the next search start from it; ``predictor`` itself when none was new."""
     directory = workdir.latency / _settings_name(measure)
     settings = settings_of(measure)
-    add_verified(space, directory, archs, latencies, settings)
-    if not refit:
+    if not add_verified(space, directory, archs, latencies, settings):
         return predictor
     kind = latency_kind(predictor.kind)
     return load_predictor(fit(space, directory, kind=kind, seed=seed, settings=settings), space)

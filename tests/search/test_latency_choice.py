@@ -27,7 +27,7 @@ from nas.measure.latency import (
 )
 from nas.measure.profiling import settings_of
 from nas.predictors import Predictor, read_records, space_operators
-from nas.search.run import _latency_error, _latency_note, _next_round
+from nas.search.run import _accuracy_off, _latency_error, _latency_note, _next_round
 from nas.search.verify import Verified
 from nas.search.workdir import (
     CHOICE_FILE,
@@ -170,12 +170,14 @@ def test_subnets_a_search_measured_are_kept_and_refit_the_predictor(tmp_path: Pa
     archs = [a for a in (space.sample(rng) for _ in range(60)) if a.to_json() not in profiled][:4]
     before = predictor.predict(archs)
     slow = [(3.0 * ms, 0.01) for ms in before]  # three times slower than predicted
-    kept = refine_latency_predictor(space, predictor, FAST, workdir, archs, slow, refit=False)
-    assert kept is predictor  # kept beside the profile, not refit
+    refit = refine_latency_predictor(space, predictor, FAST, workdir, archs[:3], slow[:3])
     records = read_records(folder / VERIFIED_FILE)
-    assert [r.key for r in records] == [a.to_json() for a in archs]
+    assert [r.key for r in records] == [a.to_json() for a in archs[:3]]
     assert records[0].median_ms == slow[0][0] and records[0].settings == settings_of(FAST)
-    refit = refine_latency_predictor(space, predictor, FAST, workdir, archs, slow, refit=True)
+    assert refit is not predictor
+    # Nothing new measured: nothing kept again, nothing refit.
+    assert refine_latency_predictor(space, refit, FAST, workdir, archs[:3], slow[:3]) is refit
+    refit = refine_latency_predictor(space, refit, FAST, workdir, archs, slow)
     assert len(read_records(folder / VERIFIED_FILE)) == len(archs)  # each subnet kept once
     assert (refit.predict(archs) > 1.15 * before).all()  # pulled towards what was measured
     # The next search starts from the refit predictor.
@@ -199,17 +201,22 @@ def test_a_verified_subnet_of_other_settings_is_not_used(tmp_path: Path) -> None
     assert [(r.median_ms, r.settings["batch_size"]) for r in kept] == [(1.0, 1), (2.0, 8)]
 
 
+def _measured(predicted: dict[str, float], latency: float = 1.0, accuracy: float = 0.5) -> Verified:
+    """A subnet a search measured: its predictions, measured latency and validation accuracy."""
+    return Verified(
+        index=0,
+        arch={},
+        predicted=predicted,
+        measured_latency_ms=latency,
+        latency_iqr_ms=0.0,
+        val_accuracy=accuracy,
+        meets_targets=False,
+    )
+
+
 def test_the_search_refits_the_latency_predictor_when_the_median_error_passes_10pct() -> None:
     def point(predicted: float, measured: float) -> Verified:
-        return Verified(
-            index=0,
-            arch={},
-            predicted={"latency": predicted},
-            measured_latency_ms=measured,
-            latency_iqr_ms=0.0,
-            val_accuracy=0.5,
-            meets_targets=False,
-        )
+        return _measured({"latency": predicted}, latency=measured)
 
     fresh = [point(1.0, 1.0), point(1.0, 1.05), point(1.0, 2.0)]  # one slow outlier
     assert _latency_error(fresh) == pytest.approx(0.05)
@@ -223,9 +230,28 @@ def test_the_search_refits_the_latency_predictor_when_the_median_error_passes_10
 
     reporter: Any = Notes()
     # Off and none met: refit, and the margin starts again (the refit took the error in).
-    assert _next_round(reporter, off, 0.3, 0.0, 0.2, latency_ok=False) == 0.0
+    assert _next_round(reporter, off, 0.3, None, 0.2, latency_ok=False) == 0.0
     assert "refitted the latency predictor" in notes[0] and "with the refit" in notes[1]
     notes.clear()
     # Within 10% and none met: the bound is tightened by the error seen.
-    assert _next_round(reporter, fresh, 0.0, 0.0, 0.05, latency_ok=False) > 0.0
+    assert _next_round(reporter, fresh, 0.0, None, 0.05, latency_ok=False) > 0.0
     assert len(notes) == 1 and "tightening" in notes[0]
+    notes.clear()
+    _next_round(reporter, fresh, 0.0, "off by up to 4.0%", 0.05, latency_ok=True)
+    assert notes == [
+        "predicted accuracy was off by up to 4.0% on the measured subnets; refitted the "
+        "accuracy predictor with them; searching again"
+    ]
+
+
+def test_the_search_refits_the_accuracy_predictor_when_off_or_biased() -> None:
+    def point(predicted: float, measured: float) -> Verified:
+        return _measured({"accuracy": predicted}, accuracy=measured)
+
+    assert _accuracy_off([point(0.88, 0.875), point(0.88, 0.885), point(0.88, 0.878)]) is None
+    assert _accuracy_off([point(0.90, 0.86), point(0.88, 0.88)]) == "off by up to 4.0%"
+    high = [point(0.88, 0.865), point(0.88, 0.86), point(0.88, 0.88)]  # 1.5 points at the median
+    assert _accuracy_off(high) == "1.5% too high at the median"
+    low = [point(0.86, 0.875), point(0.86, 0.88), point(0.86, 0.86)]
+    assert _accuracy_off(low) == "1.5% too low at the median"
+    assert _accuracy_off([]) is None
