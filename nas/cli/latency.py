@@ -60,7 +60,11 @@ def add_parser(commands: Any) -> None:
     profile.add_argument("--seed", type=int, default=0, help="which subnets (default: 0)")
     add_measure_options(profile)
     profile.set_defaults(handler=run_profile)
-    fit = latency_commands.add_parser("fit", help="fit a latency predictor to a profile")
+    fit = latency_commands.add_parser(
+        "fit",
+        help="fit a latency predictor to a profile (and to the subnets searches measured "
+        "there, verified.jsonl)",
+    )
     fit.add_argument(
         "--space", default=DEFAULT_SPACE, help=f"space name or file (default: {DEFAULT_SPACE})"
     )

@@ -6,12 +6,12 @@ and the accuracy predictor are taken from the work directory or built (see
 strategy searches with the predictors; the best front subnets are extracted and measured for
 real, then more of them where the targets start to bind (:func:`nas.search.verify.refine`),
 and if none meets the latency target on measurement, the latency bound is tightened by
-the prediction error seen and the search runs again (at most ``rounds`` times). The latency
-predictor is refit with every subnet measured; where a predictor was off on them (accuracy by
-more than :data:`ACCURACY_TOLERANCE` on one, or by more than :data:`ACCURACY_BIAS` the same way
-at the median, so refit too; latency by more than :data:`LATENCY_TOLERANCE` at the median) the
-search runs again with the refit predictors. Nothing is reported as feasible on prediction
-alone.
+the prediction error seen and the search runs again (at most ``rounds`` times); where the
+accuracy predictor was off on the measured subnets (by more than :data:`ACCURACY_TOLERANCE` on
+one, or by more than :data:`ACCURACY_BIAS` the same way at the median) it is refit with them
+and the search runs again. At the end every subnet measured is kept beside the latency profile
+and the latency predictor refit with them, for the next search. Nothing is reported as
+feasible on prediction alone.
 """
 
 from __future__ import annotations
@@ -87,9 +87,6 @@ ACCURACY_TOLERANCE = 0.03
 # search sat at 20 px int8 subnets rated 0.4-2.2 points too high (median 1.4), none off by 3
 # points, while 28 px float subnets, rated right, were better.
 ACCURACY_BIAS = 0.01
-# The median relative latency error on the verified subnets beyond which the latency predictor
-# is refit with them (the median: one subnet timed in a slow spell should not decide).
-LATENCY_TOLERANCE = 0.10
 
 
 class Reporter(Protocol):
@@ -320,21 +317,23 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
         verified.extend(fresh)
         accuracy_off = _accuracy_off(fresh)
         latency_ok = any(v.meets_targets for v in fresh)
-        off = accuracy_off is not None
-        latency_error = _latency_error(fresh)
-        latency_off = latency_error > LATENCY_TOLERANCE
-        before = latency
-        accuracy, latency = _learn_from(request, workdir, fresh, accuracy, latency, off)
-        if off or latency is not before:
+        if accuracy_off is not None:  # refit even after the last round, for later searches
+            accuracy = refine_accuracy_predictor(
+                space,
+                accuracy,
+                [Arch.from_dict(v.arch) for v in fresh],
+                [v.val_accuracy for v in fresh],
+                workdir,
+            )
             evaluator = Evaluator(
                 space,
                 accuracy=accuracy,
                 latency=latency,
                 measured_accuracy=measured_accuracies(space, accuracy),
             )
-        if (latency_ok and not off and not latency_off) or round_index + 1 == request.rounds:
+        if (latency_ok and accuracy_off is None) or round_index + 1 == request.rounds:
             break
-        margin = _next_round(reporter, fresh, margin, accuracy_off, latency_error, latency_ok)
+        margin = _next_round(reporter, fresh, margin, accuracy_off, latency_ok)
     verified.extend(_alternatives(request, supernet, evaluator, verified, cache, margin=margin))
     alone = rerank(
         space,
@@ -354,6 +353,8 @@ def _search(request: SearchRequest, reporter: Reporter) -> SearchOutcome:
         result=result, verified=verified, chosen=chosen, margin=margin, alone=alone
     )
     outcome.references = _measure_references(request, supernet, cache)
+    if latency is not None:
+        _keep_latencies(request, workdir, latency, [*verified, *outcome.references.values()])
     outcome.rows = write_front(
         request.out,
         space,
@@ -513,33 +514,22 @@ def _beside(
     )
 
 
-def _learn_from(
-    request: SearchRequest,
-    workdir: Workdir,
-    fresh: list[Verified],
-    accuracy: Predictor,
-    latency: Predictor | None,
-    accuracy_off: bool,
-) -> tuple[Predictor, Predictor | None]:
-    """The predictors after the subnets ``fresh`` were measured: the latency predictor refit
-    with every subnet measured so far, the accuracy predictor where it was off (both even
-    after the last round, so later searches know these subnets)."""
-    space = request.space
-    archs = [Arch.from_dict(v.arch) for v in fresh]
-    if accuracy_off:
-        scores = [v.val_accuracy for v in fresh]
-        accuracy = refine_accuracy_predictor(space, accuracy, archs, scores, workdir)
-    if latency is not None:
-        latency = refine_latency_predictor(
-            space,
-            latency,
-            request.measure,
-            workdir,
-            archs,
-            [(v.measured_latency_ms, v.latency_iqr_ms) for v in fresh],
-            seed=request.search.seed,
-        )
-    return accuracy, latency
+def _keep_latencies(
+    request: SearchRequest, workdir: Workdir, latency: Predictor, measured: list[Verified]
+) -> None:
+    """Keep every subnet this search measured beside the latency profile and refit the latency
+    predictor with them, for the next search in the work directory. (Not for this search's
+    own rounds: a predictor refit on this run's timings would make its rounds depend on
+    timing noise, where now only the seed decides them.)"""
+    refine_latency_predictor(
+        request.space,
+        latency,
+        request.measure,
+        workdir,
+        [Arch.from_dict(v.arch) for v in measured],
+        [(v.measured_latency_ms, v.latency_iqr_ms) for v in measured],
+        seed=request.search.seed,
+    )
 
 
 def _next_round(
@@ -547,28 +537,17 @@ def _next_round(
     fresh: list[Verified],
     margin: float,
     accuracy_off: str | None,
-    latency_error: float,
     latency_ok: bool,
 ) -> float:
     """Say why the search runs again; the latency margin of the next round (tightened by the
-    error seen where no measured subnet met the target, unless that error passed
-    :data:`LATENCY_TOLERANCE` at the median: then the refit latency predictor takes it in)."""
+    error seen where no measured subnet met the target)."""
     if accuracy_off is not None:
         reporter.note(
             f"predicted accuracy was {accuracy_off} on the measured subnets; refitted the "
             "accuracy predictor with them; searching again"
         )
-    refit = latency_error > LATENCY_TOLERANCE
-    if refit:
-        reporter.note(
-            f"predicted latency was off by {latency_error:.0%} (median) on the measured "
-            "subnets; refitted the latency predictor with them; searching again"
-        )
     if latency_ok:
         return margin
-    if refit:
-        reporter.note("no measured subnet met the latency target; searching with the refit")
-        return 0.0
     margin = _tightened_margin(fresh, margin)
     reporter.note(
         f"no measured subnet met the latency target; tightening the predicted latency bound "
@@ -590,17 +569,6 @@ def _accuracy_off(fresh: list[Verified]) -> str | None:
     if abs(bias) > ACCURACY_BIAS:
         return f"{abs(bias):.1%} too {'high' if bias > 0 else 'low'} at the median"
     return None
-
-
-def _latency_error(fresh: list[Verified]) -> float:
-    """The median relative error of the predicted latency of ``fresh`` (0 when none had a
-    prediction)."""
-    errors = [
-        abs(v.measured_latency_ms / v.predicted["latency"] - 1)
-        for v in fresh
-        if v.predicted.get("latency", 0.0) > 0
-    ]
-    return float(np.median(errors)) if errors else 0.0
 
 
 def _tightened_margin(fresh: list[Verified], margin: float) -> float:

@@ -289,11 +289,13 @@ def refine_latency_predictor(
     """Keep the subnets a search measured (``latencies``: median and interquartile range, ms)
     beside the latency profile for these settings and fit the predictor again with every
     subnet kept so far (:func:`nas.measure.latency.fit`), in place of the old one, so that the
-    next round and the next search start from it; ``predictor`` itself when none was new."""
+    next search starts from it; ``predictor`` itself when none was new."""
     directory = workdir.latency / _settings_name(measure)
     settings = settings_of(measure)
-    if not add_verified(space, directory, archs, latencies, settings):
+    added = add_verified(space, directory, archs, latencies, settings)
+    if not added:
         return predictor
+    logger.info("refitting the latency predictor with %d more measured subnets", added)
     kind = latency_kind(predictor.kind)
     return load_predictor(fit(space, directory, kind=kind, seed=seed, settings=settings), space)
 
