@@ -19,11 +19,10 @@ quantize-dequantize pair timed alone) and the blocks 0.85-1.06. So (``groups``, 
 with at least :data:`GROUPED_MIN_SUBNETS` measured subnets the fit gives each group (stem,
 head, boundary, and blocks by precision and type) its own non-negative scale, by the same
 least squares; a group that few or none of the measured subnets use keeps the common line's
-scale. On the four
-profiles of ``quant-28`` (ONNX Runtime and OpenVINO, batch 8 and 32, 120 subnets each, 30 held
-out, 20 draws; ``experiments/latency_calibration.py``) held-out subnets within 10% went from
-81% to 94% on OpenVINO at batch 32, stayed at 96-99% on ONNX Runtime and moved from 78% to 76%
-on OpenVINO at batch 8.
+scale. On the four profiles of ``quant-28`` (ONNX Runtime and OpenVINO, batch 8 and 32, 120
+subnets each, 30 held out, 20 draws; ``experiments/latency_calibration.py``) held-out subnets
+within 10% went from 81% to 94% on OpenVINO at batch 32, stayed at 96-99% on ONNX Runtime and
+moved from 78% to 76% on OpenVINO at batch 8.
 """
 
 from __future__ import annotations
