@@ -111,18 +111,17 @@ def main() -> int:
         folder = Path(name)
         operators, archs, y, settings = _profile(space, folder)
         row: dict[str, Any] = {"settings": settings, "subnets": len(y)}
+        again: dict[str, float] = {}
+        for results in verified:
+            again |= _verified_points(results, settings["runtime"], settings["batch_size"])
+        points = [ss.Arch.from_dict(json.loads(key)) for key in again]
         for label, groups in (("line", False), ("groups", True)):
             row[label] = _held_out(space, operators, archs, y, args.held_out, args.draws, groups)
-            again: dict[str, float] = {}
-            for results in verified:
-                again |= _verified_points(results, settings["runtime"], settings["batch_size"])
-            if again:
+            if points:
                 table = LatencyTable(space, operators, groups=groups).fit(archs, y)
-                points = [ss.Arch.from_dict(json.loads(key)) for key in again]
-                predicted = table.predict(points)
                 row[label]["verified_points"] = len(points)
                 row[label]["verified_within_10pct"] = _within(
-                    predicted, np.array(list(again.values()))
+                    table.predict(points), np.array(list(again.values()))
                 )
         report["profiles"][folder.name] = row
     out = Path(__file__).with_name("results") / f"latency_calibration-{args.tag}.json"

@@ -118,26 +118,36 @@ class LatencyTable:
 
     def by_group(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         """Each arch's operator time beyond the overhead, summed per :func:`operator_group`
-        (a boundary's negative)."""
-        absent = self.missing(archs)
-        if absent:
-            more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
-            raise UserError(
-                f"latency table has no entry for {absent[0]}{more}; measure them with "
-                "nas.measure.profiling.profile_blocks(space, config, path, archs=...)"
-            )
+        (a boundary's negative); one pass over the operators, which also finds any the table
+        lacks."""
         sums = []
+        absent: dict[str, None] = {}
         for arch in archs:
             groups: dict[str, float] = {}
             for op in arch_operators(self.space, arch):
-                extra = op.sign * (self.entries[op.key] - self.overhead_ms)
-                groups[operator_group(op)] = groups.get(operator_group(op), 0.0) + extra
+                entry = self.entries.get(op.key)
+                if entry is None:
+                    absent.setdefault(op.key, None)
+                    continue
+                group = operator_group(op)
+                groups[group] = groups.get(group, 0.0) + op.sign * (entry - self.overhead_ms)
             sums.append(groups)
+        if absent:
+            first, more = next(iter(absent)), len(absent) - 1
+            raise UserError(
+                f"latency table has no entry for {first}"
+                + (f" (and {more} more)" if more else "")
+                + "; measure them with "
+                "nas.measure.profiling.profile_blocks(space, config, path, archs=...)"
+            )
         return sums
 
     def raw(self, archs: Sequence[Arch]) -> np.ndarray:
         """Uncalibrated estimates: overhead plus each operator's time beyond the overhead."""
-        return np.array([self.overhead_ms + sum(g.values()) for g in self.by_group(archs)])
+        return self._raw(self.by_group(archs))
+
+    def _raw(self, sums: list[dict[str, float]]) -> np.ndarray:
+        return np.array([self.overhead_ms + sum(groups.values()) for groups in sums])
 
     def fit(
         self,
@@ -151,24 +161,24 @@ class LatencyTable:
         when ``calibrate`` is False."""
         values = as_targets(archs, y)
         weight = as_weights(sample_weight, len(values))
-        raw = self.raw(archs)
+        sums = self.by_group(archs)
+        raw = self._raw(sums)
         self.group_constant, self.group_scales = 0.0, {}
         if not self.calibrate:
             self.intercept, self.scale = 0.0, 1.0
         else:
             self.intercept, self.scale = fit_line(raw, values, weight)
             if self.groups and len(values) >= GROUPED_MIN_SUBNETS and (values > 0).all():
-                self._fit_groups(archs, values, np.ones_like(values) if weight is None else weight)
+                self._fit_groups(sums, values, np.ones_like(values) if weight is None else weight)
         self._archs, self._y, self._weight = list(archs), values, weight
         return self
 
-    def _fit_groups(self, archs: Sequence[Arch], y: np.ndarray, weight: np.ndarray) -> None:
+    def _fit_groups(self, sums: list[dict[str, float]], y: np.ndarray, weight: np.ndarray) -> None:
         """``constant + sum(scale[g] * time[g])`` by least squares of the relative error, every
         scale non-negative; a group fewer than :data:`GROUP_MIN_USES` subnets use keeps the
         common line's scale."""
         from scipy.optimize import lsq_linear
 
-        sums = self.by_group(archs)
         names = sorted({name for groups in sums for name in groups})
         times = np.array([[groups.get(name, 0.0) for name in names] for groups in sums])
         uses = (times != 0).sum(axis=0)
