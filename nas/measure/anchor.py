@@ -55,6 +55,10 @@ CALIBRATION_PAUSE_S = 0.02
 """The pause between calibration rounds: after a pause the machine may be in another spell."""
 ROUND_WARMUP = 2
 """Untimed calls before each round, subject's and reference's alike (their caches differ)."""
+REFERENCE_ROUND_SIZE = 10
+"""A round of the reference has at least this many runs, however few the subject's: with 3,
+just after the subject ran, its median was above the anchor by 4% half the time and by 48% one
+time in ten, and such rounds would be measured again for nothing."""
 REFERENCE_TOLERANCE = 0.05
 """A round whose reference ran this much (relative) above the anchor fell in a slow spell and
 is measured again (quiet rounds of the reference stay within 3% of it)."""
@@ -158,7 +162,7 @@ def time_anchored(
 
     def measure_round(size: int) -> tuple[list[float], float]:
         samples = time_callable(run, warmup=ROUND_WARMUP, repeats=size)
-        speed = _round_median(reference.run, max(size, MIN_ROUND_SIZE))
+        speed = _round_median(reference.run, max(size, REFERENCE_ROUND_SIZE))
         reference.observe(speed)
         return samples, speed
 

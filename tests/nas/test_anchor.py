@@ -13,6 +13,12 @@ from nas.measure import MeasureConfig, measure_latency
 from nas.measure.anchor import Reference, reference_for, reference_network, time_anchored
 
 
+@pytest.fixture(autouse=True)
+def short_spell_pauses() -> None:
+    """The real pauses here (the suite's fixture of that name shortens them): these tests
+    record the pauses instead of sleeping."""
+
+
 class SpellClock:
     """A fake clock and two fake workloads (a subject of ``subject`` ms and a reference of
     ``reference`` ms at full speed) on a machine that is ``slowdown`` times slower while
