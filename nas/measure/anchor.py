@@ -18,7 +18,8 @@ Not every spell slows every network alike, though: on OpenVINO at batch 8 the su
 ``quant-28`` slowed more than the reference (rescaled, up to 20% slow), and two profiles of
 the same 120 subnets agreed within 10% for only 72-84% of them. So a round whose reference ran
 slow is measured again after a pause rather than only rescaled (:func:`time_anchored`); then
-two profiles agreed for 98% of the subnets and 96% of the operators.
+two profiles agreed for 98% of the subnets and 96% of the operators
+(``experiments/measurement_agreement.py``).
 """
 
 from __future__ import annotations
@@ -167,12 +168,14 @@ def time_anchored(
         return samples, speed
 
     rounds = [measure_round(size) for size in sizes]
-    history = [speed for _, speed in rounds]
+    history = list(rounds)  # every round measured, the ones measured again too
     quorum = len(sizes) // 2 + 1
 
-    def scaled(index: int) -> list[float]:
-        samples, speed = rounds[index]
+    def rescale(samples: list[float], speed: float) -> list[float]:
         return [value * reference.fastest_ms / speed for value in samples]
+
+    def scaled(index: int) -> list[float]:
+        return rescale(*rounds[index])
 
     def quiet(index: int) -> bool:
         return rounds[index][1] <= reference.fastest_ms * (1 + REFERENCE_TOLERANCE)
@@ -197,14 +200,14 @@ def time_anchored(
         sleep(pause)
         pause = min(pause * 2, MAX_PAUSE_S)
         rounds[worst] = measure_round(sizes[worst])
-        history.append(rounds[worst][1])
+        history.append(rounds[worst])
     keep = kept()
     if len(keep) < quorum:
         keep = sorted(range(len(rounds)), key=lambda index: rounds[index][1])[:quorum]
     kept_rounds = [scaled(index) for index in sorted(keep)]
     return RoundTiming(
         samples_ms=[value for samples in kept_rounds for value in samples],
-        round_medians_ms=[statistics.median(samples) for samples in kept_rounds],
+        round_medians_ms=[statistics.median(rescale(*measured)) for measured in history],
         dropped=len(history) - len(keep),
         reference_ms=statistics.median(rounds[index][1] for index in keep),
         anchor_ms=reference.fastest_ms,
