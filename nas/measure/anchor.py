@@ -14,12 +14,11 @@ speed in that round. The reference's speed is calibrated once per process for ea
 thread count and batch size, as the fastest of many rounds spread out in time (contention only
 ever adds time), and lowered whenever a later round of the reference runs faster.
 
-Not every spell slows every network alike, though: on OpenVINO at batch 8 the subnets of
-``quant-28`` slowed more than the reference (rescaled, up to 20% slow), and two profiles of
-the same 120 subnets agreed within 10% for only 72-84% of them. So a round whose reference ran
-slow is measured again after a pause rather than only rescaled (:func:`time_anchored`); then
-two profiles agreed for 98% of the subnets and 96% of the operators
-(``experiments/measurement_agreement.py``).
+Not every spell slows every network alike, though: on OpenVINO at batch 8 three profiles of
+the same 120 subnets of ``quant-28`` agreed within 10% for only 72-84% of them. So a round
+whose reference ran slow is measured again after a pause rather than only rescaled
+(:func:`time_anchored`); then two profiles agreed for 98% of the subnets and 96% of the
+operators (``experiments/measurement_agreement.py``, which also shows it side by side).
 """
 
 from __future__ import annotations
@@ -66,7 +65,7 @@ is measured again (quiet rounds of the reference stay within 3% of it)."""
 ANCHORED_RETRIES = 6
 """At most this many rounds are measured again per anchored measurement."""
 MAX_PAUSE_S = 0.4
-"""The longest pause before a round is measured again (slow spells last up to 1.5 s)."""
+"""The longest pause before a round is measured again (a slow spell lasts a second or so)."""
 
 _REFERENCES: dict[tuple[str, int, int], Reference] = {}
 
@@ -147,16 +146,15 @@ def time_anchored(
     a round of the reference; every sample is scaled by the reference's calibrated speed over
     its median in that round. Call it inside the thread settings ``run`` is timed with.
 
-    Rescaling corrects a slow spell only as far as the subject slows like the reference: on
-    OpenVINO at batch 8 a subnet slowed 1.85x in a spell that slowed the reference 1.5x, so
-    it came out 20% slow after rescaling. So a round is kept only when its reference ran
-    within :data:`REFERENCE_TOLERANCE` of the anchor (a quiet machine) and its rescaled median
-    within :data:`ROUND_TOLERANCE` of the fastest quiet round's (no burst in the subject's own
-    round); while fewer than a majority of the rounds are kept, the worst round is measured
-    again (subject and reference) after a pause (:data:`FIRST_PAUSE_S`, doubling up to
-    :data:`MAX_PAUSE_S`), at most :data:`ANCHORED_RETRIES` times. When the retries run out (a
-    machine slow for seconds), the majority of rounds whose reference ran fastest are kept,
-    rescaled as before."""
+    Rescaling corrects a slow spell only as far as the subject slows like the reference, which
+    on OpenVINO at batch 8 it often does not (see the module's docstring). So a round is kept
+    only when its reference ran within :data:`REFERENCE_TOLERANCE` of the anchor (a quiet
+    machine) and its rescaled median within :data:`ROUND_TOLERANCE` of the fastest quiet
+    round's (no burst in the subject's own round); while fewer than a majority of the rounds
+    are kept, the worst round is measured again (subject and reference) after a pause
+    (:data:`FIRST_PAUSE_S`, doubling up to :data:`MAX_PAUSE_S`), at most
+    :data:`ANCHORED_RETRIES` times. When the retries run out (a machine slow for seconds), the
+    majority of rounds whose reference ran fastest are kept, rescaled as before."""
     reference = reference_for(config)
     time_callable(run, warmup=config.warmup, repeats=0)
     sizes = round_sizes(config.repeats, config.rounds)
