@@ -15,6 +15,13 @@ point measured whole and its test accuracy taken). Reported:
   test accuracies, each distinct subnet counted once), the fastest verified point (front
   points measured whole, and each search's choice) of the joint searches within 0.5 points of
   the level (or above it) against the fastest of the float-only searches: the speed ratio;
+- the floor: the float view's smallest subnet (each float-only search measures it beside its
+  front) and which levels it reaches itself (``at_floor``: no smaller network exists, so a
+  speed-up there can only come from a faster form of the same subnet); that subnet's forms
+  (inverted residual or fused, fp32 or int8, on each joint runtime) timed side by side with
+  today's path, whose best ratio bounds every speed-up at those levels; and the same rows at
+  three levels above the floor (quartiles of the float-only verified accuracies the smallest
+  subnet does not reach);
 - joint search vs search-then-quantize at each target: the joint search's choice against the
   float-only choice with every stage quantized to int8 (ONNX Runtime QDQ graph calibrated on
   500 training images), each measured; both deployed the same way (ONNX graphs, int8 stages
@@ -112,6 +119,21 @@ def _search(
     subprocess.run(command, check=True)
 
 
+def _run_dir(
+    workdir: Path, key: str, rerank: int, batch_size: int, on: dict[str, list[str]]
+) -> Path:
+    """The work directory of the search kept under ``key`` (``joint-0.3``,
+    ``joint-onnxruntime-0.3``, ``float-0.45``) in the report."""
+    name = key.split("-")[0]
+    runtime = next((r for r in on[name][1:] if key.startswith(f"{name}-{r}-")), on[name][0])
+    run = workdir / f"search-{key}{f'-rerank{rerank}' if rerank else ''}"
+    if batch_size != 1:
+        run = run.with_name(f"{run.name}-b{batch_size}")
+    if runtime != "onnxruntime":
+        run = run.with_name(f"{run.name}-{runtime}")
+    return run
+
+
 def _kept(front: dict[str, Any]) -> dict[str, Any]:
     """A search's ``pareto.json`` as the report keeps it: what its whole front uses
     (:func:`_uses`), and of the front only the points measured for real."""
@@ -122,6 +144,9 @@ def _kept(front: dict[str, Any]) -> dict[str, Any]:
 
 def _front(out: Path) -> dict[str, Any]:
     front = _kept(json.loads((out / "pareto.json").read_text()))
+    references = out / "references.json"
+    if references.exists():  # the space's smallest and largest subnets, measured and scored
+        front["references"] = json.loads(references.read_text())
     rerank = out / "rerank.json"
     if rerank.exists() and front.get("chosen"):
         # What the deployed choice scores trained alone (nas search --rerank), by its arch.
@@ -221,6 +246,71 @@ def _fastest_at(front: list[dict[str, Any]], level: float) -> dict[str, Any] | N
     ``level`` minus half a point."""
     eligible = [p for p in front if p["test_accuracy"] >= level - 0.005]
     return min(eligible, key=lambda p: p["measured_latency_ms"], default=None)
+
+
+def _level_rows(
+    joint_front: list[dict[str, Any]],
+    float_front: list[dict[str, Any]],
+    levels: list[float],
+    floor: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """One row per accuracy level: the fastest verified point of each search at it (within
+    half a point), the speed ratio, and whether the float view's smallest subnet (``floor``)
+    reaches the level itself."""
+    rows = []
+    for level in levels:
+        row: dict[str, Any] = {"accuracy_level": float(level)}
+        if floor is not None:
+            row["at_floor"] = bool(floor["test_accuracy"] >= level - 0.005)
+        best = {"joint": _fastest_at(joint_front, level), "float": _fastest_at(float_front, level)}
+        for name, point in best.items():
+            keys = ("arch", "measured_latency_ms", "test_accuracy", "runtime")
+            row[name] = None if point is None else {k: point[k] for k in keys}
+        if best["joint"] and best["float"]:
+            row["speedup"] = (
+                best["float"]["measured_latency_ms"] / best["joint"]["measured_latency_ms"]
+            )
+        rows.append(row)
+    return rows
+
+
+def _floor(searches: dict[str, Any], targets: list[float]) -> dict[str, Any] | None:
+    """The float view's smallest subnet as its searches measured and scored it (the first
+    float-only search that kept it), or None."""
+    for target in targets:
+        smallest = searches[f"float-{target}"].get("references", {}).get("smallest")
+        if smallest and smallest.get("test_accuracy") is not None:
+            keys = ("arch", "measured_latency_ms", "test_accuracy")
+            return {k: smallest[k] for k in keys}
+    return None
+
+
+def _floor_forms(
+    space: ss.Space, arch: ss.Arch, runtimes: list[str], config: MeasureConfig
+) -> dict[str, Any]:
+    """The float view's smallest subnet in every whole-network form (inverted residual or
+    fused, fp32 or int8) on each of ``runtimes``, timed side by side with today's path (the
+    inverted-residual fp32 form on ONNX Runtime): milliseconds, speed against today's path,
+    and the best of those speeds. No network of the space is smaller, so no network at an
+    accuracy level the smallest reaches can beat today's path by more than a form of it does
+    (a stage-by-stage mix of these forms runs between them)."""
+    graphs = {}
+    for block_type in ("mbconv", "fused"):
+        for precision in ("fp32", "int8"):
+            stages = tuple(
+                dataclasses.replace(s, block_type=block_type, precision=precision)
+                for s in _in_joint(space, arch, None).stages
+            )
+            form = dataclasses.replace(arch, stages=stages)
+            graph = arch_graph(space, form)
+            for runtime in runtimes:
+                graphs[f"{runtime}-{block_type}-{precision}"] = (runtime, graph, arch.resolution)
+            if (block_type, precision) == ("mbconv", "fp32"):
+                graphs["today"] = ("onnxruntime", graph, arch.resolution)
+    ms = _side_by_side(space, graphs, config)
+    speed = {k: ms["today"] / v for k, v in ms.items() if k != "today"}
+    best = max(speed, key=lambda k: speed[k])
+    return {"ms": ms, "speed": speed, "best": best, "bound": speed[best]}
 
 
 def _in_joint(space: ss.Space, arch: ss.Arch, precision: str | None) -> ss.Arch:
@@ -463,11 +553,7 @@ def main() -> int:
         key = _key(name, target, runtime, on[name])
         if key in searches:
             continue
-        run = workdir / f"search-{key}{f'-rerank{args.rerank}' if args.rerank else ''}"
-        if args.batch_size != 1:
-            run = run.with_name(f"{run.name}-b{args.batch_size}")
-        if runtime != "onnxruntime":
-            run = run.with_name(f"{run.name}-{runtime}")
+        run = _run_dir(workdir, key, args.rerank, args.batch_size, on)
         link = workdir / f"supernet-{floats.name}"
         if name == "float" and not link.is_symlink():
             link.symlink_to(f"supernet-{joint.name}")  # the joint space's supernet, trained
@@ -484,6 +570,10 @@ def main() -> int:
         )
         searches[key] = _front(run)
         atomic_write_json(out, report)
+    for key, search in searches.items():  # kept before the report kept references
+        run = _run_dir(workdir, key, args.rerank, args.batch_size, on)
+        if "references" not in search and (run / "references.json").exists():
+            search["references"] = json.loads((run / "references.json").read_text())
 
     config = MeasureConfig(**searches[f"float-{targets[0]}"]["settings"]["measure"])
     quantized = report.setdefault("search_then_quantize", {})
@@ -530,24 +620,30 @@ def main() -> int:
     }
 
     joint_front, float_front = verified("joint"), verified("float")
-    levels = np.quantile([p["test_accuracy"] for p in float_front], [0.25, 0.5, 0.75])
-    report["levels"] = rows = []
-    for level in levels:
-        best_joint = _fastest_at(joint_front, float(level))
-        best_float = _fastest_at(float_front, float(level))
-        row: dict[str, Any] = {"accuracy_level": float(level)}
-        for name, point in (("joint", best_joint), ("float", best_float)):
-            row[name] = (
-                None
-                if point is None
-                else {
-                    k: point[k] for k in ("arch", "measured_latency_ms", "test_accuracy", "runtime")
-                }
-            )
-        if best_joint and best_float:
-            row["speedup"] = best_float["measured_latency_ms"] / best_joint["measured_latency_ms"]
+    quartiles = [0.25, 0.5, 0.75]
+    kept_floor = report.get("floor") or {}
+    floor = report["floor"] = _floor(searches, targets)
+    if floor is not None and kept_floor.get("arch") == floor["arch"] and "forms" in kept_floor:
+        floor["forms"] = kept_floor["forms"]
+    levels = np.quantile([p["test_accuracy"] for p in float_front], quartiles)
+    rows = report["levels"] = _level_rows(joint_front, float_front, list(levels), floor)
+    above: list[dict[str, Any]] = []
+    if floor is not None:
+        floor_arch = ss.Arch.from_dict(floor["arch"])
+        if "forms" not in floor:
+            floor["forms"] = _floor_forms(joint, floor_arch, runtimes, config)
+        higher = [
+            p["test_accuracy"]
+            for p in float_front
+            if p["test_accuracy"] - 0.005 > floor["test_accuracy"]
+        ]
+        if higher:
+            levels = np.quantile(higher, quartiles)
+            above = _level_rows(joint_front, float_front, list(levels), floor)
+    report["levels_above_floor"] = above
+    for row in [*rows, *above]:
+        if "speedup" in row:
             row["side_by_side"] = _level_side_by_side(joint, row, config)
-        rows.append(row)
     own = report.setdefault("against_own_float", {})
     for runtime in runtimes:
         for target in joint_targets:
@@ -593,7 +689,9 @@ def main() -> int:
     print(f"## Joint vs float-only search ({joint.name}, {report['machine'].get('cpu')})\n")
     print("| accuracy level | joint: latency, accuracy | float-only: latency, accuracy | speed |")
     print("|---:|---|---|---:|")
-    for row in rows:
+    for index, row in enumerate([*rows, *above]):
+        if index == len(rows):
+            print("| *above the floor* | | | |")
         cells = [_cell(row[n], "test_accuracy") for n in ("joint", "float")]
         if row["joint"] and len(runtimes) > 1:
             cells[0] += f" ({row['joint']['runtime']})"
@@ -605,7 +703,19 @@ def main() -> int:
             for n in ("joint", "float")
         ]
         trained_alone = f" (alone: {alone[0]} vs {alone[1]})" if any(alone) else ""
-        print(f"| {row['accuracy_level']:.2%} | {cells[0]} | {cells[1]} | {speed}{trained_alone} |")
+        at_floor = " (floor)" if row.get("at_floor") else ""
+        print(
+            f"| {row['accuracy_level']:.2%}{at_floor} | {cells[0]} | {cells[1]} | "
+            f"{speed}{trained_alone} |"
+        )
+    if floor is not None:
+        forms = floor["forms"]
+        print(
+            f"\nfloor: the smallest float subnet, {floor['measured_latency_ms']:.3f} ms, "
+            f"{floor['test_accuracy']:.2%}; its forms against today's path, side by side: "
+            + ", ".join(f"{k} {v:.2f}x" for k, v in forms["speed"].items())
+            + f" (bound at floor levels: {forms['bound']:.2f}x, {forms['best']})"
+        )
     print(
         "\n| target | "
         + " | ".join(f"joint choice ({r})" for r in runtimes)

@@ -13,7 +13,8 @@ by side, alternating, against today's path (ONNX Runtime, inverted residuals, fl
   optimization (flush to zero);
 - ``ov-bf16``: OpenVINO, hint bf16 (every operation in bfloat16), where the CPU has it;
 - ``ov-int8``: the int8 graph on OpenVINO (f32 hint for what stays float);
-- ``ov-fused-int8``: every stage fused and int8, OpenVINO.
+- ``ov-fused-int8``: every stage fused and int8, OpenVINO; ``ort-fused-int8``: the same on
+  ONNX Runtime.
 
 Flushing denormals sets the floating-point mode of the thread that runs a one-thread
 inference, and the cases timed beside share it: time an ``-ftz`` case in its own run, beside
@@ -26,6 +27,7 @@ subnet) and prints Markdown.
     OMP_NUM_THREADS=1 python experiments/precision_by_input.py --subnets 12 --batch 8
     OMP_NUM_THREADS=1 python experiments/precision_by_input.py --cases ort-f32,ov-f32-ftz
     OMP_NUM_THREADS=1 python experiments/precision_by_input.py --corner --resolutions 28
+    OMP_NUM_THREADS=1 python experiments/precision_by_input.py --smallest --resolutions 20
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ CASES = (
     "ov-f32-ftz",
     "ov-int8",
     "ov-fused-int8",
+    "ort-fused-int8",
     "ov-bf16",
 )
 
@@ -162,6 +165,12 @@ def main() -> int:
         action="store_true",
         help="time the space's corners (its largest subnet of each block type) instead",
     )
+    parser.add_argument(
+        "--smallest",
+        action="store_true",
+        help="time the space's smallest subnet instead (no network of the space runs faster "
+        "than its fastest form)",
+    )
     parser.add_argument("--tag", default="default")
     args = parser.parse_args()
     resolutions = [int(r) for r in args.resolutions.split(",")]
@@ -182,6 +191,25 @@ def main() -> int:
             "fused-int8": corners["fused", "int8"],
         }
         forms, args.subnets = [top], 1
+    if args.smallest:
+        small = base.smallest()
+        forms = [
+            {
+                f"{block_type}-{precision}": dataclasses.replace(
+                    small,
+                    stages=tuple(
+                        dataclasses.replace(s, block_type=block_type, precision=precision)
+                        for s in small.stages
+                    ),
+                )
+                for block_type, precision in (
+                    ("mbconv", "fp32"),
+                    ("mbconv", "int8"),
+                    ("fused", "int8"),
+                )
+            }
+        ]
+        args.subnets = 1
     out = Path(__file__).with_name("results") / f"precision_by_input-{args.tag}.json"
     report: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     report |= {
