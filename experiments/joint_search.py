@@ -47,7 +47,9 @@ point measured whole and its test accuracy taken). Reported:
   and the widest uniform network trained alone, ``--rerank-epochs``), and each float-only
   choice is set against the fastest joint choice whose trained-alone test accuracy is within
   0.5 points of it; ``--joint-extra-targets`` adds latency targets for the joint space only
-  (the float targets divided by 1.5, say), so that a joint choice can be that much faster.
+  (the float targets divided by 1.5, say), so that a joint choice can be that much faster;
+- ``--latency-predictor`` is passed to every ``nas search`` (``learned`` skips the operator
+  table, whose profile takes long at large batches).
 
 Writes ``experiments/results/joint_search-TAG.json`` (resumable: each finished search is kept)
 and prints Markdown.
@@ -96,6 +98,7 @@ def _search(
     rerank_epochs: int = 12,
     batch_size: int = 1,
     runtime: str = "onnxruntime",
+    latency_predictor: str = "auto",
 ) -> None:
     """``nas search`` for ``latency<target ms`` on ``runtime`` into ``out`` (resumed when it
     was cut short), with ``--rerank`` when ``rerank`` is positive."""
@@ -110,6 +113,7 @@ def _search(
         "--out", str(out),
         "--batch-size", str(batch_size),
         "--runtime", runtime,
+        "--latency-predictor", latency_predictor,
     ]  # fmt: skip
     if rerank:
         command += ["--rerank", str(rerank), "--rerank-epochs", str(rerank_epochs)]
@@ -520,6 +524,13 @@ def main() -> int:
         help="the runtime the joint searches measure on, or several, comma-separated, whose "
         "points are pooled (the float-only ones: onnxruntime)",
     )
+    parser.add_argument(
+        "--latency-predictor",
+        choices=("auto", "learned", "table"),
+        default="auto",
+        help="nas search --latency-predictor for every search (learned: no operator table to "
+        "profile, which takes long at large batches)",
+    )
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -567,6 +578,7 @@ def main() -> int:
             args.rerank_epochs,
             args.batch_size,
             runtime,
+            args.latency_predictor,
         )
         searches[key] = _front(run)
         atomic_write_json(out, report)
