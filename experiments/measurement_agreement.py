@@ -163,7 +163,14 @@ def main() -> int:
         contention=args.contention,
     )
     for pair in args.profiles:
-        first, second = (Path(name) for name in pair.split(","))
+        paths = [Path(name) for name in pair.split(",")]
+        missing = [str(d) for d in paths if not (d / "measurements.jsonl").is_file()]
+        if len(paths) != 2 or missing:
+            parser.error(
+                f"--profiles {pair}: two profile directories, comma-separated, each with a "
+                f"measurements.jsonl ({', '.join(missing) or 'not two'})"
+            )
+        first, second = paths
         report.setdefault("profiles", {})[pair] = _profiles(first, second)
         atomic_write_json(out, report)
     for case in args.cases.split(",") if not args.profiles else []:

@@ -175,6 +175,8 @@ def main() -> int:
     args = parser.parse_args()
     resolutions = [int(r) for r in args.resolutions.split(",")]
     cases = args.cases.split(",")
+    if args.corner and args.smallest:
+        parser.error("--corner and --smallest: choose one")
     if BASE not in cases or not set(cases) <= set(CASES):
         parser.error(f"--cases: a comma list of {', '.join(CASES)}, {BASE} among them")
     space = _space_with(resolutions)
