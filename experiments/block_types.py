@@ -65,7 +65,8 @@ ROUNDS, REPEATS, WARMUP = 7, 30, 10  # per form of a subnet, the rounds alternat
 FORMS = ("mbconv-fp32", "mbconv-int8", "fused-fp32", "fused-int8", "fused-int8-early")
 
 
-def _form(space: ss.Space, arch: ss.Arch, name: str) -> ss.Arch:
+def form(space: ss.Space, arch: ss.Arch, name: str) -> ss.Arch:
+    """``arch`` in the form ``name`` of :data:`FORMS` (block type and precision of every stage)."""
     block_type, precision = name.split("-")[:2]
     early = name.endswith("early")
     stages = []
@@ -88,7 +89,7 @@ def subnets(space: ss.Space, rng: np.random.Generator, count: int) -> list[dict[
     result = []
     for _ in range(count):
         arch = space.sample(rng)
-        result.append({name: _form(space, arch, name) for name in FORMS})
+        result.append({name: form(space, arch, name) for name in FORMS})
     return result
 
 

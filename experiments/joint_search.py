@@ -71,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from block_types import form
 from scipy.stats import binomtest
 
 import search_spaces as ss
@@ -300,18 +301,12 @@ def _floor_forms(
     accuracy level the smallest reaches can beat today's path by more than a form of it does
     (a stage-by-stage mix of these forms runs between them)."""
     graphs = {}
-    for block_type in ("mbconv", "fused"):
-        for precision in ("fp32", "int8"):
-            stages = tuple(
-                dataclasses.replace(s, block_type=block_type, precision=precision)
-                for s in _in_joint(space, arch, None).stages
-            )
-            form = dataclasses.replace(arch, stages=stages)
-            graph = arch_graph(space, form)
-            for runtime in runtimes:
-                graphs[f"{runtime}-{block_type}-{precision}"] = (runtime, graph, arch.resolution)
-            if (block_type, precision) == ("mbconv", "fp32"):
-                graphs["today"] = ("onnxruntime", graph, arch.resolution)
+    for name in ("mbconv-fp32", "mbconv-int8", "fused-fp32", "fused-int8"):
+        graph = arch_graph(space, form(space, _in_joint(space, arch, None), name))
+        for runtime in runtimes:
+            graphs[f"{runtime}-{name}"] = (runtime, graph, arch.resolution)
+        if name == "mbconv-fp32":
+            graphs["today"] = ("onnxruntime", graph, arch.resolution)
     ms = _side_by_side(space, graphs, config)
     speed = {k: ms["today"] / v for k, v in ms.items() if k != "today"}
     best = max(speed, key=lambda k: speed[k])

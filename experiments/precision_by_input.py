@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from block_types import subnets
+from block_types import form, subnets
 from runtimes import cpu_flags
 
 import search_spaces as ss
@@ -196,20 +196,7 @@ def main() -> int:
     if args.smallest:
         small = base.smallest()
         forms = [
-            {
-                f"{block_type}-{precision}": dataclasses.replace(
-                    small,
-                    stages=tuple(
-                        dataclasses.replace(s, block_type=block_type, precision=precision)
-                        for s in small.stages
-                    ),
-                )
-                for block_type, precision in (
-                    ("mbconv", "fp32"),
-                    ("mbconv", "int8"),
-                    ("fused", "int8"),
-                )
-            }
+            {name: form(base, small, name) for name in ("mbconv-fp32", "mbconv-int8", "fused-int8")}
         ]
         args.subnets = 1
     out = Path(__file__).with_name("results") / f"precision_by_input-{args.tag}.json"
